@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// Locates libtorch for the native build. Order: $LIBTORCH (an official libtorch folder, a pip `torch`
+// package folder, or a site-packages folder holding `torch/`), then Debian's libtorch-dev.
+// Prints gyp-ready values for binding.gyp (`--include`, `--libdirs`, `--libs`, `--defines`), or with
+// `--check` verifies that one is found and exits 1 with a single clear message when none is.
+import { existsSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+function fromRoot(root) {
+  for (const base of [root, join(root, 'torch')]) {
+    const inc = join(base, 'include');
+    const lib = join(base, 'lib');
+    if (existsSync(join(inc, 'torch', 'csrc', 'api', 'include')) && existsSync(join(lib, 'libtorch.so'))) {
+      return { include: [inc, join(inc, 'torch', 'csrc', 'api', 'include')], libdir: lib, rpath: true };
+    }
+  }
+  return null;
+}
+
+function debian() {
+  const inc = '/usr/include/torch/csrc/api/include';
+  const libdirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib'];
+  const libdir = libdirs.find((d) => existsSync(join(d, 'libtorch.so')));
+  if (existsSync(inc) && libdir) return { include: [inc], libdir, rpath: false };
+  return null;
+}
+
+function locate() {
+  const env = process.env.LIBTORCH;
+  if (env) {
+    const found = fromRoot(resolve(env));
+    if (!found) {
+      fail(`LIBTORCH=${env} does not hold a libtorch (expected include/torch/csrc/api/include and lib/libtorch.so, ` +
+        `directly or under torch/).`);
+    }
+    return found;
+  }
+  return debian();
+}
+
+function fail(message) {
+  process.stderr.write(`\nssddpm: ${message}\n\n`);
+  process.exit(1);
+}
+
+const found = locate();
+if (!found) {
+  fail('libtorch was not found. On Debian/Ubuntu: `sudo apt-get install libtorch-dev libopenblas0-openmp`; ' +
+    'or set LIBTORCH=/path/to/libtorch (an official libtorch zip, or a pip torch package folder) and reinstall.');
+}
+
+const has = (name) => existsSync(join(found.libdir, name));
+const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
+if (has('libtorch_cuda.so')) libs.push('-ltorch_cuda');
+if (has('libc10_cuda.so')) libs.push('-lc10_cuda');
+
+// pip wheels before torch 2.7 use the pre-C++11 std::string ABI; match whatever libc10 was built with.
+function cxx11Abi() {
+  try {
+    const out = execFileSync('nm', ['-DC', join(found.libdir, 'libc10.so')], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    return /std::__cxx11::/.test(out) ? 1 : 0;
+  } catch {
+    return 1;
+  }
+}
+
+const arg = process.argv[2];
+if (arg === '--check') {
+  process.stderr.write(`ssddpm: building against libtorch in ${found.libdir}\n`);
+} else if (arg === '--include') {
+  console.log(found.include.join(' '));
+} else if (arg === '--libdirs') {
+  console.log(found.libdir);
+} else if (arg === '--ldflags') {
+  const flags = [`-L${found.libdir}`, '-Wl,--no-as-needed'];
+  if (found.rpath) flags.push(`-Wl,-rpath,${found.libdir}`);
+  console.log(flags.join(' '));
+} else if (arg === '--libs') {
+  console.log(libs.join(' '));
+} else if (arg === '--defines') {
+  console.log(`_GLIBCXX_USE_CXX11_ABI=${cxx11Abi()}`);
+} else {
+  console.log(JSON.stringify({ ...found, libs, libraries: readdirSync(found.libdir).filter((f) => f.startsWith('libtorch')) }, null, 2));
+}
