@@ -1,0 +1,30 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/**
+ * Writes `data` to `path` so that `path` either keeps its old content or holds the complete new content:
+ * the bytes go to a temporary file beside it (same filesystem), are flushed, then renamed over `path`.
+ * On any failure the temporary file is removed and the error is rethrown.
+ */
+export function writeFileAtomic(path: string, data: Uint8Array | string | readonly Uint8Array[]): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `.tmp-${basename(path)}-${process.pid}-${Date.now().toString(36)}`);
+  const chunks = typeof data === 'string' ? [Buffer.from(data)] : data instanceof Uint8Array ? [data] : data;
+  let fd = -1;
+  try {
+    fd = openSync(tmp, 'w');
+    for (const chunk of chunks) {
+      let off = 0;
+      while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
+    }
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = -1;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd >= 0) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
