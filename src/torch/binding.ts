@@ -1,0 +1,81 @@
+// The one place that loads the native addon; everything else imports its typed interface from here.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+/** An opaque native tensor handle (a Node-API external). */
+export type TensorHandle = { readonly __brand: 'TensorHandle' };
+/** An opaque native random-generator handle. */
+export type GeneratorHandle = { readonly __brand: 'GeneratorHandle' };
+
+/** A value an operator argument can take; conversion follows the operator's schema. */
+export type NativeArg =
+  | TensorHandle
+  | GeneratorHandle
+  | number
+  | boolean
+  | string
+  | null
+  | undefined
+  | readonly NativeArg[];
+
+/** A value an operator can return. */
+export type NativeResult = TensorHandle | number | boolean | string | null | undefined | NativeResult[];
+
+export type TypedArrayLike =
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | Uint8Array;
+
+export interface Binding {
+  opId(name: string, overload: string): number;
+  opSchema(id: number): string;
+  callOp(id: number, args: readonly NativeArg[]): NativeResult;
+  fromArray(data: TypedArrayLike, shape: readonly number[], dtype?: string): TensorHandle;
+  toArray(t: TensorHandle): TypedArrayLike;
+  info(t: TensorHandle): [number[], string, string, boolean];
+  free(t: TensorHandle): void;
+  isReleased(t: TensorHandle): boolean;
+  setRequiresGrad(t: TensorHandle, requires: boolean): void;
+  isLeaf(t: TensorHandle): boolean;
+  backward(t: TensorHandle, grad?: TensorHandle | null, retainGraph?: boolean): void;
+  grad(t: TensorHandle): TensorHandle | null;
+  setGrad(t: TensorHandle, grad: TensorHandle | null): void;
+  setGradEnabled(enabled: boolean): boolean;
+  enterInferenceMode(): number;
+  exitInferenceMode(): void;
+  manualSeed(seed: number): void;
+  newGenerator(seed: number, device?: string): GeneratorHandle;
+  defaultGenerator(device?: string): GeneratorHandle;
+  generatorGetState(g: GeneratorHandle): TensorHandle;
+  generatorSetState(g: GeneratorHandle, state: TensorHandle): void;
+  generatorSeed(g: GeneratorHandle): number;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  liveTensors(): number;
+  cudaSynchronize(): void;
+  readonly torchVersion: string;
+  readonly cudaAvailable: boolean;
+  readonly cudaDeviceCount: number;
+}
+
+function load(): Binding {
+  const require = createRequire(import.meta.url);
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  try {
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => Binding;
+    return nodeGypBuild(root);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new Error(
+      `the native libtorch addon could not be loaded (${reason}). Build it with \`npm run build:addon\` ` +
+        '(needs libtorch: `apt-get install libtorch-dev libopenblas0-openmp`, or LIBTORCH=/path).',
+    );
+  }
+}
+
+export const native: Binding = load();

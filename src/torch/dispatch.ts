@@ -1,0 +1,86 @@
+// Typed access to ATen operators by name: each wrapper resolves its operator once, converts Tensor and
+// Generator arguments to native handles and wraps returned handles as Tensors.
+import { native, type NativeArg, type NativeResult, type TensorHandle } from './binding.ts';
+import { Tensor } from './tensor.ts';
+import { Generator } from './generator.ts';
+
+export type OpArg = Tensor | Generator | number | boolean | string | null | undefined | readonly OpArg[];
+export type OpResult = Tensor | number | boolean | string | null | undefined | OpResult[];
+
+function toNative(a: OpArg): NativeArg {
+  if (a instanceof Tensor) return a.handle;
+  if (a instanceof Generator) return a.handle;
+  if (Array.isArray(a)) return a.map(toNative);
+  return a as NativeArg;
+}
+
+function fromNative(r: NativeResult): OpResult {
+  if (r === null || typeof r !== 'object') return r;
+  if (Array.isArray(r)) return r.map(fromNative);
+  return new Tensor(r as TensorHandle);
+}
+
+/** A callable ATen operator, e.g. `new Op('conv2d')` or `new Op('add', 'Tensor')`. */
+export class Op {
+  #id = -1;
+  constructor(
+    readonly name: string,
+    readonly overload = '',
+  ) {}
+
+  get id(): number {
+    if (this.#id < 0) this.#id = native.opId(this.name, this.overload);
+    return this.#id;
+  }
+
+  /** The operator's schema, e.g. `aten::conv2d(Tensor input, Tensor weight, ...) -> Tensor`. */
+  get schema(): string {
+    return native.opSchema(this.id);
+  }
+
+  callRaw(args: readonly OpArg[]): NativeResult {
+    return native.callOp(this.id, args.map(toNative));
+  }
+
+  call(...args: OpArg[]): OpResult {
+    return fromNative(this.callRaw(args));
+  }
+}
+
+/** An operator returning one tensor. */
+export function tensorOp(name: string, overload = ''): (...args: OpArg[]) => Tensor {
+  const op = new Op(name, overload);
+  return (...args) => new Tensor(op.callRaw(args) as TensorHandle);
+}
+
+/** An operator returning a list or tuple of tensors. */
+export function tensorsOp(name: string, overload = ''): (...args: OpArg[]) => Tensor[] {
+  const op = new Op(name, overload);
+  return (...args) => (op.callRaw(args) as TensorHandle[]).map((h) => new Tensor(h));
+}
+
+/**
+ * An in-place operator (`add_`, `mul_` ...): it returns an alias of its first argument, which is dropped
+ * at once so the caller keeps working with its own Tensor object.
+ */
+export function inplaceOp(name: string, overload = ''): (self: Tensor, ...args: OpArg[]) => Tensor {
+  const op = new Op(name, overload);
+  return (self, ...args) => {
+    const alias = op.callRaw([self, ...args]);
+    if (alias !== null && typeof alias === 'object' && !Array.isArray(alias)) native.free(alias as TensorHandle);
+    return self;
+  };
+}
+
+/** An operator returning nothing (the `_foreach_*_` family). */
+export function voidOp(name: string, overload = ''): (...args: OpArg[]) => void {
+  const op = new Op(name, overload);
+  return (...args) => {
+    op.callRaw(args);
+  };
+}
+
+/** Calls any ATen operator by name, e.g. `callOp('aten::lerp', 'Scalar', a, b, 0.5)`. */
+export function callOp(name: string, overload: string, ...args: OpArg[]): OpResult {
+  return new Op(name, overload).call(...args);
+}

@@ -1,0 +1,14 @@
+// The tensor engine's public surface: `import * as torch from './torch/index.ts'`.
+export { Tensor } from './tensor.ts';
+export { type DType, DTYPES, isFloating, elementSize } from './dtype.ts';
+export { tidy, keep, dispose, memory, type MemoryInfo } from './scope.ts';
+export { noGrad, enableGrad, inferenceMode, isGradEnabled } from './grad-mode.ts';
+export { Generator, manualSeed } from './generator.ts';
+export { Op, callOp, type OpArg, type OpResult } from './dispatch.ts';
+export { setNumThreads, getNumThreads, torchVersion, cuda } from './runtime.ts';
+export * from './ops/creation.ts';
+export * from './ops/random.ts';
+export * from './ops/pointwise.ts';
+export * from './ops/reduction.ts';
+export * from './ops/shape.ts';
+export * from './ops/linalg.ts';
