@@ -540,6 +540,22 @@ Napi::Value SetGrad(const Napi::CallbackInfo& info) {
   });
 }
 
+// setData(t, src): t now refers to src's data (device and dtype included), keeping its identity and
+// autograd leaf status; how Module.to() moves parameters that optimizers already hold.
+Napi::Value SetData(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    TensorBox* box = boxOf(info[0], "setData");
+    if (!box->tensor.defined()) throw Napi::Error::New(env, "setData: the tensor has been released (disposed)");
+    box->tensor.set_data(tensorOf(info[1], "setData source"));
+    const int64_t bytes = storageBytes(box->tensor);
+    if (bytes != box->reportedBytes) {
+      Napi::MemoryManagement::AdjustExternalMemory(env, bytes - box->reportedBytes);
+      box->reportedBytes = bytes;
+    }
+    return env.Undefined();
+  });
+}
+
 Napi::Value SetGradEnabled(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     bool previous = c10::GradMode::is_enabled();
@@ -668,6 +684,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("grad", Grad);
   fn("setGrad", SetGrad);
   fn("setGradEnabled", SetGradEnabled);
+  fn("setData", SetData);
   fn("enterInferenceMode", EnterInferenceMode);
   fn("exitInferenceMode", ExitInferenceMode);
   fn("manualSeed", ManualSeed);

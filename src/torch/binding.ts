@@ -45,6 +45,7 @@ export interface Binding {
   backward(t: TensorHandle, grad?: TensorHandle | null, retainGraph?: boolean): void;
   grad(t: TensorHandle): TensorHandle | null;
   setGrad(t: TensorHandle, grad: TensorHandle | null): void;
+  setData(t: TensorHandle, src: TensorHandle): void;
   setGradEnabled(enabled: boolean): boolean;
   enterInferenceMode(): number;
   exitInferenceMode(): void;
