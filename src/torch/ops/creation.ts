@@ -55,7 +55,11 @@ export function tensor(data: number | boolean | readonly unknown[] | TypedArrayL
   if (ArrayBuffer.isView(data)) {
     const arr = data as TypedArrayLike;
     t = new Tensor(native.fromArray(arr, opts.shape ?? [arr.length], opts.dtype === 'bool' ? 'bool' : undefined));
-    if (opts.dtype !== undefined && opts.dtype !== 'bool' && t.dtype !== opts.dtype) t = t.to({ dtype: opts.dtype });
+    if (opts.dtype !== undefined && opts.dtype !== 'bool' && t.dtype !== opts.dtype) {
+      const converted = t.to({ dtype: opts.dtype });
+      t.dispose();
+      t = converted;
+    }
   } else {
     const shape: number[] = [];
     const values: number[] = [];
