@@ -1,6 +1,5 @@
 // The Module base, after torch.nn.Module: ordered registries of parameters, buffers and children, whose
 // dotted paths name the tensors in state dicts and checkpoints (`enc.0.conv1.weight`).
-import { native } from '../torch/binding.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { keep } from '../torch/scope.ts';
 import { to } from '../torch/ops/shape.ts';
@@ -169,7 +168,7 @@ export abstract class Module {
       for (const t of [...this.parameters(), ...this.buffers()]) {
         const floating = t.dtype === 'float32' || t.dtype === 'float64';
         const moved = to(t, { device: opts.device, dtype: floating ? opts.dtype : undefined });
-        native.setData(t.handle, moved.handle);
+        t.setData(moved);
         moved.dispose();
       }
     });

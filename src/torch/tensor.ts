@@ -142,6 +142,12 @@ export class Tensor {
     return S.detach(this);
   }
 
+  /** Makes this tensor refer to `src`'s data (shape, dtype and device included), keeping its identity. */
+  setData(src: Tensor): void {
+    native.setData(this.handle, src.handle);
+    this.#info = undefined;
+  }
+
   // ----- conversion and shape -----
 
   to(opts: { dtype?: DType; device?: string; copy?: boolean }): Tensor {
