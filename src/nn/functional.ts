@@ -1,6 +1,6 @@
 // Stateless neural-network operators (torch.nn.functional). Shapes follow PyTorch: images are NCHW.
 import { Op, tensorOp } from '../torch/dispatch.ts';
-import { Tensor } from '../torch/tensor.ts';
+import type { Tensor } from '../torch/tensor.ts';
 import { scalarType } from '../torch/dtype.ts';
 import type { Generator } from '../torch/generator.ts';
 

@@ -1,23 +1,39 @@
 // Typed access to ATen operators by name: each wrapper resolves its operator once, converts Tensor and
 // Generator arguments to native handles and wraps returned handles as Tensors.
+//
+// This module imports no other tensor module at run time (tensor.ts registers its class here), so the op
+// modules can build their wrappers at load time whatever order the modules load in.
 import { native, type NativeArg, type NativeResult, type TensorHandle } from './binding.ts';
-import { Tensor } from './tensor.ts';
-import { Generator } from './generator.ts';
+import type { Tensor } from './tensor.ts';
+import type { Generator } from './generator.ts';
 
 export type OpArg = Tensor | Generator | number | boolean | string | null | undefined | readonly OpArg[];
 export type OpResult = Tensor | number | boolean | string | null | undefined | OpResult[];
 
+let TensorClass: (new (h: TensorHandle) => Tensor) | undefined;
+
+/** Called once by tensor.ts. */
+export function registerTensorClass(cls: new (h: TensorHandle) => Tensor): void {
+  TensorClass = cls;
+}
+
+function wrap(h: TensorHandle): Tensor {
+  return new TensorClass!(h);
+}
+
 function toNative(a: OpArg): NativeArg {
-  if (a instanceof Tensor) return a.handle;
-  if (a instanceof Generator) return a.handle;
-  if (Array.isArray(a)) return a.map(toNative);
+  if (a !== null && typeof a === 'object') {
+    if (Array.isArray(a)) return a.map(toNative);
+    // Tensors and Generators both expose their native handle.
+    return (a as Tensor | Generator).handle;
+  }
   return a as NativeArg;
 }
 
 function fromNative(r: NativeResult): OpResult {
   if (r === null || typeof r !== 'object') return r;
   if (Array.isArray(r)) return r.map(fromNative);
-  return new Tensor(r as TensorHandle);
+  return wrap(r as TensorHandle);
 }
 
 /** A callable ATen operator, e.g. `new Op('conv2d')` or `new Op('add', 'Tensor')`. */
@@ -50,13 +66,13 @@ export class Op {
 /** An operator returning one tensor. */
 export function tensorOp(name: string, overload = ''): (...args: OpArg[]) => Tensor {
   const op = new Op(name, overload);
-  return (...args) => new Tensor(op.callRaw(args) as TensorHandle);
+  return (...args) => wrap(op.callRaw(args) as TensorHandle);
 }
 
 /** An operator returning a list or tuple of tensors. */
 export function tensorsOp(name: string, overload = ''): (...args: OpArg[]) => Tensor[] {
   const op = new Op(name, overload);
-  return (...args) => (op.callRaw(args) as TensorHandle[]).map((h) => new Tensor(h));
+  return (...args) => (op.callRaw(args) as TensorHandle[]).map(wrap);
 }
 
 /**

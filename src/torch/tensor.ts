@@ -5,6 +5,7 @@ import * as P from './ops/pointwise.ts';
 import * as R from './ops/reduction.ts';
 import * as S from './ops/shape.ts';
 import { matmul } from './ops/linalg.ts';
+import { registerTensorClass } from './dispatch.ts';
 
 type Operand = Tensor | number;
 
@@ -303,3 +304,5 @@ export class Tensor {
     return this;
   }
 }
+
+registerTensorClass(Tensor);

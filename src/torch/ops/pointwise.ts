@@ -1,6 +1,6 @@
 // Elementwise arithmetic with broadcasting. A number operand uses the Scalar overload (no temporary tensor).
 import { inplaceOp, tensorOp } from '../dispatch.ts';
-import { Tensor } from '../tensor.ts';
+import type { Tensor } from '../tensor.ts';
 
 type Operand = Tensor | number;
 
@@ -30,25 +30,25 @@ const ltS = tensorOp('lt', 'Scalar');
 const geS = tensorOp('ge', 'Scalar');
 const leS = tensorOp('le', 'Scalar');
 
-export const add = (a: Tensor, b: Operand, alpha = 1): Tensor => (b instanceof Tensor ? addT(a, b, alpha) : addS(a, b, alpha));
-export const sub = (a: Tensor, b: Operand, alpha = 1): Tensor => (b instanceof Tensor ? subT(a, b, alpha) : subS(a, b, alpha));
+export const add = (a: Tensor, b: Operand, alpha = 1): Tensor => (typeof b !== 'number' ? addT(a, b, alpha) : addS(a, b, alpha));
+export const sub = (a: Tensor, b: Operand, alpha = 1): Tensor => (typeof b !== 'number' ? subT(a, b, alpha) : subS(a, b, alpha));
 /** `b - a` for a number b. */
 export const rsub = (a: Tensor, b: number): Tensor => rsubS(a, b);
-export const mul = (a: Tensor, b: Operand): Tensor => (b instanceof Tensor ? mulT(a, b) : mulS(a, b));
-export const div = (a: Tensor, b: Operand): Tensor => (b instanceof Tensor ? divT(a, b) : divS(a, b));
-export const pow = (a: Tensor, b: Operand): Tensor => (b instanceof Tensor ? powT(a, b) : powS(a, b));
+export const mul = (a: Tensor, b: Operand): Tensor => (typeof b !== 'number' ? mulT(a, b) : mulS(a, b));
+export const div = (a: Tensor, b: Operand): Tensor => (typeof b !== 'number' ? divT(a, b) : divS(a, b));
+export const pow = (a: Tensor, b: Operand): Tensor => (typeof b !== 'number' ? powT(a, b) : powS(a, b));
 export const maximum = (a: Tensor, b: Tensor): Tensor => maximumT(a, b);
 export const minimum = (a: Tensor, b: Tensor): Tensor => minimumT(a, b);
 /** Limits values to [min, max]; either bound may be omitted (null). */
 export const clamp = (a: Tensor, min: Operand | null, max: Operand | null = null): Tensor =>
-  min instanceof Tensor || max instanceof Tensor ? clampT(a, min, max) : clampS(a, min, max);
+  (min !== null && typeof min !== 'number') || (max !== null && typeof max !== 'number') ? clampT(a, min, max) : clampS(a, min, max);
 /** `cond ? a : b` elementwise. */
 export const where = (cond: Tensor, a: Tensor, b: Tensor): Tensor => whereT(cond, a, b);
 /** a + w·(b − a). */
 export const lerp = (a: Tensor, b: Tensor, w: number): Tensor => lerpS(a, b, w);
-export const eq = (a: Tensor, b: Operand): Tensor => (b instanceof Tensor ? eqT(a, b) : eqS(a, b));
-export const gt = (a: Tensor, b: Operand): Tensor => (b instanceof Tensor ? gtT(a, b) : gtS(a, b));
-export const lt = (a: Tensor, b: Operand): Tensor => (b instanceof Tensor ? ltT(a, b) : ltS(a, b));
+export const eq = (a: Tensor, b: Operand): Tensor => (typeof b !== 'number' ? eqT(a, b) : eqS(a, b));
+export const gt = (a: Tensor, b: Operand): Tensor => (typeof b !== 'number' ? gtT(a, b) : gtS(a, b));
+export const lt = (a: Tensor, b: Operand): Tensor => (typeof b !== 'number' ? ltT(a, b) : ltS(a, b));
 export const ge = (a: Tensor, b: number): Tensor => geS(a, b);
 export const le = (a: Tensor, b: number): Tensor => leS(a, b);
 
@@ -88,10 +88,10 @@ const fillS_ = inplaceOp('fill_', 'Scalar');
 const zeroOp_ = inplaceOp('zero_');
 const sqrtOp_ = inplaceOp('sqrt_');
 
-export const add_ = (a: Tensor, b: Operand, alpha = 1): Tensor => (b instanceof Tensor ? addT_(a, b, alpha) : addS_(a, b, alpha));
-export const sub_ = (a: Tensor, b: Operand, alpha = 1): Tensor => (b instanceof Tensor ? subT_(a, b, alpha) : subS_(a, b, alpha));
-export const mul_ = (a: Tensor, b: Operand): Tensor => (b instanceof Tensor ? mulT_(a, b) : mulS_(a, b));
-export const div_ = (a: Tensor, b: Operand): Tensor => (b instanceof Tensor ? divT_(a, b) : divS_(a, b));
+export const add_ = (a: Tensor, b: Operand, alpha = 1): Tensor => (typeof b !== 'number' ? addT_(a, b, alpha) : addS_(a, b, alpha));
+export const sub_ = (a: Tensor, b: Operand, alpha = 1): Tensor => (typeof b !== 'number' ? subT_(a, b, alpha) : subS_(a, b, alpha));
+export const mul_ = (a: Tensor, b: Operand): Tensor => (typeof b !== 'number' ? mulT_(a, b) : mulS_(a, b));
+export const div_ = (a: Tensor, b: Operand): Tensor => (typeof b !== 'number' ? divT_(a, b) : divS_(a, b));
 export const clamp_ = (a: Tensor, min: number | null, max: number | null = null): Tensor => clampS_(a, min, max);
 /** a += value · t1 · t2 */
 export const addcmul_ = (a: Tensor, t1: Tensor, t2: Tensor, value = 1): Tensor => addcmulOp_(a, t1, t2, value);
