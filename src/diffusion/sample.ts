@@ -1,0 +1,51 @@
+// The ancestral sampling loop (Ho et al. Algorithm 2), written like diffusers' pipeline_ddpm: noise, then
+// for each timestep one network call and one scheduler step.
+import type { Generator } from '../torch/generator.ts';
+import { inferenceMode } from '../torch/grad-mode.ts';
+import { randn } from '../torch/ops/random.ts';
+import { tidy } from '../torch/scope.ts';
+import type { Tensor } from '../torch/tensor.ts';
+import type { DDPMScheduler } from './ddpm.ts';
+
+/** Predicts the noise ε̂(x_t, t) of a batch at timestep t. */
+export type NoisePredictor = (xt: Tensor, t: number) => Tensor;
+
+export interface SampleLoopOptions {
+  generator?: Generator;
+  device?: string;
+  /** Keep x_t and x̂0 of every step (for reverse-process pictures). */
+  keepTrajectory?: boolean;
+  /** Called after each step with the number of steps done and the total. */
+  onStep?: (done: number, total: number) => void;
+}
+
+export interface SampleLoopResult {
+  /** x_0 [N, C, H, W], in model space. */
+  sample: Tensor;
+  /** With keepTrajectory: x_t before each step (t = T−1 … 0) and the x̂0 predicted at it. */
+  trajectory?: { t: number[]; xt: Tensor[]; predX0: Tensor[] };
+}
+
+/** Runs the reverse process from x_{T−1} ~ N(0, I) of `shape` down to x_0, in inference mode. */
+export function sampleLoop(scheduler: DDPMScheduler, predictNoise: NoisePredictor, shape: readonly number[], opts: SampleLoopOptions = {}): SampleLoopResult {
+  return inferenceMode(() => {
+    let x = randn(shape, { generator: opts.generator, device: opts.device });
+    const trajectory = opts.keepTrajectory ? { t: [] as number[], xt: [] as Tensor[], predX0: [] as Tensor[] } : undefined;
+    const total = scheduler.timesteps.length;
+    let done = 0;
+    for (const t of scheduler.timesteps) {
+      const { prevSample, predOriginalSample } = tidy(() => scheduler.step(predictNoise(x, t), t, x, { generator: opts.generator }));
+      if (trajectory) {
+        trajectory.t.push(t);
+        trajectory.xt.push(x);
+        trajectory.predX0.push(predOriginalSample);
+      } else {
+        x.dispose();
+        predOriginalSample.dispose();
+      }
+      x = prevSample;
+      opts.onStep?.(++done, total);
+    }
+    return { sample: x, trajectory };
+  });
+}

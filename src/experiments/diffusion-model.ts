@@ -1,0 +1,137 @@
+// A trained diffusion model as users handle it: the U-Net plus what it was trained with (schedule length,
+// image size, normalisation, conditioning), so noise prediction, sampling and conversions to and from
+// pixel space live in one place.
+import { upscale } from '../data/tensor-dataset.ts';
+import { DDPMScheduler } from '../diffusion/ddpm.ts';
+import { sampleLoop, type SampleLoopResult } from '../diffusion/sample.ts';
+import { UNet, unetContext } from '../models/unet.ts';
+import type { Generator } from '../torch/generator.ts';
+import { full, tensor } from '../torch/ops/creation.ts';
+import { cat } from '../torch/ops/shape.ts';
+import { tidy } from '../torch/scope.ts';
+import type { Tensor } from '../torch/tensor.ts';
+import type { DiffusionModelConfig } from './model-config.ts';
+
+export interface SamplingOptions {
+  generator?: Generator;
+  /** Clip x̂0 to the data range at every step (the paper's §1.3 remedy). Default false. */
+  clip?: boolean;
+  /** Reverse-step variance: β̃ ('posterior', default) or β ('beta'). */
+  variance?: 'posterior' | 'beta';
+  keepTrajectory?: boolean;
+  onStep?: (done: number, total: number) => void;
+}
+
+export class DiffusionModel {
+  readonly config: Readonly<DiffusionModelConfig>;
+  readonly unet: UNet;
+
+  constructor(config: DiffusionModelConfig, device?: string) {
+    this.config = config;
+    this.unet = new UNet(config.unet);
+    if (device !== undefined && device !== 'cpu') this.unet.to({ device });
+  }
+
+  get device(): string {
+    return this.unet.parameters()[0]!.device;
+  }
+
+  get isUpscaler(): boolean {
+    return this.config.lowResSize !== undefined;
+  }
+
+  /** Pixel values 0 and 1 in model space: the range x̂0 is clipped to. */
+  get dataRange(): [number, number] {
+    const { mean, std } = this.config.normalization;
+    return [(0 - mean) / std, (1 - mean) / std];
+  }
+
+  /** The scheduler for this model's T, with the given sampling choices. */
+  scheduler(opts: { clip?: boolean; variance?: 'posterior' | 'beta' } = {}): DDPMScheduler {
+    return new DDPMScheduler({
+      numTrainTimesteps: this.config.numStates,
+      betaSchedule: 'cosine',
+      cosinePower: this.config.cosinePower,
+      varianceType: opts.variance ?? 'posterior',
+      clipSample: opts.clip ?? false,
+      clipRange: this.dataRange,
+    });
+  }
+
+  /** Pixel space ([0, 1]) → model space (mean 0, std 1). */
+  toModelSpace(x: Tensor): Tensor {
+    const { mean, std } = this.config.normalization;
+    return tidy(() => x.sub(mean).div_(std));
+  }
+
+  /** Model space → pixel space ([0, 1], not clamped). */
+  toPixelSpace(x: Tensor): Tensor {
+    const { mean, std } = this.config.normalization;
+    return tidy(() => x.mul(std).add_(mean));
+  }
+
+  /** The upscaler's conditioning image in model space, from low-resolution images in pixel space. */
+  conditioning(lowRes: Tensor): Tensor {
+    return tidy(() => this.toModelSpace(upscale(lowRes, this.config.imageSize)));
+  }
+
+  /**
+   * ε̂(x_t, t, label [, conditioning]).
+   * @param xt [N, 1, S, S] in model space
+   * @param t int64 [N]
+   * @param labels int64 [N]
+   * @param cond upscaler only: [N, 1, S, S] conditioning image in model space
+   */
+  predictNoise(xt: Tensor, t: Tensor, labels: Tensor, cond?: Tensor): Tensor {
+    if (this.isUpscaler !== (cond !== undefined)) {
+      throw new Error(this.isUpscaler ? 'the upscaler needs a conditioning image' : `a ${this.config.kind} model takes no conditioning image`);
+    }
+    return tidy(() => {
+      const ctx = unetContext(t, this.config.numStates, labels, this.config.unet.numClasses);
+      const input = cond === undefined ? xt : cat([xt, cond], 1);
+      return this.unet.forward(input, ctx);
+    });
+  }
+
+  /**
+   * Samples one image per label, in pixel space ([0, 1] up to sampling error; not clamped).
+   * The upscaler needs `lowRes`: [N, 1, s, s] images in pixel space (the small model's samples).
+   */
+  sample(labels: readonly number[], opts: SamplingOptions & { lowRes?: Tensor } = {}): SampleLoopResult {
+    const n = labels.length;
+    const size = this.config.imageSize;
+    for (const l of labels) {
+      if (!Number.isInteger(l) || l < 0 || l >= this.config.unet.numClasses) throw new RangeError(`label ${l} is outside 0..${this.config.unet.numClasses - 1}`);
+    }
+    if (this.isUpscaler && opts.lowRes === undefined) throw new Error('the upscaler samples from low-resolution images: pass lowRes');
+    const scheduler = this.scheduler(opts);
+    const device = this.device;
+    this.unet.eval();
+    try {
+      return tidy(() => {
+        const labelTensor = tensor(BigInt64Array.from(labels, (l) => BigInt(l)), { device });
+        const cond = opts.lowRes === undefined ? undefined : this.conditioning(opts.lowRes);
+        const result = sampleLoop(
+          scheduler,
+          (xt, t) => tidy(() => this.predictNoise(xt, full([n], t, { dtype: 'int64', device }), labelTensor, cond)),
+          [n, 1, size, size],
+          { generator: opts.generator, device, keepTrajectory: opts.keepTrajectory, onStep: opts.onStep },
+        );
+        const sample = this.toPixelSpace(result.sample);
+        result.sample.dispose();
+        const trajectory = result.trajectory && {
+          t: result.trajectory.t,
+          xt: result.trajectory.xt.map((x) => this.toPixelSpace(x)),
+          predX0: result.trajectory.predX0.map((x) => this.toPixelSpace(x)),
+        };
+        return { sample, trajectory };
+      });
+    } finally {
+      scheduler.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.unet.dispose();
+  }
+}

@@ -1,0 +1,237 @@
+// Training a diffusion model (Ho et al. Algorithm 1): ε-prediction with an MSE loss, Adam, epochs over the
+// class-balanced training subset; a JSON Lines log, a checkpoint per epoch (and optionally every N steps),
+// and exact resumption from the newest checkpoint.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { loadDataset } from '../data/datasets.ts';
+import { balancedSubset, batches } from '../data/sampling.ts';
+import { downscale, upscale } from '../data/tensor-dataset.ts';
+import { DDPMScheduler } from '../diffusion/ddpm.ts';
+import { restoreCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { mseLoss } from '../nn/functional.ts';
+import { Adam } from '../optim/index.ts';
+import { Generator } from '../torch/generator.ts';
+import { noGrad } from '../torch/grad-mode.ts';
+import { tensor } from '../torch/ops/creation.ts';
+import { randint, randn } from '../torch/ops/random.ts';
+import { cat, indexSelect } from '../torch/ops/shape.ts';
+import { keep, tidy } from '../torch/scope.ts';
+import type { Tensor } from '../torch/tensor.ts';
+import type { ImageSet } from '../data/image-set.ts';
+import { DiffusionModel } from './diffusion-model.ts';
+import { DEFAULT_TRAINING, presetModel, type ModelKind, type RunConfig, type TrainingConfig } from './model-config.ts';
+import { RunError, epochCheckpointPath, latestCheckpoint, logPath, readRunConfig, stepCheckpointPath, writeRunConfig, configPath } from './run-dir.ts';
+import type { DatasetName } from '../data/datasets.ts';
+
+export interface TrainProgress {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+}
+
+export interface TrainDiffusionOptions {
+  /** The run folder. */
+  out: string;
+  /** Continue the run in `out` from its newest checkpoint. */
+  resume?: boolean;
+  /** New runs: which model and dataset, and training settings over the defaults. */
+  model?: ModelKind;
+  dataset?: DatasetName;
+  training?: Partial<TrainingConfig>;
+  /** Resumed runs: raise the number of epochs. */
+  epochs?: number;
+  device?: string;
+  /** Training images instead of the dataset's (tests, custom data); the balanced subset is still drawn. */
+  images?: ImageSet;
+  onProgress?: (p: TrainProgress) => void;
+}
+
+export interface TrainResult {
+  config: RunConfig;
+  finalLoss: number;
+  steps: number;
+  seconds: number;
+}
+
+export class TrainingError extends Error {
+  override name = 'TrainingError';
+}
+
+interface CheckpointMeta {
+  config: RunConfig;
+  epoch: number;
+  /** Steps done in `epoch` (0 at an epoch boundary: `epoch` counts completed epochs then). */
+  stepInEpoch: number;
+  step: number;
+  generatorState: string;
+}
+
+/** Trains (or resumes) one run; see {@link TrainDiffusionOptions}. */
+export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
+  const started = performance.now();
+  const dir = opts.out;
+  const resume = opts.resume ?? false;
+
+  // 1. The run's configuration: from the folder when resuming, else a fresh one.
+  let config: RunConfig;
+  let checkpoint: string | undefined;
+  if (resume) {
+    if (!existsSync(configPath(dir))) throw new RunError(`nothing to resume in ${dir}: it holds no run (no config.json)`);
+    config = readRunConfig(dir);
+    checkpoint = latestCheckpoint(dir)?.path;
+    if (checkpoint === undefined) throw new RunError(`nothing to resume in ${dir}: it holds no checkpoint yet`);
+    if (opts.epochs !== undefined) config = { ...config, training: { ...config.training, epochs: opts.epochs } };
+  } else {
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw new RunError(`${dir} exists and is not a folder`);
+    if (existsSync(configPath(dir))) throw new RunError(`${dir} already holds a run: resume it with --resume, or choose another --out`);
+    const training = { ...DEFAULT_TRAINING, ...opts.training };
+    validateTraining(training);
+    config = { format: 'ssddpm-run', version: 1, model: { ...presetModel(opts.model ?? 'baseline', opts.dataset), normalization: { mean: 0, std: 1 } }, training };
+  }
+  validateTraining(config.training);
+  const t = config.training;
+  const m = config.model;
+
+  // 2. Data: the balanced subset at the model's size, in pixel space, held once in libtorch memory.
+  const source = opts.images ?? loadDataset(m.dataset, 'train');
+  const subset = balancedSubset(source, t.perClass, t.subsetSeed);
+  const device = opts.device;
+  const pixels = keep(tidy(() => {
+    const raw = tensor(subset.images, { shape: [subset.count, 1, subset.height, subset.width], device });
+    const x = raw.float().div_(255);
+    return x.size(2) === m.imageSize ? x : downscale(x, m.imageSize);
+  }));
+  const labels = keep(tensor(BigInt64Array.from(subset.labels, (l) => BigInt(l)), { device }));
+  if (!resume) {
+    const mean = tidy(() => pixels.mean().item());
+    const std = tidy(() => pixels.sub(mean).square().mean().sqrt().item());
+    config = { ...config, model: { ...m, normalization: { mean, std } } };
+  }
+
+  const model = new DiffusionModel(config.model, device);
+  const data = keep(model.toModelSpace(pixels));
+  const cond = config.model.lowResSize === undefined ? undefined : keep(tidy(() => model.conditioning(downscale(pixels, config.model.lowResSize!))));
+  pixels.dispose();
+
+  const scheduler = new DDPMScheduler({ numTrainTimesteps: m.numStates, cosinePower: m.cosinePower });
+  const optimizer = new Adam(model.unet.parameters(), { lr: t.lr });
+  const generator = new Generator(t.seed, device ?? 'cpu');
+  const stepsPerEpoch = Math.ceil(subset.count / t.batchSize);
+  const totalSteps = stepsPerEpoch * t.epochs;
+
+  // 3. Start or restore.
+  let epoch = 0;
+  let stepInEpoch = 0;
+  let step = 0;
+  if (checkpoint !== undefined) {
+    const meta = restoreCheckpoint(checkpoint, { model: model.unet, optimizer }) as unknown as CheckpointMeta;
+    epoch = meta.epoch;
+    stepInEpoch = meta.stepInEpoch;
+    step = meta.step;
+    const state = tensor(Uint8Array.from(Buffer.from(meta.generatorState, 'base64')));
+    generator.setState(state);
+    state.dispose();
+    truncateLog(dir, step);
+  } else {
+    mkdirSync(dir, { recursive: true });
+    writeRunConfig(dir, config);
+    writeFileAtomic(logPath(dir), '');
+  }
+  if (!resume || opts.epochs !== undefined) writeRunConfig(dir, config);
+
+  const save = (path: string) => {
+    const gen = generator.getState();
+    const meta: CheckpointMeta = { config, epoch, stepInEpoch, step, generatorState: Buffer.from(gen.data() as Uint8Array).toString('base64') };
+    gen.dispose();
+    saveCheckpoint(path, { model: model.unet, optimizer, metadata: meta as unknown as Record<string, unknown> });
+  };
+
+  // 4. Algorithm 1, epoch after epoch.
+  let finalLoss = Number.NaN;
+  model.unet.train();
+  try {
+    for (; epoch < t.epochs; ) {
+      const epochStart = performance.now();
+      let lossSum = 0;
+      let lossCount = 0;
+      let k = 0;
+      for (const idx of batches(subset.count, t.batchSize, { seed: epochSeed(t.seed, epoch) })) {
+        if (k++ < stepInEpoch) continue;
+        const loss = tidy(() => {
+          const index = tensor(BigInt64Array.from(idx, (i) => BigInt(i)), { device });
+          const x0 = indexSelect(data, 0, index);
+          const y = indexSelect(labels, 0, index);
+          const time = randint(0, m.numStates, [idx.length], { generator, device });
+          const noise = randn(x0.shape, { generator, device });
+          const xt = scheduler.addNoise(x0, noise, time);
+          const c = cond === undefined ? undefined : indexSelect(cond, 0, index);
+          const eps = model.predictNoise(xt, time, y, c);
+          const l = mseLoss(eps, noise);
+          optimizer.zeroGrad();
+          l.backward();
+          return l.item();
+        });
+        if (!Number.isFinite(loss)) {
+          const last = latestCheckpoint(dir);
+          throw new TrainingError(`the loss became ${loss} at step ${step + 1} (epoch ${epoch + 1}); stopped without saving: ` +
+            (last ? `the last good checkpoint is ${last.path}` : 'no checkpoint was written yet'));
+        }
+        noGrad(() => tidy(() => optimizer.step()));
+        step++;
+        stepInEpoch++;
+        finalLoss = loss;
+        lossSum += loss;
+        lossCount++;
+        appendFileSync(logPath(dir), `${JSON.stringify({ step, epoch: epoch + 1, loss })}\n`);
+        opts.onProgress?.({ step, totalSteps, epoch: epoch + 1, loss });
+        if (t.checkpointEvery > 0 && step % t.checkpointEvery === 0 && stepInEpoch < stepsPerEpoch) save(stepCheckpointPath(dir));
+      }
+      epoch++;
+      stepInEpoch = 0;
+      save(epochCheckpointPath(dir, epoch));
+      const seconds = (performance.now() - epochStart) / 1000;
+      appendFileSync(logPath(dir), `${JSON.stringify({ epoch, meanLoss: lossCount > 0 ? lossSum / lossCount : null, seconds })}\n`);
+    }
+  } finally {
+    for (const x of [data, labels, cond]) x?.dispose();
+    optimizer.dispose();
+    scheduler.dispose();
+    model.dispose();
+  }
+  return { config, finalLoss, steps: step, seconds: (performance.now() - started) / 1000 };
+}
+
+function epochSeed(seed: number, epoch: number): number {
+  return seed * 1_000_003 + epoch;
+}
+
+function validateTraining(t: TrainingConfig): void {
+  const positive = (name: string, v: number) => {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+  };
+  positive('epochs', t.epochs);
+  positive('batch size', t.batchSize);
+  positive('images per class', t.perClass);
+  if (!(t.lr > 0) || !Number.isFinite(t.lr)) throw new RangeError(`learning rate must be a positive number, got ${t.lr}`);
+  if (!Number.isSafeInteger(t.seed) || t.seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${t.seed}`);
+  if (!Number.isInteger(t.checkpointEvery) || t.checkpointEvery < 0) throw new RangeError(`checkpoint interval must be a non-negative integer, got ${t.checkpointEvery}`);
+}
+
+// Drops log lines past the resumed step, so the log reads as one uninterrupted run.
+function truncateLog(dir: string, step: number): void {
+  const path = logPath(dir);
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => {
+      if (line.trim() === '') return false;
+      try {
+        const entry = JSON.parse(line) as { step?: number; epoch?: number };
+        return entry.step !== undefined ? entry.step <= step : true;
+      } catch {
+        return false;
+      }
+    });
+  writeFileAtomic(path, kept.length > 0 ? `${kept.join('\n')}\n` : '');
+}
