@@ -24,8 +24,9 @@ function wrap(h: TensorHandle): Tensor {
 function toNative(a: OpArg): NativeArg {
   if (a !== null && typeof a === 'object') {
     if (Array.isArray(a)) return a.map(toNative);
-    // Tensors and Generators both expose their native handle.
-    return (a as Tensor | Generator).handle;
+    // Tensors and Generators both expose their native handle. Anything else goes through as it is, so the
+    // native side rejects it by argument name instead of it turning into `undefined` (a default).
+    if ('handle' in a) return (a as Tensor | Generator).handle;
   }
   return a as NativeArg;
 }
