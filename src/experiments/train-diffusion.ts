@@ -10,7 +10,7 @@ import { restoreCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { mseLoss } from '../nn/functional.ts';
 import { Adam } from '../optim/index.ts';
-import { Generator } from '../torch/generator.ts';
+import { Generator, manualSeed } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { tensor } from '../torch/ops/creation.ts';
 import { randint, randn } from '../torch/ops/random.ts';
@@ -109,6 +109,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
     config = { ...config, model: { ...m, normalization: { mean, std } } };
   }
 
+  manualSeed(t.seed);
   const model = new DiffusionModel(config.model, device);
   const data = keep(model.toModelSpace(pixels));
   const cond = config.model.lowResSize === undefined ? undefined : keep(tidy(() => model.conditioning(downscale(pixels, config.model.lowResSize!))));

@@ -1,5 +1,5 @@
 // Stateless neural-network operators (torch.nn.functional). Shapes follow PyTorch: images are NCHW.
-import { Op, tensorOp } from '../torch/dispatch.ts';
+import { tensorOp, tensorsOp } from '../torch/dispatch.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import { scalarType } from '../torch/dtype.ts';
 import type { Generator } from '../torch/generator.ts';
@@ -23,7 +23,7 @@ const oneHotOp = tensorOp('one_hot');
 const bilinearOp = tensorOp('upsample_bilinear2d');
 const bilinearAAOp = tensorOp('_upsample_bilinear2d_aa');
 const nearestOp = tensorOp('upsample_nearest2d');
-const dropoutOp = new Op('native_dropout');
+const dropoutOp = tensorsOp('native_dropout');
 const bernoulliOp = tensorOp('bernoulli', 'p');
 const toOp = tensorOp('to', 'dtype');
 
@@ -193,7 +193,7 @@ export function dropout(x: Tensor, p = 0.5, training = true, generator?: Generat
     keepMask.dispose();
     return out;
   }
-  const [out, mask] = dropoutOp.call(x, p, true) as [Tensor, Tensor];
+  const [out, mask] = dropoutOp(x, p, true) as [Tensor, Tensor];
   mask.dispose();
   return out;
 }

@@ -1,16 +1,20 @@
 // Typed access to ATen operators by name: each wrapper resolves its operator once, converts Tensor and
 // Generator arguments to native handles and wraps returned handles as Tensors.
 //
-// This module imports no other tensor module at run time (tensor.ts registers its class here), so the op
-// modules can build their wrappers at load time whatever order the modules load in.
+// tensor.ts and the op modules import each other, and op modules build their wrappers at load time. So the
+// wrappers touch nothing at creation (each resolves its operator on first call) and tensor.ts registers its
+// class here when it loads; whichever module is imported first, everything is in place before any call.
 import { native, type NativeArg, type NativeResult, type TensorHandle } from './binding.ts';
 import type { Tensor } from './tensor.ts';
 import type { Generator } from './generator.ts';
+import './tensor.ts';
 
 export type OpArg = Tensor | Generator | number | boolean | string | null | undefined | readonly OpArg[];
 export type OpResult = Tensor | number | boolean | string | null | undefined | OpResult[];
 
-let TensorClass: (new (h: TensorHandle) => Tensor) | undefined;
+// `var`, not `let`: tensor.ts may register before this module's body has run (see above).
+// eslint-disable-next-line no-var
+var TensorClass: (new (h: TensorHandle) => Tensor) | undefined;
 
 /** Called once by tensor.ts. */
 export function registerTensorClass(cls: new (h: TensorHandle) => Tensor): void {
@@ -66,14 +70,14 @@ export class Op {
 
 /** An operator returning one tensor. */
 export function tensorOp(name: string, overload = ''): (...args: OpArg[]) => Tensor {
-  const op = new Op(name, overload);
-  return (...args) => wrap(op.callRaw(args) as TensorHandle);
+  let op: Op | undefined;
+  return (...args) => wrap((op ??= new Op(name, overload)).callRaw(args) as TensorHandle);
 }
 
 /** An operator returning a list or tuple of tensors. */
 export function tensorsOp(name: string, overload = ''): (...args: OpArg[]) => Tensor[] {
-  const op = new Op(name, overload);
-  return (...args) => (op.callRaw(args) as TensorHandle[]).map(wrap);
+  let op: Op | undefined;
+  return (...args) => ((op ??= new Op(name, overload)).callRaw(args) as TensorHandle[]).map(wrap);
 }
 
 /**
@@ -81,9 +85,9 @@ export function tensorsOp(name: string, overload = ''): (...args: OpArg[]) => Te
  * at once so the caller keeps working with its own Tensor object.
  */
 export function inplaceOp(name: string, overload = ''): (self: Tensor, ...args: OpArg[]) => Tensor {
-  const op = new Op(name, overload);
+  let op: Op | undefined;
   return (self, ...args) => {
-    const alias = op.callRaw([self, ...args]);
+    const alias = (op ??= new Op(name, overload)).callRaw([self, ...args]);
     if (alias !== null && typeof alias === 'object' && !Array.isArray(alias)) native.free(alias as TensorHandle);
     return self;
   };
@@ -91,9 +95,9 @@ export function inplaceOp(name: string, overload = ''): (self: Tensor, ...args: 
 
 /** An operator returning nothing (the `_foreach_*_` family). */
 export function voidOp(name: string, overload = ''): (...args: OpArg[]) => void {
-  const op = new Op(name, overload);
+  let op: Op | undefined;
   return (...args) => {
-    op.callRaw(args);
+    (op ??= new Op(name, overload)).callRaw(args);
   };
 }
 

@@ -241,6 +241,9 @@ export class Tensor {
   square(): Tensor {
     return P.square(this);
   }
+  round(): Tensor {
+    return P.round(this);
+  }
   clamp(min: Operand | null, max: Operand | null = null): Tensor {
     return P.clamp(this, min, max);
   }

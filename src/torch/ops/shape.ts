@@ -1,5 +1,5 @@
 import { scalarType, type DType } from '../dtype.ts';
-import { Op, tensorOp, tensorsOp } from '../dispatch.ts';
+import { tensorOp, tensorsOp } from '../dispatch.ts';
 import type { Tensor } from '../tensor.ts';
 
 const reshapeOp = tensorOp('reshape');
@@ -28,7 +28,7 @@ const detachOp = tensorOp('detach');
 const toDtypeLayout = tensorOp('to', 'dtype_layout');
 const flipOp = tensorOp('flip');
 const maskedFillS = tensorOp('masked_fill', 'Scalar');
-const indexOp = new Op('index', 'Tensor');
+const indexOp = tensorOp('index', 'Tensor');
 
 export const reshape = (t: Tensor, shape: readonly number[]): Tensor => reshapeOp(t, shape);
 /** Like reshape, but never copies: fails on incompatible strides. */
@@ -56,7 +56,7 @@ export const select = (t: Tensor, dim: number, index: number): Tensor => selectO
 export const indexSelect = (t: Tensor, dim: number, index: Tensor): Tensor => indexSelectOp(t, dim, index);
 export const gather = (t: Tensor, dim: number, index: Tensor): Tensor => gatherOp(t, dim, index, false);
 /** Advanced indexing `t[i0, i1, ...]` with index tensors (null keeps a dimension whole). */
-export const index = (t: Tensor, indices: readonly (Tensor | null)[]): Tensor => indexOp.call(t, indices) as Tensor;
+export const index = (t: Tensor, indices: readonly (Tensor | null)[]): Tensor => indexOp(t, indices);
 export const contiguous = (t: Tensor): Tensor => contiguousOp(t);
 export const clone = (t: Tensor): Tensor => cloneOp(t);
 /** The same data, cut from the autograd graph. */

@@ -1,0 +1,46 @@
+import { Command, Option } from '@commander-js/extra-typings';
+import { writeFileAtomic } from '../../io/atomic.ts';
+import { sampleGrid } from '../../images/grid.ts';
+import { disposePipeline, loadPipeline, pipelineSteps, samplePipeline } from '../../experiments/pipelines.ts';
+import { Generator } from '../../torch/generator.ts';
+import { createProgress } from '../progress.ts';
+import { device, labelList, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
+import { checkOutputFile } from '../output.ts';
+
+export const sampleCommand = new Command('sample')
+  .description('sample a grid of images, one label per column (the paper\'s Figs. 8-10), as a PNG')
+  .option('--run <dir>', 'a baseline or small run folder')
+  .option('--cascade <small,upscaler>', 'sample small → ×2 → upscaler', runPair)
+  .option('--upscale', 'with a small run: upscale its samples ×2 bilinearly ("small upscaled")')
+  .option('--labels <list>', "labels, e.g. '0-9' or '1,3,5'", (v) => labelList(v), labelList('0-9'))
+  .option('--per-label <n>', 'samples per label (rows of the grid)', positiveInt, 10)
+  .requiredOption('--out <file.png>', 'the PNG to write')
+  .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
+  .option('--clip', 'clip x̂0 to the data range at every step (the paper\'s §1.3 remedy)')
+  .addOption(new Option('--variance <kind>', 'reverse-step variance: posterior β̃ or β').choices(['posterior', 'beta'] as const).default('posterior' as const))
+  .option('--scale <n>', 'pixel magnification in the PNG', positiveInt, 2)
+  .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
+  .addHelpText('after', '\nExamples:\n  ssddpm sample --run runs/baseline-1 --labels 0-9 --per-label 10 --out grid.png\n  ssddpm sample --cascade runs/small-1,runs/upscaler-1 --out cascade.png --clip')
+  .action((o) => {
+    checkOutputFile(o.out);
+    const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device });
+    try {
+      // Row-major grid with one column per label.
+      const labels = Array.from({ length: o.perLabel }, () => o.labels).flat();
+      const steps = pipelineSteps(pipeline);
+      const progress = createProgress('sample', steps);
+      const images = samplePipeline(pipeline, labels, {
+        generator: new Generator(o.seed, o.device ?? 'cpu'),
+        clip: o.clip ?? false,
+        variance: o.variance,
+        onStep: (done) => progress.update(done),
+      });
+      progress.stop();
+      const canvas = sampleGrid(images, { columns: o.labels.length, labels: o.labels.map(String), scale: o.scale });
+      images.dispose();
+      writeFileAtomic(o.out, canvas.toPng());
+      console.log(`wrote ${o.out} (${labels.length} samples, ${steps} denoising steps each)`);
+    } finally {
+      disposePipeline(pipeline);
+    }
+  });

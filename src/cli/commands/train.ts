@@ -1,0 +1,40 @@
+import { Command, Option } from '@commander-js/extra-typings';
+import { DATASET_NAMES } from '../../data/datasets.ts';
+import { MODEL_KINDS, DEFAULT_TRAINING } from '../../experiments/model-config.ts';
+import { trainDiffusion } from '../../experiments/train-diffusion.ts';
+import { createProgress, type Progress } from '../progress.ts';
+import { device, nonNegativeInt, positiveInt, positiveNumber } from '../parse.ts';
+
+export const trainCommand = new Command('train')
+  .description('train a diffusion model (baseline 28×28 T=30, small 14×14 T=20, or upscaler 28×28 T=10) on the balanced training subset')
+  .addOption(new Option('--model <kind>', 'which model').choices(MODEL_KINDS).default('baseline' as const))
+  .requiredOption('--out <dir>', 'run folder: config, checkpoints and log go here')
+  .option('--epochs <n>', 'epochs over the training subset', positiveInt, DEFAULT_TRAINING.epochs)
+  .option('--seed <n>', 'seed of the network initialisation, data order and noise', nonNegativeInt, DEFAULT_TRAINING.seed)
+  .addOption(new Option('--dataset <name>', 'training data').choices(DATASET_NAMES).default('mnist' as const))
+  .option('--batch-size <n>', 'images per step', positiveInt, DEFAULT_TRAINING.batchSize)
+  .option('--lr <x>', 'Adam learning rate', positiveNumber, DEFAULT_TRAINING.lr)
+  .option('--per-class <n>', 'images per class in the balanced subset (5000: the paper\'s 50k)', positiveInt, DEFAULT_TRAINING.perClass)
+  .option('--checkpoint-every <steps>', 'also checkpoint every N steps (0: once per epoch)', nonNegativeInt, DEFAULT_TRAINING.checkpointEvery)
+  .option('--resume', 'continue the run in --out from its newest checkpoint (--epochs may raise its length)')
+  .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
+  .addHelpText('after', '\nExample:\n  ssddpm train --model baseline --epochs 10 --seed 1 --out runs/baseline-1\n  ssddpm train --out runs/baseline-1 --resume')
+  .action((o, cmd) => {
+    const given = (name: string) => cmd.getOptionValueSource(name) === 'cli';
+    let progress: Progress | undefined;
+    const result = trainDiffusion({
+      out: o.out,
+      resume: o.resume ?? false,
+      model: o.model,
+      dataset: o.dataset,
+      epochs: o.resume && given('epochs') ? o.epochs : undefined,
+      training: { epochs: o.epochs, seed: o.seed, batchSize: o.batchSize, lr: o.lr, perClass: o.perClass, checkpointEvery: o.checkpointEvery },
+      device: o.device,
+      onProgress: (p) => {
+        progress ??= createProgress(`train ${o.model}`, p.totalSteps, ['epoch', 'loss']);
+        progress.update(p.step, { epoch: p.epoch, loss: p.loss.toFixed(4) });
+      },
+    });
+    progress?.stop();
+    console.log(`${o.out}: ${result.steps} steps, final loss ${result.finalLoss.toFixed(4)}, ${result.seconds.toFixed(1)} s`);
+  });

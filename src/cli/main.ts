@@ -1,0 +1,39 @@
+// The `ssddpm` command line.
+import { Command, CommanderError } from '@commander-js/extra-typings';
+import { trainCommand } from './commands/train.ts';
+import { sampleCommand } from './commands/sample.ts';
+import { generateCommand } from './commands/generate.ts';
+import { forwardCommand, reverseCommand } from './commands/figures.ts';
+import { setNumThreads, torchVersion } from '../torch/runtime.ts';
+
+const program = new Command('ssddpm')
+  .description('Scale-space DDPMs on MNIST: train, sample, generate sets and draw the diffusion processes (libtorch ' + torchVersion + ')')
+  .option('--threads <n>', 'libtorch intra-op threads (default: all cores, or $TORCH_NUM_THREADS)')
+  .showHelpAfterError('(add --help for usage)')
+  .exitOverride()
+  .hook('preAction', (cmd) => {
+    const threads = cmd.opts().threads;
+    if (threads !== undefined) {
+      const n = Number(threads);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--threads: expected a positive integer, got '${threads}'`);
+      setNumThreads(n);
+    }
+  });
+
+for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand]) {
+  program.addCommand(cmd.exitOverride().showHelpAfterError('(add --help for usage)'));
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // commander has already printed its message (or the help / version text).
+    process.exitCode = err.exitCode;
+  } else {
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`ssddpm: ${message}\n`);
+    if (process.env.SSDDPM_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,49 @@
+// Option parsers for commander: each rejects a bad value with a message naming the option and the value.
+import { InvalidArgumentError } from 'commander';
+
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got '${value}'`);
+  return n;
+}
+
+export function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got '${value}'`);
+  return n;
+}
+
+export function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a positive number, got '${value}'`);
+  return n;
+}
+
+/** '0-9', '3', '1,3,5', '0-4,7' → label list; each label in 0..numClasses−1. */
+export function labelList(value: string, numClasses = 10): number[] {
+  const out: number[] = [];
+  for (const part of value.split(',')) {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part);
+    if (m === null) throw new InvalidArgumentError(`expected labels like '0-9' or '1,3,5', got '${value}'`);
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a) throw new InvalidArgumentError(`label range '${part.trim()}' runs backwards`);
+    for (let l = a; l <= b; l++) {
+      if (l >= numClasses) throw new InvalidArgumentError(`label ${l} is outside 0..${numClasses - 1}`);
+      out.push(l);
+    }
+  }
+  return out;
+}
+
+/** 'small-run,upscaler-run' → the two folders. */
+export function runPair(value: string): [string, string] {
+  const parts = value.split(',').map((s) => s.trim());
+  if (parts.length !== 2 || parts.some((p) => p === '')) throw new InvalidArgumentError(`expected SMALL_RUN,UPSCALER_RUN, got '${value}'`);
+  return [parts[0]!, parts[1]!];
+}
+
+export function device(value: string): string {
+  if (!/^(cpu|cuda(:\d+)?)$/.test(value)) throw new InvalidArgumentError(`expected 'cpu', 'cuda' or 'cuda:N', got '${value}'`);
+  return value;
+}

@@ -1,0 +1,153 @@
+// The ways the paper turns trained models into 28×28 samples: one model alone (baseline), the small model's
+// samples upscaled bilinearly ("small upscaled"), and small → ×2 → upscaler ("cascaded").
+import { rmSync, renameSync, existsSync, statSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import type { ImageSet } from '../data/image-set.ts';
+import { writeImageSet } from '../data/image-set.ts';
+import { upscale } from '../data/tensor-dataset.ts';
+import { restoreCheckpoint } from '../io/checkpoint.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { Generator } from '../torch/generator.ts';
+import { tidy } from '../torch/scope.ts';
+import type { Tensor } from '../torch/tensor.ts';
+import { DiffusionModel, type SamplingOptions } from './diffusion-model.ts';
+import { RunError, latestCheckpoint, readRunConfig } from './run-dir.ts';
+
+/** Loads a run's model from its newest checkpoint (or `checkpoint`), in evaluation mode. */
+export function loadModel(runDir: string, opts: { checkpoint?: string; device?: string } = {}): DiffusionModel {
+  const config = readRunConfig(runDir);
+  const path = opts.checkpoint ?? latestCheckpoint(runDir)?.path;
+  if (path === undefined) throw new RunError(`${runDir}: no checkpoint to load (train it first)`);
+  const model = new DiffusionModel(config.model, opts.device);
+  try {
+    restoreCheckpoint(path, { model: model.unet });
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  model.unet.eval();
+  return model;
+}
+
+export type Pipeline =
+  | { kind: 'single'; model: DiffusionModel }
+  | { kind: 'upscaled'; model: DiffusionModel; size: number }
+  | { kind: 'cascade'; small: DiffusionModel; upscaler: DiffusionModel };
+
+export interface PipelineSpec {
+  /** One run folder (baseline, or small with `upscale`). */
+  run?: string;
+  /** Small then upscaler run folders. */
+  cascade?: readonly [string, string];
+  /** Upscale a small model's samples ×2 bilinearly. */
+  upscale?: boolean;
+  device?: string;
+}
+
+export function loadPipeline(spec: PipelineSpec): Pipeline {
+  if ((spec.run === undefined) === (spec.cascade === undefined)) throw new RunError('give either one run folder or a cascade (small,upscaler)');
+  if (spec.cascade !== undefined) {
+    const small = loadModel(spec.cascade[0], { device: spec.device });
+    const upscaler = loadModel(spec.cascade[1], { device: spec.device });
+    const problem =
+      small.isUpscaler ? `${spec.cascade[0]} is an upscaler; the cascade starts from a small model` :
+      !upscaler.isUpscaler ? `${spec.cascade[1]} is a ${upscaler.config.kind} model, not an upscaler` :
+      upscaler.config.lowResSize !== small.config.imageSize ? `the upscaler expects ${upscaler.config.lowResSize}×${upscaler.config.lowResSize} inputs but the small model makes ${small.config.imageSize}×${small.config.imageSize}` :
+      undefined;
+    if (problem !== undefined) {
+      small.dispose();
+      upscaler.dispose();
+      throw new RunError(problem);
+    }
+    return { kind: 'cascade', small, upscaler };
+  }
+  const model = loadModel(spec.run!, { device: spec.device });
+  if (model.isUpscaler) {
+    model.dispose();
+    throw new RunError(`${spec.run} is an upscaler: sample it in a cascade (--cascade small,upscaler)`);
+  }
+  if (spec.upscale) return { kind: 'upscaled', model, size: 2 * model.config.imageSize };
+  return { kind: 'single', model };
+}
+
+export function pipelineImageSize(p: Pipeline): number {
+  return p.kind === 'single' ? p.model.config.imageSize : p.kind === 'upscaled' ? p.size : p.upscaler.config.imageSize;
+}
+
+/** Denoising steps per sample (network evaluations at batch size 1). */
+export function pipelineSteps(p: Pipeline): number {
+  return p.kind === 'cascade' ? p.small.config.numStates + p.upscaler.config.numStates : p.model.config.numStates;
+}
+
+export function disposePipeline(p: Pipeline): void {
+  if (p.kind === 'cascade') {
+    p.small.dispose();
+    p.upscaler.dispose();
+  } else {
+    p.model.dispose();
+  }
+}
+
+/** Samples one image per label, [N, 1, S, S] in pixel space clamped to [0, 1]. */
+export function samplePipeline(p: Pipeline, labels: readonly number[], opts: SamplingOptions = {}): Tensor {
+  const total = pipelineSteps(p);
+  return tidy(() => {
+    if (p.kind === 'cascade') {
+      const low = p.small.sample(labels, { ...opts, keepTrajectory: false, onStep: (d) => opts.onStep?.(d, total) }).sample.clamp_(0, 1);
+      const offset = p.small.config.numStates;
+      return p.upscaler.sample(labels, { ...opts, keepTrajectory: false, lowRes: low, onStep: (d) => opts.onStep?.(offset + d, total) }).sample.clamp_(0, 1);
+    }
+    const x = p.model.sample(labels, { ...opts, keepTrajectory: false }).sample.clamp_(0, 1);
+    return p.kind === 'upscaled' ? upscale(x, p.size).clamp_(0, 1) : x;
+  });
+}
+
+/** Labels 0..numClasses−1 repeated to `count` (balanced up to one image per class). */
+export function balancedLabels(count: number, numClasses = 10): number[] {
+  return Array.from({ length: count }, (_, i) => i % numClasses);
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  count: number;
+  seed: number;
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** A generated set of `count` images, balanced over labels, as 8-bit images. */
+export function generateSet(p: Pipeline, opts: GenerateOptions): ImageSet {
+  const batchSize = opts.batchSize ?? 256;
+  if (!Number.isInteger(opts.count) || opts.count < 1) throw new RangeError(`count must be a positive integer, got ${opts.count}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
+  const size = pipelineImageSize(p);
+  const labels = balancedLabels(opts.count);
+  const images = new Uint8Array(opts.count * size * size);
+  const generator = opts.generator ?? new Generator(opts.seed);
+  for (let start = 0; start < opts.count; start += batchSize) {
+    const batch = labels.slice(start, start + batchSize);
+    const pixels = tidy(() => samplePipeline(p, batch, { ...opts, generator }).mul(255).round().to({ dtype: 'uint8' }).data() as Uint8Array);
+    images.set(pixels, start * size * size);
+    opts.onProgress?.(Math.min(start + batchSize, opts.count), opts.count);
+  }
+  return { images, labels: Uint8Array.from(labels), count: opts.count, height: size, width: size, numClasses: 10 };
+}
+
+/**
+ * Writes a generated set as MNIST-format IDX files (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`)
+ * plus `generated.json`, into a temporary folder renamed to `dir` at the end: `dir` is either absent or complete.
+ */
+export function writeGeneratedSet(dir: string, set: ImageSet, info: Record<string, unknown>): void {
+  if (existsSync(dir)) {
+    throw new RunError(statSync(dir).isDirectory() ? `${dir} already exists; remove it or choose another --out` : `${dir} exists and is not a folder`);
+  }
+  const tmp = join(dirname(dir), `.tmp-${basename(dir)}-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    writeImageSet(tmp, set, 'train');
+    writeFileAtomic(join(tmp, 'generated.json'), `${JSON.stringify({ ...info, count: set.count, size: set.height }, null, 2)}\n`);
+    renameSync(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
