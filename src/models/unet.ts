@@ -38,11 +38,13 @@ export class FiLM extends Module {
   }
 
   forward(x: Tensor, context: Tensor): Tensor {
-    const h = F.gelu(this.fc1.forward(context));
+    const z = this.fc1.forward(context);
+    const h = F.gelu(z);
     const gb = this.fc2.forward(h);
-    const [gamma, beta] = gb.reshape([gb.size(0), 2 * this.channels, 1, 1]).split(this.channels, 1) as [Tensor, Tensor];
+    const gb4 = gb.reshape([gb.size(0), 2 * this.channels, 1, 1]);
+    const [gamma, beta] = gb4.split(this.channels, 1) as [Tensor, Tensor];
     const out = x.mul(gamma).add_(beta);
-    for (const t of [h, gb, gamma, beta]) t.dispose();
+    for (const t of [z, h, gb, gb4, gamma, beta]) t.dispose();
     return out;
   }
 }
@@ -186,9 +188,10 @@ export class UNet extends Module {
  */
 export function unetContext(t: Tensor, numStates: number, labels: Tensor, numClasses: number): Tensor {
   const time = t.float();
-  const scaled = time.div(Math.max(numStates - 1, 1)).unsqueeze(1);
+  const divided = time.div(Math.max(numStates - 1, 1));
+  const scaled = divided.unsqueeze(1);
   const hot = F.oneHot(labels, numClasses);
   const ctx = cat([scaled, hot], 1);
-  for (const x of [time, scaled, hot]) x.dispose();
+  for (const x of [time, divided, scaled, hot]) x.dispose();
   return ctx;
 }
