@@ -1,0 +1,103 @@
+// The numbers of a paper reproduction, as written to `results.json` beside the report. The report is
+// rendered from this object alone, so other tools can read the same numbers.
+
+export type CasDatasetName = 'real' | 'baseline' | 'small-upscaled' | 'cascaded';
+export type SamplingMode = 'plain' | 'clipped';
+export type SpeedPipelineName = 'baseline' | 'small-upscaled' | 'cascaded';
+
+/** CAS of one dataset: m classifiers trained on it, each scored on the real test set. */
+export interface CasResult {
+  dataset: CasDatasetName;
+  /** How the generated images were sampled; null for real data. */
+  sampling: SamplingMode | null;
+  /** Mean and standard deviation of the m test accuracies. */
+  mean: number;
+  std: number;
+  /** Test accuracy of each classifier. */
+  accuracies: number[];
+  /** Per-class accuracy: mean and std over the m classifiers, one entry per class. */
+  perClassMean: number[];
+  perClassStd: number[];
+  /** Images the classifiers were trained on. */
+  trainImages: number;
+}
+
+/** Seconds per sample at batch size 1 (the paper's §0.3), model loading excluded. */
+export interface SpeedResult {
+  pipeline: SpeedPipelineName;
+  secondsPerSample: number;
+  samples: number;
+  /** Network evaluations per sample. */
+  steps: number;
+}
+
+export interface TrainingResult {
+  model: 'baseline' | 'small' | 'upscaler';
+  seed: number;
+  epochs: number;
+  finalLoss: number;
+  /** Wall time of the training (as logged), in seconds. */
+  seconds: number;
+  run: string;
+}
+
+/** The 1-D study (§1.3): reverse-process endpoints against the two-point data distribution. */
+export interface Toy1dResult {
+  /** The data's two support points, e.g. [-1, 1] or [0, 2]. */
+  support: [number, number];
+  samples: number;
+  /** Endpoints farther than `tolerance` from both support points. */
+  offSupport: number;
+  tolerance: number;
+  /** Share of endpoints nearest to each support point. */
+  shareNear: [number, number];
+  finalLoss: number;
+  /** Figure files (relative to the report folder). */
+  forwardFigure: string;
+  reverseFigure: string;
+}
+
+export interface StageTiming {
+  name: string;
+  seconds: number;
+  /** The stage's outputs already existed, so it was not run again. */
+  skipped: boolean;
+}
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  threads: number;
+  libtorch: string;
+  node: string;
+  os: string;
+}
+
+export interface Figure {
+  /** File name relative to the report folder (PNG or SVG). */
+  file: string;
+  caption: string;
+}
+
+export interface PaperResults {
+  format: 'ssddpm-paper-results';
+  version: 1;
+  preset: 'full' | 'quick' | 'ci';
+  dataset: string;
+  createdAt: string;
+  machine: MachineInfo;
+  settings: Record<string, number | string | boolean>;
+  training: TrainingResult[];
+  cas: CasResult[];
+  speed: SpeedResult[];
+  toy1d: Toy1dResult[];
+  figures: Figure[];
+  stages: StageTiming[];
+  totalSeconds: number;
+}
+
+/** Table 1 of the paper (T4 GPU for the timings). */
+export const PAPER_TABLE1 = {
+  cas: { real: [0.9764, 0.0043], baseline: [0.73, 0.0401], 'small-upscaled': [0.8188, 0.0323], cascaded: [0.5997, 0.0477] } as Record<CasDatasetName, [number, number]>,
+  secondsPerSample: { baseline: 0.0607, 'small-upscaled': 0.0412, cascaded: 0.0671 } as Record<SpeedPipelineName, number>,
+};
