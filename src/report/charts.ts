@@ -1,0 +1,221 @@
+// SVG charts of a paper reproduction, drawn with vega-lite and rendered headless (no DOM, no canvas):
+// the paper's Figure 1 (class-wise CAS), the sampling speeds beside the paper's, and a generic line chart.
+
+import * as vega from 'vega';
+import * as vl from 'vega-lite';
+import type { CasDatasetName, CasResult, PaperResults, SpeedPipelineName } from './results.ts';
+import { PAPER_TABLE1 } from './results.ts';
+
+/** Font named in the SVG text; DejaVu Sans is the usual fallback font on Linux. */
+export const CHART_FONT = 'DejaVu Sans';
+
+/** Datasets in the order of the paper's Table 1, with their legend names and bar colours. */
+export const CAS_DATASETS: readonly { dataset: CasDatasetName; label: string; color: string }[] = [
+  { dataset: 'real', label: 'real', color: '#4c78a8' },
+  { dataset: 'baseline', label: 'baseline', color: '#f58518' },
+  { dataset: 'small-upscaled', label: 'small-upscaled', color: '#54a24b' },
+  { dataset: 'cascaded', label: 'cascaded', color: '#e45756' },
+];
+
+export const SPEED_PIPELINES: readonly SpeedPipelineName[] = ['baseline', 'small-upscaled', 'cascaded'];
+
+const CLASSES = Array.from({ length: 10 }, (_, i) => String(i));
+
+const BASE_CONFIG = {
+  font: CHART_FONT,
+  background: 'white',
+  view: { stroke: null },
+  axis: { labelFontSize: 11, titleFontSize: 12 },
+  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 300 },
+  title: { fontSize: 14, subtitleFontSize: 11, anchor: 'start' },
+} as const;
+
+/** Compiles a vega-lite spec and renders it to an SVG string without a browser. */
+async function toSvg(spec: vl.TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+
+/** A small SVG that says why a chart is empty, so callers can embed it like any other chart. */
+function placeholderSvg(title: string, message: string): string {
+  const t = escapeXml(title);
+  const m = escapeXml(message);
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="480" height="80" viewBox="0 0 480 80">` +
+    `<rect width="480" height="80" fill="white"/>` +
+    `<text x="10" y="28" font-family="${CHART_FONT}" font-size="14" font-weight="bold">${t}</text>` +
+    `<text x="10" y="56" font-family="${CHART_FONT}" font-size="12" fill="#666">${m}</text></svg>`
+  );
+}
+
+const clamp01 = (x: number): number => Math.min(1, Math.max(0, x));
+
+/**
+ * The CAS entry that stands for a dataset in Figure 1: real data as is; for generated data the
+ * x̂0-clipped sampling when it was evaluated, else plain sampling.
+ */
+export function figureCasEntry(cas: readonly CasResult[], dataset: CasDatasetName): CasResult | undefined {
+  const of = cas.filter((c) => c.dataset === dataset);
+  if (dataset === 'real') return of[0];
+  return of.find((c) => c.sampling === 'clipped') ?? of.find((c) => c.sampling === 'plain') ?? of[0];
+}
+
+/** Legend name of a CAS entry: the dataset, plus its sampling mode for generated data. */
+export function casLabel(c: CasResult): string {
+  const base = CAS_DATASETS.find((d) => d.dataset === c.dataset)?.label ?? c.dataset;
+  return c.sampling ? `${base} (${c.sampling})` : base;
+}
+
+/**
+ * The paper's Figure 1: class-wise CAS as grouped bars (x = class 0–9, one colour per dataset), with
+ * error bars of ± one standard deviation over the classifiers, y from 0 to 1.
+ */
+export async function casChart(results: PaperResults): Promise<string> {
+  const title = 'Figure 1: class-wise CAS';
+  const entries = CAS_DATASETS.flatMap((d) => {
+    const c = figureCasEntry(results.cas, d.dataset);
+    return c ? [{ c, color: d.color }] : [];
+  });
+  if (entries.length === 0) return placeholderSvg(title, 'CAS not run: no classifier results.');
+
+  const values = entries.flatMap(({ c }) =>
+    CLASSES.map((cls, k) => {
+      const mean = c.perClassMean[k] ?? NaN;
+      const std = c.perClassStd[k] ?? 0;
+      return { class: cls, dataset: casLabel(c), mean, lo: clamp01(mean - std), hi: clamp01(mean + std) };
+    }).filter((v) => Number.isFinite(v.mean)),
+  );
+  const domain = entries.map(({ c }) => casLabel(c));
+  const range = entries.map(({ color }) => color);
+  const x = { field: 'class', type: 'nominal', title: 'class', sort: CLASSES, scale: { domain: CLASSES, paddingInner: 0.2 }, axis: { labelAngle: 0 } } as const;
+  const xOffset = { field: 'dataset', type: 'nominal', sort: domain, scale: { domain } } as const;
+
+  return toSvg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: title, subtitle: 'mean accuracy on the real test set ± std over classifiers; generated data: x̂0-clipped sampling where run' },
+    width: 640,
+    height: 300,
+    config: BASE_CONFIG,
+    data: { values },
+    layer: [
+      {
+        mark: { type: 'bar' },
+        encoding: {
+          x,
+          xOffset,
+          y: { field: 'mean', type: 'quantitative', title: 'accuracy', scale: { domain: [0, 1] } },
+          color: { field: 'dataset', type: 'nominal', title: 'training data', sort: domain, scale: { domain, range } },
+        },
+      },
+      {
+        mark: { type: 'rule', color: 'black', strokeWidth: 1 },
+        encoding: { x, xOffset, y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } },
+      },
+    ],
+  });
+}
+
+/** Seconds per sample: ours next to the paper's T4 numbers, per pipeline (log scale, values labelled). */
+export async function speedChart(results: PaperResults): Promise<string> {
+  const title = 'Sampling speed: seconds per sample (batch size 1)';
+  if (results.speed.length === 0) return placeholderSvg(title, 'Speed not run: no timings.');
+
+  const ours = 'ours';
+  const paper = 'paper (T4 GPU)';
+  const values = SPEED_PIPELINES.flatMap((p) => {
+    const s = results.speed.find((r) => r.pipeline === p);
+    const rows: { pipeline: string; source: string; seconds: number; label: string }[] = [];
+    if (s && Number.isFinite(s.secondsPerSample) && s.secondsPerSample > 0) {
+      rows.push({ pipeline: p, source: ours, seconds: s.secondsPerSample, label: formatSecondsShort(s.secondsPerSample) });
+    }
+    const ps = PAPER_TABLE1.secondsPerSample[p];
+    rows.push({ pipeline: p, source: paper, seconds: ps, label: formatSecondsShort(ps) });
+    return rows;
+  });
+  // Log scale: a CPU run can be two orders of magnitude slower than the paper's GPU. Bars need an explicit
+  // base on a log axis (there is no zero), so the domain is widened to whole decades around the data.
+  const secs = values.map((v) => v.seconds);
+  const lo = 10 ** Math.floor(Math.log10(Math.min(...secs)));
+  const hi = 10 ** Math.ceil(Math.log10(Math.max(...secs) * 1.5));
+  const domain = [ours, paper];
+  const x = { field: 'pipeline', type: 'nominal', title: 'pipeline', sort: [...SPEED_PIPELINES], axis: { labelAngle: 0 } } as const;
+  const xOffset = { field: 'source', type: 'nominal', sort: domain, scale: { domain } } as const;
+  const y = { field: 'seconds', type: 'quantitative' as const, title: 'seconds per sample (log)', scale: { type: 'log' as const, domain: [lo, hi] } };
+  const machine = results.machine?.cpu ? `ours: ${results.machine.cpu}, ${results.machine.threads} threads` : 'ours: this machine';
+
+  return toSvg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: title, subtitle: `${machine}; paper: T4 GPU` },
+    width: 480,
+    height: 280,
+    config: BASE_CONFIG,
+    data: { values },
+    layer: [
+      {
+        mark: { type: 'bar' },
+        encoding: {
+          x,
+          xOffset,
+          y,
+          y2: { datum: lo },
+          color: { field: 'source', type: 'nominal', title: null, sort: domain, scale: { domain, range: ['#4c78a8', '#bab0ac'] } },
+        },
+      },
+      {
+        mark: { type: 'text', dy: -6, fontSize: 10 },
+        encoding: { x, xOffset, y, text: { field: 'label', type: 'nominal' } },
+      },
+    ],
+  });
+}
+
+/** Short duration text for chart labels: milliseconds below one second. */
+function formatSecondsShort(s: number): string {
+  return s < 1 ? `${Number((s * 1000).toPrecision(3))} ms` : `${Number(s.toPrecision(3))} s`;
+}
+
+export interface LineSeries {
+  name: string;
+  /** [x, y] points; drawn in the given order. */
+  points: [number, number][];
+}
+
+export interface LineChartOptions {
+  title: string;
+  xTitle: string;
+  yTitle: string;
+  /** Logarithmic x axis (e.g. numbers of sampling steps). */
+  logX?: boolean;
+}
+
+/** A generic line chart with points, one colour per series (e.g. CAS against the number of DDIM steps). */
+export async function lineChart(series: LineSeries[], opts: LineChartOptions): Promise<string> {
+  const values = series.flatMap((s) =>
+    s.points.map(([x, y], order) => ({ series: s.name, x, y, order })).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!opts.logX || p.x > 0)),
+  );
+  if (values.length === 0) return placeholderSvg(opts.title, 'No data.');
+  const domain = series.map((s) => s.name);
+  return toSvg({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: opts.title,
+    width: 480,
+    height: 280,
+    config: BASE_CONFIG,
+    data: { values },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: opts.xTitle, scale: opts.logX ? { type: 'log' } : { zero: false } },
+      y: { field: 'y', type: 'quantitative', title: opts.yTitle, scale: { zero: false } },
+      color: { field: 'series', type: 'nominal', title: null, sort: domain, scale: { domain } },
+      order: { field: 'order', type: 'quantitative' },
+    },
+  });
+}

@@ -1,0 +1,427 @@
+// Markdown and self-contained HTML renderings of a paper reproduction's results. Both are built from
+// the same section model, so they carry the same numbers; nothing here touches tensors.
+
+import type { CasDatasetName, CasResult, PaperResults, SamplingMode, SpeedPipelineName, Toy1dResult } from './results.ts';
+import { PAPER_TABLE1 } from './results.ts';
+import { CAS_DATASETS, SPEED_PIPELINES, casLabel } from './charts.ts';
+
+/** File names of the charts that writeReport puts beside the report. */
+export const CAS_CHART_FILE = 'figure1-cas.svg';
+export const SPEED_CHART_FILE = 'speed.svg';
+
+export const REPORT_TITLE = 'Scale-space DDPM training and inference: reproduction';
+
+/** Table 1 column headers, in the paper's order. */
+export const TABLE1_COLUMNS: readonly { dataset: CasDatasetName; label: string }[] = [
+  { dataset: 'real', label: 'D ~ MNIST (real)' },
+  { dataset: 'baseline', label: 'Baseline' },
+  { dataset: 'small-upscaled', label: 'Small upscaled' },
+  { dataset: 'cascaded', label: 'Cascaded' },
+];
+
+/** Table 1 row headers. */
+export const TABLE1_ROWS = {
+  plain: 'CAS (plain sampling)',
+  clipped: 'CAS (x̂0-clipped sampling)',
+  speed: 'Single-sample (s)',
+} as const;
+
+// ---------------------------------------------------------------------------------------------------
+// Formatting
+
+const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
+/** Accuracy-like numbers: three decimals. */
+export function fmt3(x: number | null | undefined): string {
+  return isNum(x) ? x.toFixed(3) : '—';
+}
+
+export function fmtMeanStd(mean: number | null | undefined, std: number | null | undefined): string {
+  return `${fmt3(mean)} ± ${fmt3(std)}`;
+}
+
+/** Three significant digits without exponent notation for the usual ranges (0.0607, 1.23, 412). */
+export function fmtSig(x: number | null | undefined): string {
+  return isNum(x) ? String(Number(x.toPrecision(3))) : '—';
+}
+
+/** Durations: ms below a second, seconds below a minute, then min/h. */
+export function fmtDuration(s: number | null | undefined): string {
+  if (!isNum(s)) return '—';
+  if (s < 1) return `${fmtSig(s * 1000)} ms`;
+  if (s < 10) return `${fmtSig(s)} s`;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const total = Math.round(s);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = total % 60;
+  return h > 0 ? `${h} h ${String(m).padStart(2, '0')} min` : `${m} min ${String(sec).padStart(2, '0')} s`;
+}
+
+function fmtPercent(x: number | null | undefined): string {
+  return isNum(x) ? `${(x * 100).toFixed(1)} %` : '—';
+}
+
+function fmtLoss(x: number | null | undefined): string {
+  return isNum(x) ? String(Number(x.toPrecision(4))) : '—';
+}
+
+/** Escapes text for HTML element content and quoted attribute values. */
+export function escapeHtml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+}
+
+/** Escapes text for a Markdown table cell or paragraph: HTML-significant characters and pipes. */
+function escapeMd(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+/** A relative file path as a link target: spaces and other unsafe characters percent-encoded. */
+function fileUrl(file: string): string {
+  return encodeURI(file.replace(/\\/g, '/'));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Section model: a tiny document tree rendered twice, so Markdown and HTML cannot drift apart.
+
+/** Inline text: plain strings are escaped; `code` renders as code. */
+type Inline = string | { code: string };
+type Block =
+  | { kind: 'h'; level: 2 | 3; text: string; id?: string }
+  | { kind: 'p'; parts: Inline[] }
+  | { kind: 'note'; text: string }
+  | { kind: 'table'; head: string[]; rows: string[][]; align?: ('l' | 'r')[] }
+  | { kind: 'figure'; file: string; caption: string }
+  | { kind: 'chart'; chart: 'cas' | 'speed'; caption: string }
+  | { kind: 'code'; lines: string[] };
+
+const NOT_RUN = (what: string): Block => ({ kind: 'note', text: `${what}: not run.` });
+
+function casEntry(results: PaperResults, dataset: CasDatasetName, sampling: SamplingMode): CasResult | undefined {
+  const of = results.cas.filter((c) => c.dataset === dataset);
+  // Real data is not sampled: the same entry answers both CAS rows.
+  if (dataset === 'real') return of[0];
+  return of.find((c) => c.sampling === sampling);
+}
+
+function casCell(results: PaperResults, dataset: CasDatasetName, sampling: SamplingMode): string {
+  const c = casEntry(results, dataset, sampling);
+  const [pm, ps] = PAPER_TABLE1.cas[dataset];
+  const ours = c ? fmtMeanStd(c.mean, c.std) : 'N/A';
+  return `${ours} (paper ${fmtMeanStd(pm, ps)})`;
+}
+
+function speedCell(results: PaperResults, dataset: CasDatasetName): string {
+  if (dataset === 'real') return 'N/A';
+  const p = dataset as SpeedPipelineName;
+  const s = results.speed.find((r) => r.pipeline === p);
+  const ours = s ? fmtSig(s.secondsPerSample) : 'N/A';
+  return `${ours} (paper ${PAPER_TABLE1.secondsPerSample[p]})`;
+}
+
+function summaryBlocks(r: PaperResults): Block[] {
+  const cpu = r.machine?.cpu ? ` on ${r.machine.cpu}` : '';
+  return [
+    { kind: 'h', level: 2, text: 'Summary', id: 'summary' },
+    {
+      kind: 'p',
+      parts: [
+        'A reproduction of the paper “Scale-space DDPM training and inference” (Würtzen, 2023): a baseline DDPM, a small DDPM at half resolution ' +
+          'whose samples are upscaled bilinearly, and a cascade of the small DDPM and an upscaler DDPM, compared by classification accuracy score (CAS) ' +
+          'and sampling speed. Preset ',
+        { code: r.preset },
+        `, dataset ${r.dataset}, created ${r.createdAt}; total wall time ${fmtDuration(r.totalSeconds)}${cpu}.`,
+      ],
+    },
+  ];
+}
+
+function table1Blocks(r: PaperResults): Block[] {
+  const head = ['', ...TABLE1_COLUMNS.map((c) => c.label)];
+  const rows = [
+    [TABLE1_ROWS.plain, ...TABLE1_COLUMNS.map((c) => casCell(r, c.dataset, 'plain'))],
+    [TABLE1_ROWS.clipped, ...TABLE1_COLUMNS.map((c) => casCell(r, c.dataset, 'clipped'))],
+    [TABLE1_ROWS.speed, ...TABLE1_COLUMNS.map((c) => speedCell(r, c.dataset))],
+  ];
+  return [
+    { kind: 'h', level: 2, text: 'Table 1', id: 'table1' },
+    { kind: 'table', head, rows },
+    {
+      kind: 'p',
+      parts: [
+        'Each cell: ours (mean ± std over classifiers), the paper’s value in parentheses. The paper reports a single CAS row without saying how it sampled, ' +
+          'so its value stands beside both of ours; real data is not sampled, so its CAS appears in both rows. ' +
+          'Single-sample times are seconds per sample at batch size 1 on this machine; the paper’s were measured on a T4 GPU.',
+      ],
+    },
+  ];
+}
+
+function perClassBlocks(r: PaperResults): Block[] {
+  const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Class-wise CAS', id: 'per-class' }];
+  if (r.cas.length === 0) return [...blocks, NOT_RUN('CAS')];
+  const order = (c: CasResult): number => CAS_DATASETS.findIndex((d) => d.dataset === c.dataset) * 3 + (c.sampling === 'clipped' ? 2 : c.sampling === 'plain' ? 1 : 0);
+  const sorted = [...r.cas].sort((a, b) => order(a) - order(b));
+  const rows = sorted.map((c) => [
+    casLabel(c),
+    ...Array.from({ length: 10 }, (_, k) => fmtMeanStd(c.perClassMean?.[k], c.perClassStd?.[k])),
+    fmtMeanStd(c.mean, c.std),
+    String(c.accuracies?.length ?? 0),
+    String(c.trainImages),
+  ]);
+  return [
+    ...blocks,
+    {
+      kind: 'table',
+      head: ['training data', ...Array.from({ length: 10 }, (_, k) => String(k)), 'all', 'classifiers', 'train images'],
+      rows,
+    },
+    { kind: 'p', parts: ['Per-class accuracy on the real test set, mean ± std over the classifiers trained on each dataset.'] },
+  ];
+}
+
+function chartBlocks(r: PaperResults): Block[] {
+  const speedRows = SPEED_PIPELINES.map((p) => {
+    const s = r.speed.find((x) => x.pipeline === p);
+    const paper = PAPER_TABLE1.secondsPerSample[p];
+    return [
+      p,
+      s ? fmtDuration(s.secondsPerSample) : 'N/A',
+      s ? String(s.steps) : '—',
+      s ? String(s.samples) : '—',
+      fmtDuration(paper),
+      s && isNum(s.secondsPerSample) ? `${fmtSig(s.secondsPerSample / paper)}×` : '—',
+    ];
+  });
+  return [
+    { kind: 'h', level: 2, text: 'Figure 1: class-wise CAS', id: 'figure1' },
+    r.cas.length === 0
+      ? NOT_RUN('CAS')
+      : {
+          kind: 'chart',
+          chart: 'cas',
+          caption:
+            'Figure 1: class-wise CAS — accuracy per class of classifiers trained on each dataset and tested on real MNIST, ± std over classifiers ' +
+            '(generated data: x̂0-clipped sampling where it was run, else plain).',
+        },
+    { kind: 'h', level: 2, text: 'Sampling speed', id: 'speed' },
+    ...(r.speed.length === 0
+      ? [NOT_RUN('Speed measurement')]
+      : [
+          { kind: 'chart', chart: 'speed', caption: 'Seconds per sample at batch size 1 (model loading excluded), ours beside the paper’s T4 GPU numbers; log scale.' } as Block,
+          { kind: 'table', head: ['pipeline', 'ours (s / sample)', 'network evaluations', 'samples timed', 'paper (T4)', 'ours / paper'], rows: speedRows } as Block,
+        ]),
+  ];
+}
+
+function trainingBlocks(r: PaperResults): Block[] {
+  const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Trainings', id: 'training' }];
+  if (r.training.length === 0) return [...blocks, NOT_RUN('Training')];
+  const rows = r.training.map((t) => [t.model, String(t.seed), String(t.epochs), fmtLoss(t.finalLoss), fmtDuration(t.seconds), t.run]);
+  return [...blocks, { kind: 'table', head: ['model', 'seed', 'epochs', 'final loss', 'time', 'run'], rows }];
+}
+
+function toyBlocks(r: PaperResults): Block[] {
+  const blocks: Block[] = [{ kind: 'h', level: 2, text: '1-D study: sampling artifacts', id: 'toy1d' }];
+  if (r.toy1d.length === 0) return [...blocks, NOT_RUN('1-D study')];
+  const sup = (t: Toy1dResult): string => `{${t.support[0]}, ${t.support[1]}}`;
+  const rows = r.toy1d.map((t) => [
+    sup(t),
+    String(t.samples),
+    `${t.offSupport} (${fmtPercent(t.samples > 0 ? t.offSupport / t.samples : NaN)}, tolerance ${t.tolerance})`,
+    `${t.support[0]}: ${fmtPercent(t.shareNear[0])}, ${t.support[1]}: ${fmtPercent(t.shareNear[1])}`,
+    fmtLoss(t.finalLoss),
+  ]);
+  const figures: Block[] = r.toy1d.flatMap((t) => [
+    { kind: 'figure', file: t.forwardFigure, caption: `Forward-process trajectories, data on ${sup(t)}.` } as Block,
+    { kind: 'figure', file: t.reverseFigure, caption: `Reverse-process trajectories of the trained model, data on ${sup(t)}.` } as Block,
+  ]);
+  return [
+    ...blocks,
+    {
+      kind: 'p',
+      parts: [
+        'A DDPM trained on a two-point distribution: endpoints of the reverse process should land on one of the two support points, with equal shares. ' +
+          'Off-support endpoints are farther than the tolerance from both points.',
+      ],
+    },
+    { kind: 'table', head: ['support', 'samples', 'off-support', 'share nearest each point', 'final loss'], rows },
+    ...figures,
+  ];
+}
+
+function figureBlocks(r: PaperResults): Block[] {
+  const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Figures', id: 'figures' }];
+  if (r.figures.length === 0) return [...blocks, NOT_RUN('Figures')];
+  return [...blocks, ...r.figures.map((f): Block => ({ kind: 'figure', file: f.file, caption: f.caption }))];
+}
+
+function machineBlocks(r: PaperResults): Block[] {
+  const m = r.machine;
+  const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Machine', id: 'machine' }];
+  blocks.push(
+    m
+      ? {
+          kind: 'table',
+          head: ['', ''],
+          rows: [
+            ['CPU', m.cpu],
+            ['cores', String(m.cores)],
+            ['threads', String(m.threads)],
+            ['libtorch', m.libtorch],
+            ['node', m.node],
+            ['OS', m.os],
+          ],
+        }
+      : NOT_RUN('Machine description'),
+  );
+  const settings = Object.entries(r.settings ?? {});
+  if (settings.length > 0) {
+    blocks.push({ kind: 'h', level: 3, text: 'Settings' }, { kind: 'table', head: ['setting', 'value'], rows: settings.map(([k, v]) => [k, String(v)]) });
+  }
+  return blocks;
+}
+
+function stageBlocks(r: PaperResults): Block[] {
+  const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Stages', id: 'stages' }];
+  if (r.stages.length === 0) return [...blocks, NOT_RUN('Stages')];
+  const rows = r.stages.map((s) => [s.name, fmtDuration(s.seconds), s.skipped ? 'skipped (outputs existed)' : 'run']);
+  const skipped = r.stages.filter((s) => s.skipped).length;
+  return [
+    ...blocks,
+    { kind: 'table', head: ['stage', 'wall time', 'status'], rows: [...rows, ['total', fmtDuration(r.totalSeconds), `${r.stages.length - skipped} run, ${skipped} skipped`]] },
+  ];
+}
+
+function reproduceBlocks(): Block[] {
+  return [
+    { kind: 'h', level: 2, text: 'How to reproduce', id: 'reproduce' },
+    {
+      kind: 'p',
+      parts: [
+        'Run the whole pipeline (trainings, sampling, CAS, speed, 1-D study, this report); stages whose outputs exist are skipped, so an interrupted run resumes. ',
+        'The quick preset trains briefly and evaluates fewer samples, for a check in minutes rather than hours.',
+      ],
+    },
+    { kind: 'code', lines: ['ssddpm paper          # full reproduction', 'ssddpm paper --quick  # quick preset'] },
+  ];
+}
+
+function documentBlocks(r: PaperResults): Block[] {
+  return [
+    ...summaryBlocks(r),
+    ...table1Blocks(r),
+    ...perClassBlocks(r),
+    ...chartBlocks(r),
+    ...trainingBlocks(r),
+    ...toyBlocks(r),
+    ...figureBlocks(r),
+    ...machineBlocks(r),
+    ...stageBlocks(r),
+    ...reproduceBlocks(),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Markdown
+
+function mdInline(parts: Inline[]): string {
+  return parts.map((p) => (typeof p === 'string' ? escapeMd(p) : `\`${p.code.replace(/`/g, "'")}\``)).join('');
+}
+
+function mdBlock(b: Block): string {
+  switch (b.kind) {
+    case 'h':
+      return `${'#'.repeat(b.level)} ${escapeMd(b.text)}`;
+    case 'p':
+      return mdInline(b.parts);
+    case 'note':
+      return `_${escapeMd(b.text)}_`;
+    case 'table': {
+      const row = (cells: string[]): string => `| ${cells.map(escapeMd).join(' | ')} |`;
+      return [row(b.head), `|${b.head.map(() => ' --- ').join('|')}|`, ...b.rows.map(row)].join('\n');
+    }
+    case 'figure':
+      return `![${escapeMd(b.caption).replace(/[[\]]/g, '\\$&')}](<${fileUrl(b.file)}>)\n\n_${escapeMd(b.caption)}_`;
+    case 'chart': {
+      const file = b.chart === 'cas' ? CAS_CHART_FILE : SPEED_CHART_FILE;
+      return `![${escapeMd(b.caption).replace(/[[\]]/g, '\\$&')}](${file})\n\n_${escapeMd(b.caption)}_`;
+    }
+    case 'code':
+      return ['```sh', ...b.lines, '```'].join('\n');
+  }
+}
+
+/** The report as Markdown; the charts are linked as the SVG files that writeReport writes beside it. */
+export function renderMarkdown(results: PaperResults): string {
+  return `# ${escapeMd(REPORT_TITLE)}\n\n${documentBlocks(results).map(mdBlock).join('\n\n')}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// HTML
+
+const CSS = `
+body { font-family: 'DejaVu Sans', system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
+th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } tbody tr:nth-child(even) { background: #fafafa; }
+.wide { overflow-x: auto; }
+figure { margin: 1.5em 0; } figure img, figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: .9em; color: #555; margin-top: .4em; }
+.note { color: #777; font-style: italic; }
+code, pre { font-family: 'DejaVu Sans Mono', monospace; background: #f4f4f4; } pre { padding: .6em; }
+`.trim();
+
+function htmlInline(parts: Inline[]): string {
+  return parts.map((p) => (typeof p === 'string' ? escapeHtml(p) : `<code>${escapeHtml(p.code)}</code>`)).join('');
+}
+
+function htmlBlock(b: Block, charts: { cas: string; speed: string }): string {
+  switch (b.kind) {
+    case 'h':
+      return `<h${b.level}${b.id ? ` id="${escapeHtml(b.id)}"` : ''}>${escapeHtml(b.text)}</h${b.level}>`;
+    case 'p':
+      return `<p>${htmlInline(b.parts)}</p>`;
+    case 'note':
+      return `<p class="note">${escapeHtml(b.text)}</p>`;
+    case 'table': {
+      const head = b.head.every((h) => h === '') ? '' : `<thead><tr>${b.head.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead>`;
+      const body = b.rows.map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<th>${escapeHtml(c)}</th>` : `<td>${escapeHtml(c)}</td>`)).join('')}</tr>`).join('\n');
+      return `<div class="wide"><table>${head}<tbody>\n${body}\n</tbody></table></div>`;
+    }
+    case 'figure':
+      return `<figure><img src="${escapeHtml(fileUrl(b.file))}" alt="${escapeHtml(b.caption)}" loading="lazy"><figcaption>${escapeHtml(b.caption)}</figcaption></figure>`;
+    case 'chart': {
+      // Chart SVG comes from our own renderer (vega escapes its text), so it is inlined as markup.
+      const svg = charts[b.chart];
+      const body = svg.trimStart().startsWith('<svg') ? svg : `<p class="note">${escapeHtml('Chart not available.')}</p>`;
+      return `<figure>${body}<figcaption>${escapeHtml(b.caption)}</figcaption></figure>`;
+    }
+    case 'code':
+      return `<pre><code>${escapeHtml(b.lines.join('\n'))}</code></pre>`;
+  }
+}
+
+/** The report as one self-contained HTML page: inline CSS and charts; figures referenced by relative path. */
+export function renderHtml(results: PaperResults, charts: { cas: string; speed: string }): string {
+  const body = documentBlocks(results)
+    .map((b) => htmlBlock(b, charts))
+    .join('\n');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(REPORT_TITLE)}</title>
+<style>
+${CSS}
+</style>
+</head>
+<body>
+<h1>${escapeHtml(REPORT_TITLE)}</h1>
+${body}
+</body>
+</html>
+`;
+}
