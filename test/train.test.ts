@@ -1,0 +1,319 @@
+// Training and the sampling pipelines, on a few hundred real MNIST images: the loss falls, the U-Net can
+// overfit, resumption is exact, run-folder errors, upscaler conditioning, cascades and generated sets.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadMnist } from '../src/data/datasets.ts';
+import { classCounts, readImageSet, type ImageSet } from '../src/data/image-set.ts';
+import { downscale } from '../src/data/tensor-dataset.ts';
+import { DDPMScheduler } from '../src/diffusion/ddpm.ts';
+import { DiffusionModel } from '../src/experiments/diffusion-model.ts';
+import { presetModel, type ModelKind } from '../src/experiments/model-config.ts';
+import {
+  balancedLabels,
+  disposePipeline,
+  generateSet,
+  loadModel,
+  loadPipeline,
+  pipelineImageSize,
+  pipelineSteps,
+  samplePipeline,
+  writeGeneratedSet,
+} from '../src/experiments/pipelines.ts';
+import { RunError, epochCheckpointPath, logPath, readRunConfig } from '../src/experiments/run-dir.ts';
+import { trainDiffusion, type TrainDiffusionOptions } from '../src/experiments/train-diffusion.ts';
+import { loadCheckpoint } from '../src/io/checkpoint.ts';
+import { UNet, unetContext } from '../src/models/unet.ts';
+import { mseLoss } from '../src/nn/functional.ts';
+import { Adam } from '../src/optim/index.ts';
+import { Generator, manualSeed, memory, noGrad, rand, randn, tensor, tidy } from '../src/torch/index.ts';
+import type { Tensor } from '../src/torch/tensor.ts';
+import { assertShape, withNoLeaks } from './helpers.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'ssddpm-train-test-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let dirCount = 0;
+const freshDir = (name: string) => join(root, `${++dirCount}-${name}`);
+
+/** The first 400 MNIST training images (at least 16 of each class). */
+const mnist: ImageSet = (() => {
+  const all = loadMnist('train');
+  const n = 400;
+  return { ...all, images: all.images.slice(0, n * all.height * all.width), labels: all.labels.slice(0, n), count: n };
+})();
+assert.ok(Math.min(...classCounts(mnist)) >= 16, 'the subset holds ≥ 16 images per class');
+
+const longs = (values: ArrayLike<number>) => tensor(BigInt64Array.from(Array.from(values), (v) => BigInt(v)));
+
+function stepLosses(dir: string): { step: number; epoch: number; loss: number }[] {
+  return readFileSync(logPath(dir), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { step?: number; epoch: number; loss: number })
+    .filter((e): e is { step: number; epoch: number; loss: number } => e.step !== undefined);
+}
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** A tiny run: 2 images per class, one step per epoch. */
+function tinyRun(kind: ModelKind, extra: Partial<TrainDiffusionOptions> = {}): string {
+  const out = freshDir(kind);
+  trainDiffusion({ out, model: kind, images: mnist, training: { perClass: 2, batchSize: 20, epochs: 1, seed: 5 }, ...extra });
+  return out;
+}
+
+test('trainDiffusion (small, 160 real MNIST images, 100 steps): the loss of the last 10 steps is ≥ 2.5× below the first 5', () => {
+  const out = freshDir('loss');
+  const result = trainDiffusion({ out, model: 'small', images: mnist, training: { perClass: 16, batchSize: 16, epochs: 10, seed: 1 } });
+  assert.equal(result.steps, 100);
+  const log = stepLosses(out);
+  assert.deepEqual(log.map((e) => e.step), Array.from({ length: 100 }, (_, i) => i + 1));
+  assert.deepEqual(log.map((e) => e.epoch), Array.from({ length: 100 }, (_, i) => Math.floor(i / 10) + 1));
+  const losses = log.map((e) => e.loss);
+  assert.ok(losses.every(Number.isFinite));
+  const first = mean(losses.slice(0, 5));
+  const last = mean(losses.slice(-10));
+  assert.ok(first / last >= 2.5, `loss fell from ${first.toFixed(4)} to ${last.toFixed(4)} (×${(first / last).toFixed(2)})`);
+  assert.equal(result.finalLoss, losses.at(-1));
+  // One epoch summary line per epoch, and a checkpoint per epoch.
+  const epochs = readFileSync(logPath(out), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step?: number; meanLoss?: number }).filter((e) => e.step === undefined);
+  assert.equal(epochs.length, 10);
+  for (let e = 1; e <= 10; e++) assert.ok(existsSync(epochCheckpointPath(out, e)), `checkpoint of epoch ${e}`);
+  // The run records the model and the pixel statistics of its training subset.
+  const config = readRunConfig(out);
+  assert.equal(config.model.kind, 'small');
+  assert.equal(config.model.imageSize, 14);
+  assert.ok(config.model.normalization.mean > 0.05 && config.model.normalization.mean < 0.25, `mean ${config.model.normalization.mean}`);
+  assert.ok(config.model.normalization.std > 0.2 && config.model.normalization.std < 0.45, `std ${config.model.normalization.std}`);
+});
+
+test('the U-Net overfits 4 images at a fixed t and fixed noise with Adam: the loss falls ≥ 10× in 50 steps', () => {
+  withNoLeaks(() => {
+    manualSeed(0);
+    const net = new UNet(presetModel('small').unet);
+    const n = 4;
+    const x0 = downscale(tensor(mnist.images.slice(0, n * 784), { shape: [n, 1, 28, 28] }).float().div_(255), 14).sub_(0.13).div_(0.3);
+    const scheduler = new DDPMScheduler({ numTrainTimesteps: 20 });
+    const t = longs([10, 10, 10, 10]);
+    const noise = randn([n, 1, 14, 14], { generator: new Generator(3) });
+    const xt = scheduler.addNoise(x0, noise, t);
+    const ctx = unetContext(t, 20, longs(mnist.labels.slice(0, n)), 10);
+    const opt = new Adam(net.parameters(), { lr: 1e-3 });
+    const losses: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      losses.push(
+        tidy(() => {
+          const l = mseLoss(net.forward(xt, ctx), noise);
+          opt.zeroGrad();
+          l.backward();
+          return l.item();
+        }),
+      );
+      noGrad(() => tidy(() => opt.step()));
+    }
+    const last = mean(losses.slice(-5));
+    assert.ok(losses[0]! / last >= 10, `loss ${losses[0]!.toFixed(4)} → ${last.toFixed(5)} (×${(losses[0]! / last).toFixed(1)})`);
+    opt.dispose();
+    scheduler.dispose();
+    net.dispose();
+  });
+});
+
+/** The model tensors of a checkpoint as name → bytes. */
+function checkpointBytes(path: string): Map<string, Uint8Array> {
+  const ckpt = loadCheckpoint(path);
+  const out = new Map<string, Uint8Array>();
+  for (const [name, t] of ckpt.tensors) {
+    const d = t.data();
+    out.set(name, new Uint8Array(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength)));
+    t.dispose();
+  }
+  for (const s of ckpt.optimizerState?.state.values() ?? []) for (const t of Object.values(s)) (t as Tensor).dispose();
+  return out;
+}
+
+function assertSameWeights(a: string, b: string): void {
+  const wa = checkpointBytes(a);
+  const wb = checkpointBytes(b);
+  assert.deepEqual([...wa.keys()], [...wb.keys()]);
+  for (const [name, bytes] of wa) assert.ok(Buffer.from(bytes).equals(Buffer.from(wb.get(name)!)), `tensor ${name} differs`);
+}
+
+test('resume: 2 epochs then resumed to 3 equals an uninterrupted 3-epoch run bit for bit (also from a mid-epoch checkpoint)', () => {
+  const training = { perClass: 4, batchSize: 16, seed: 9 }; // 40 images: 3 steps per epoch
+  const whole = freshDir('whole');
+  trainDiffusion({ out: whole, model: 'small', images: mnist, training: { ...training, epochs: 3 } });
+  const split = freshDir('split');
+  trainDiffusion({ out: split, model: 'small', images: mnist, training: { ...training, epochs: 2 } });
+  assert.equal(readRunConfig(split).training.epochs, 2);
+  const resumed = trainDiffusion({ out: split, resume: true, epochs: 3, images: mnist });
+  assert.equal(resumed.steps, 9);
+  assert.equal(readRunConfig(split).training.epochs, 3, 'the raised epoch count is recorded');
+  assertSameWeights(epochCheckpointPath(whole, 3), epochCheckpointPath(split, 3));
+  assert.deepEqual(stepLosses(split), stepLosses(whole), 'the same losses, step by step');
+
+  // Interrupted at step 5 (mid-epoch 2) with a checkpoint every 2 steps: resumes from step 4.
+  const broken = freshDir('interrupted');
+  assert.throws(
+    () =>
+      trainDiffusion({
+        out: broken,
+        model: 'small',
+        images: mnist,
+        training: { ...training, epochs: 3, checkpointEvery: 2 },
+        onProgress: (p) => {
+          if (p.step === 5) throw new Error('interrupted');
+        },
+      }),
+    /interrupted/,
+  );
+  assert.equal(stepLosses(broken).length, 5);
+  trainDiffusion({ out: broken, resume: true, images: mnist });
+  assertSameWeights(epochCheckpointPath(whole, 3), epochCheckpointPath(broken, 3));
+  assert.deepEqual(stepLosses(broken), stepLosses(whole), 'the log reads as one run');
+});
+
+test('run-folder errors: --resume without a run, a new run over an existing one, bad training settings', () => {
+  const empty = freshDir('empty');
+  mkdirSync(empty);
+  assert.throws(() => trainDiffusion({ out: empty, resume: true, images: mnist }), (e: unknown) => e instanceof RunError && /nothing to resume/.test(e.message));
+  assert.throws(() => trainDiffusion({ out: freshDir('absent'), resume: true, images: mnist }), RunError);
+  const run = tinyRun('small');
+  const before = readFileSync(logPath(run), 'utf8');
+  assert.throws(() => trainDiffusion({ out: run, model: 'small', images: mnist }), (e: unknown) => e instanceof RunError && /already holds a run/.test(e.message));
+  assert.equal(readFileSync(logPath(run), 'utf8'), before, 'the existing run is untouched');
+  for (const bad of [{ epochs: 0 }, { batchSize: -1 }, { lr: 0 }, { seed: 1.5 }, { perClass: 2.5 }]) {
+    const out = freshDir('bad');
+    assert.throws(() => trainDiffusion({ out, model: 'small', images: mnist, training: { perClass: 2, ...bad } }), RangeError, JSON.stringify(bad));
+    assert.equal(existsSync(out), false, 'nothing is written');
+  }
+  assert.throws(() => trainDiffusion({ out: freshDir('too-many'), model: 'small', images: mnist, training: { perClass: 1000 } }), /fewer than/);
+});
+
+/** A narrow upscaler or baseline model with fresh weights (conditioning plumbing needs no training). */
+function narrowModel(kind: ModelKind): DiffusionModel {
+  const preset = presetModel(kind);
+  return new DiffusionModel({ ...preset, unet: { ...preset.unet, baseChannels: 4 }, normalization: { mean: 0.13, std: 0.3 } });
+}
+
+test('the upscaler\'s conditioning reaches the network; predictNoise checks that conditioning matches the model', () => {
+  withNoLeaks(() => {
+    const up = narrowModel('upscaler');
+    const base = narrowModel('baseline');
+    up.unet.eval();
+    const xt = randn([2, 1, 28, 28]);
+    const t = longs([3, 7]);
+    const labels = longs([1, 8]);
+    const lowA = rand([2, 1, 14, 14], { generator: new Generator(1) });
+    const lowB = rand([2, 1, 14, 14], { generator: new Generator(2) });
+    const condA = up.conditioning(lowA);
+    assertShape(condA, [2, 1, 28, 28]);
+    const a = noGrad(() => up.predictNoise(xt, t, labels, condA)).data() as Float32Array;
+    const a2 = noGrad(() => up.predictNoise(xt, t, labels, up.conditioning(lowA))).data() as Float32Array;
+    const b = noGrad(() => up.predictNoise(xt, t, labels, up.conditioning(lowB))).data() as Float32Array;
+    assert.deepEqual(a, a2);
+    assert.ok(a.some((v, i) => Math.abs(v - b[i]!) > 1e-4), 'another conditioning image, another prediction');
+    assert.throws(() => up.predictNoise(xt, t, labels), /needs a conditioning image/);
+    assert.throws(() => base.predictNoise(xt, t, labels, condA), /takes no conditioning image/);
+    assertShape(noGrad(() => base.predictNoise(xt, t, labels)), [2, 1, 28, 28]);
+    up.dispose();
+    base.dispose();
+  });
+});
+
+test('pipelines: loadPipeline checks cascades and runs; samplePipeline shapes for single, upscaled (14→28) and cascade', () => {
+  const small = tinyRun('small');
+  const upscaler = tinyRun('upscaler');
+  const baseline = tinyRun('baseline');
+  assert.equal(readRunConfig(upscaler).model.lowResSize, 14);
+  withNoLeaks(() => {
+    const before = memory().numTensors;
+    const refused: [Parameters<typeof loadPipeline>[0], RegExp][] = [
+      [{ cascade: [small, baseline] }, /not an upscaler/],
+      [{ cascade: [upscaler, upscaler] }, /is an upscaler; the cascade starts from a small model/],
+      [{ cascade: [baseline, upscaler] }, /expects 14×14 inputs but the small model makes 28×28/],
+      [{ run: upscaler }, /is an upscaler/],
+      [{}, /either one run folder or a cascade/],
+      [{ run: small, cascade: [small, upscaler] }, /either one run folder or a cascade/],
+      [{ run: freshDir('nothing') }, /no such run folder/],
+    ];
+    for (const [spec, message] of refused) assert.throws(() => loadPipeline(spec), (e: unknown) => e instanceof RunError && message.test(e.message), message.source);
+    assert.equal(memory().numTensors, before, 'refused pipelines release their models');
+
+    const labels = [0, 4, 9];
+    const cases: [Parameters<typeof loadPipeline>[0], string, number, number][] = [
+      [{ run: baseline }, 'single', 28, 30],
+      [{ run: small }, 'single', 14, 20],
+      [{ run: small, upscale: true }, 'upscaled', 28, 20],
+      [{ cascade: [small, upscaler] }, 'cascade', 28, 30],
+    ];
+    for (const [spec, kind, size, steps] of cases) {
+      const p = loadPipeline(spec);
+      assert.equal(p.kind, kind);
+      assert.equal(pipelineImageSize(p), size);
+      assert.equal(pipelineSteps(p), steps);
+      let calls = 0;
+      const x = samplePipeline(p, labels, { generator: new Generator(0), onStep: () => calls++ });
+      assertShape(x, [3, 1, size, size], `${kind} ${size}`);
+      assert.equal(calls, steps, `${kind}: one progress call per denoising step`);
+      const v = x.data() as Float32Array;
+      assert.ok(v.every((y) => y >= 0 && y <= 1), `${kind}: clamped to [0, 1]`);
+      disposePipeline(p);
+    }
+    // The model loads in eval mode with the checkpoint's weights.
+    const m = loadModel(small);
+    assert.equal(m.unet.training, false);
+    assert.equal(m.config.kind, 'small');
+    m.dispose();
+  });
+});
+
+test('generateSet balances labels (25 → counts within 1) and writeGeneratedSet writes readable IDX files, atomically', () => {
+  const small = tinyRun('small');
+  const p = loadPipeline({ run: small });
+  try {
+    assert.deepEqual(balancedLabels(12), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
+    const progress: number[] = [];
+    const set = generateSet(p, { count: 25, seed: 3, batchSize: 10, onProgress: (d) => progress.push(d) });
+    assert.deepEqual(progress, [10, 20, 25]);
+    assert.equal(set.count, 25);
+    assert.equal(set.height, 14);
+    assert.equal(set.images.length, 25 * 14 * 14);
+    const counts = classCounts(set);
+    assert.equal(counts.reduce((a, b) => a + b, 0), 25);
+    assert.ok(Math.max(...counts) - Math.min(...counts) <= 1, `label counts ${counts.join(',')}`);
+    // The same seed and batch size give the same set; another seed another one.
+    assert.deepEqual(generateSet(p, { count: 25, seed: 3, batchSize: 10 }).images, set.images);
+    assert.notDeepEqual(generateSet(p, { count: 25, seed: 4, batchSize: 10 }).images, set.images);
+    assert.throws(() => generateSet(p, { count: 0, seed: 0 }), RangeError);
+
+    const parent = freshDir('sets');
+    mkdirSync(parent);
+    const out = join(parent, 'gen');
+    writeGeneratedSet(out, set, { run: small, seed: 3 });
+    const back = readImageSet(join(out, 'train-images-idx3-ubyte'), join(out, 'train-labels-idx1-ubyte'));
+    assert.equal(back.count, 25);
+    assert.equal(back.height, 14);
+    assert.deepEqual(back.images, set.images);
+    assert.deepEqual(back.labels, set.labels);
+    const info = JSON.parse(readFileSync(join(out, 'generated.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(info.count, 25);
+    assert.equal(info.seed, 3);
+    assert.deepEqual(readdirSync(parent), ['gen'], 'no temporary folder is left');
+    assert.throws(() => writeGeneratedSet(out, set, {}), (e: unknown) => e instanceof RunError && /already exists/.test(e.message));
+    assert.deepEqual(readdirSync(parent), ['gen']);
+    // A set that cannot be written (label out of range) leaves nothing behind.
+    assert.throws(() => writeGeneratedSet(join(parent, 'bad'), { ...set, labels: set.labels.map(() => 12) }, {}));
+    assert.deepEqual(readdirSync(parent), ['gen'], 'a failed write leaves neither the folder nor its temporary');
+  } finally {
+    disposePipeline(p);
+  }
+});
+
+test('a training step leaves no tensors behind', () => {
+  const before = memory().numTensors;
+  tinyRun('upscaler');
+  assert.equal(memory().numTensors, before);
+});
