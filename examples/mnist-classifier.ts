@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { loadMnist } from '../src/data/datasets.ts';
 import { createProgress } from '../src/cli/progress.ts';
-import { trainClassifier, scoreClassifier } from '../src/experiments/train-classifier.ts';
+import { trainClassifier, scoreClassifier } from '../src/eval/classifier.ts';
 import { getNumThreads, torchVersion } from '../src/torch/runtime.ts';
 
 const { values } = parseArgs({ options: { epochs: { type: 'string', default: '1' }, seed: { type: 'string', default: '0' } } });

@@ -4,6 +4,7 @@ import { trainCommand } from './commands/train.ts';
 import { sampleCommand } from './commands/sample.ts';
 import { generateCommand } from './commands/generate.ts';
 import { forwardCommand, reverseCommand } from './commands/figures.ts';
+import { casCommand, speedCommand } from './commands/evaluate.ts';
 import { setNumThreads, torchVersion } from '../torch/runtime.ts';
 
 const program = new Command('ssddpm')
@@ -20,7 +21,7 @@ const program = new Command('ssddpm')
     }
   });
 
-for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand]) {
+for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand, casCommand, speedCommand]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(add --help for usage)'));
 }
 

@@ -1,3 +1,4 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError, readIdx, writeIdx } from './idx.ts';
 
@@ -97,4 +98,20 @@ export function classCounts(set: ImageSet): number[] {
     counts[l]!++;
   }
   return counts;
+}
+
+/**
+ * Reads the image set in a folder: one `<prefix>-images-idx3-ubyte` file (optionally `.gz`) and its
+ * `<prefix>-labels-idx1-ubyte` partner, as `generate` writes and MNIST ships them.
+ * @throws DataError when the folder is missing, holds no such pair, or holds several.
+ */
+export function readImageSetDir(dir: string, numClasses = 10): ImageSet {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new DataError(`${dir}: no such folder`);
+  const images = readdirSync(dir).filter((f) => /-images-idx3-ubyte(\.gz)?$/.test(f));
+  if (images.length !== 1) {
+    throw new DataError(images.length === 0 ? `${dir}: no *-images-idx3-ubyte file` : `${dir}: several image files (${images.join(', ')}); give one set per folder`);
+  }
+  const labels = images[0]!.replace('-images-idx3-ubyte', '-labels-idx1-ubyte');
+  if (!existsSync(join(dir, labels))) throw new DataError(`${dir}: ${images[0]} has no matching ${labels}`);
+  return readImageSet(join(dir, images[0]!), join(dir, labels), numClasses);
 }

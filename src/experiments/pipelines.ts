@@ -102,15 +102,20 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
   });
 }
 
-/** Labels 0..numClasses−1 repeated to `count` (balanced up to one image per class). */
-export function balancedLabels(count: number, numClasses = 10): number[] {
-  return Array.from({ length: count }, (_, i) => i % numClasses);
+/**
+ * Labels cycling through the classes from `offset`, `count` of them: balanced up to one image per class.
+ * Offsetting the sets of different runs spreads the extra images over different classes.
+ */
+export function balancedLabels(count: number, numClasses = 10, offset = 0): number[] {
+  return Array.from({ length: count }, (_, i) => (i + offset) % numClasses);
 }
 
 export interface GenerateOptions extends SamplingOptions {
   count: number;
   seed: number;
   batchSize?: number;
+  /** First label of the cycle (see balancedLabels). */
+  labelOffset?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -120,7 +125,7 @@ export function generateSet(p: Pipeline, opts: GenerateOptions): ImageSet {
   if (!Number.isInteger(opts.count) || opts.count < 1) throw new RangeError(`count must be a positive integer, got ${opts.count}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
   const size = pipelineImageSize(p);
-  const labels = balancedLabels(opts.count);
+  const labels = balancedLabels(opts.count, 10, opts.labelOffset ?? 0);
   const images = new Uint8Array(opts.count * size * size);
   const generator = opts.generator ?? new Generator(opts.seed);
   for (let start = 0; start < opts.count; start += batchSize) {

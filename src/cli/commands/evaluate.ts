@@ -1,0 +1,59 @@
+import { Command, Option } from '@commander-js/extra-typings';
+import { DATASET_NAMES, loadDataset } from '../../data/datasets.ts';
+import { readImageSetDir } from '../../data/image-set.ts';
+import { classificationAccuracyScore } from '../../eval/cas.ts';
+import { measureSamplingSpeed } from '../../eval/speed.ts';
+import { disposePipeline, loadPipeline } from '../../experiments/pipelines.ts';
+import { writeFileAtomic } from '../../io/atomic.ts';
+import { createProgress, type Progress } from '../progress.ts';
+import { device, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
+
+export const casCommand = new Command('cas')
+  .description('Classification Accuracy Score of a labelled image set: train classifiers on it, score them on the real test set')
+  .requiredOption('--set <dir>', 'folder with *-images-idx3-ubyte and *-labels-idx1-ubyte (as written by `generate`, or MNIST itself)')
+  .addOption(new Option('--test <dataset>', 'the real test set').choices(DATASET_NAMES).default('mnist' as const))
+  .option('--classifiers <m>', 'classifiers to train (the paper: 5)', positiveInt, 5)
+  .option('--epochs <n>', 'epochs per classifier (the paper: 5)', positiveInt, 5)
+  .option('--seed <n>', 'seed of classifier k is seed + k', nonNegativeInt, 0)
+  .option('--json <file>', 'also write the result as JSON')
+  .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
+  .addHelpText('after', '\nExample:\n  ssddpm cas --set sets/baseline-1 --classifiers 5')
+  .action((o) => {
+    const train = readImageSetDir(o.set);
+    const test = loadDataset(o.test, 'test');
+    let progress: Progress | undefined;
+    const score = classificationAccuracyScore(train, test, {
+      classifiers: o.classifiers,
+      epochs: o.epochs,
+      seed: o.seed,
+      device: o.device,
+      onStep: (k, step, total, loss) => {
+        if (step === 1) progress = createProgress(`classifier ${k + 1}/${o.classifiers}`, total, ['loss']);
+        progress!.update(step, { loss: loss.toFixed(4) });
+        if (step === total) progress!.stop();
+      },
+    });
+    console.log(`CAS of ${o.set} (${train.count} images, ${o.classifiers} classifiers): ${score.mean.toFixed(4)} ± ${score.std.toFixed(4)}`);
+    console.log(`per class: ${score.perClassMean.map((a, c) => `${c}:${a.toFixed(3)}`).join(' ')}`);
+    if (o.json !== undefined) writeFileAtomic(o.json, `${JSON.stringify({ set: o.set, ...score }, null, 2)}\n`);
+  });
+
+export const speedCommand = new Command('speed')
+  .description('seconds per sample at batch size 1, averaged over many samples, model loading excluded (the paper\'s §0.3)')
+  .option('--run <dir>', 'a baseline or small run folder')
+  .option('--cascade <small,upscaler>', 'time small → ×2 → upscaler', runPair)
+  .option('--upscale', 'with a small run: include the ×2 bilinear upscale')
+  .option('--samples <n>', 'samples timed', positiveInt, 1000)
+  .option('--clip', 'clip x̂0 at every step')
+  .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
+  .action((o) => {
+    const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device });
+    try {
+      const progress = createProgress('speed', o.samples);
+      const m = measureSamplingSpeed(pipeline, { samples: o.samples, clip: o.clip, onSample: (d) => progress.update(d) });
+      progress.stop();
+      console.log(`${(m.secondsPerSample * 1000).toFixed(2)} ms per sample (${m.steps} network evaluations, batch size 1, ${m.samples} samples)`);
+    } finally {
+      disposePipeline(pipeline);
+    }
+  });

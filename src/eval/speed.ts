@@ -1,0 +1,38 @@
+// Sampling speed as the paper measures it (§0.3): wall time of producing one sample at batch size 1,
+// averaged over many samples; loading and initialising the models is not timed.
+import { samplePipeline, pipelineSteps, type Pipeline } from '../experiments/pipelines.ts';
+import { Generator } from '../torch/generator.ts';
+import { cuda } from '../torch/runtime.ts';
+
+export interface SpeedOptions {
+  /** Samples timed (the paper: 1000). */
+  samples: number;
+  /** Untimed samples first (allocator and caches warm up). */
+  warmup?: number;
+  seed?: number;
+  clip?: boolean;
+  onSample?: (done: number, total: number) => void;
+}
+
+export interface SpeedMeasurement {
+  secondsPerSample: number;
+  samples: number;
+  /** Network evaluations per sample. */
+  steps: number;
+}
+
+export function measureSamplingSpeed(p: Pipeline, opts: SpeedOptions): SpeedMeasurement {
+  if (!Number.isInteger(opts.samples) || opts.samples < 1) throw new RangeError(`samples must be a positive integer, got ${opts.samples}`);
+  const generator = new Generator(opts.seed ?? 0);
+  const one = (i: number) => samplePipeline(p, [i % 10], { generator, clip: opts.clip ?? false }).dispose();
+  for (let i = 0; i < (opts.warmup ?? 5); i++) one(i);
+  cuda.synchronize();
+  const start = performance.now();
+  for (let i = 0; i < opts.samples; i++) {
+    one(i);
+    opts.onSample?.(i + 1, opts.samples);
+  }
+  cuda.synchronize();
+  const seconds = (performance.now() - start) / 1000;
+  return { secondsPerSample: seconds / opts.samples, samples: opts.samples, steps: pipelineSteps(p) };
+}
