@@ -1,6 +1,6 @@
 // Sampling speed as the paper measures it (§0.3): wall time of producing one sample at batch size 1,
 // averaged over many samples; loading and initialising the models is not timed.
-import { samplePipeline, pipelineSteps, type Pipeline } from '../experiments/pipelines.ts';
+import { pipelineDevice, samplePipeline, pipelineSteps, type Pipeline } from '../experiments/pipelines.ts';
 import { Generator } from '../torch/generator.ts';
 import { cuda } from '../torch/runtime.ts';
 
@@ -23,7 +23,7 @@ export interface SpeedMeasurement {
 
 export function measureSamplingSpeed(p: Pipeline, opts: SpeedOptions): SpeedMeasurement {
   if (!Number.isInteger(opts.samples) || opts.samples < 1) throw new RangeError(`samples must be a positive integer, got ${opts.samples}`);
-  const generator = new Generator(opts.seed ?? 0);
+  const generator = new Generator(opts.seed ?? 0, pipelineDevice(p));
   const one = (i: number) => samplePipeline(p, [i % 10], { generator, clip: opts.clip ?? false }).dispose();
   for (let i = 0; i < (opts.warmup ?? 5); i++) one(i);
   cuda.synchronize();

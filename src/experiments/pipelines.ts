@@ -74,6 +74,11 @@ export function pipelineImageSize(p: Pipeline): number {
   return p.kind === 'single' ? p.model.config.imageSize : p.kind === 'upscaled' ? p.size : p.upscaler.config.imageSize;
 }
 
+/** The device the pipeline's models live on. */
+export function pipelineDevice(p: Pipeline): string {
+  return p.kind === 'cascade' ? p.small.device : p.model.device;
+}
+
 /** Denoising steps per sample (network evaluations at batch size 1). */
 export function pipelineSteps(p: Pipeline): number {
   return p.kind === 'cascade' ? p.small.config.numStates + p.upscaler.config.numStates : p.model.config.numStates;
@@ -127,7 +132,7 @@ export function generateSet(p: Pipeline, opts: GenerateOptions): ImageSet {
   const size = pipelineImageSize(p);
   const labels = balancedLabels(opts.count, 10, opts.labelOffset ?? 0);
   const images = new Uint8Array(opts.count * size * size);
-  const generator = opts.generator ?? new Generator(opts.seed);
+  const generator = opts.generator ?? new Generator(opts.seed, pipelineDevice(p));
   for (let start = 0; start < opts.count; start += batchSize) {
     const batch = labels.slice(start, start + batchSize);
     const pixels = tidy(() => samplePipeline(p, batch, { ...opts, generator }).mul(255).round().to({ dtype: 'uint8' }).data() as Uint8Array);

@@ -1,8 +1,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { writeFileAtomic } from '../../io/atomic.ts';
-import { sampleGrid } from '../../images/grid.ts';
-import { disposePipeline, loadPipeline, pipelineSteps, samplePipeline } from '../../experiments/pipelines.ts';
-import { Generator } from '../../torch/generator.ts';
+import { sampleGridFigure } from '../../experiments/figures.ts';
+import { disposePipeline, loadPipeline, pipelineSteps } from '../../experiments/pipelines.ts';
 import { createProgress } from '../progress.ts';
 import { device, labelList, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
 import { checkOutputFile } from '../output.ts';
@@ -25,21 +24,18 @@ export const sampleCommand = new Command('sample')
     checkOutputFile(o.out);
     const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device });
     try {
-      // Row-major grid with one column per label.
-      const labels = Array.from({ length: o.perLabel }, () => o.labels).flat();
       const steps = pipelineSteps(pipeline);
       const progress = createProgress('sample', steps);
-      const images = samplePipeline(pipeline, labels, {
-        generator: new Generator(o.seed, o.device ?? 'cpu'),
+      const canvas = sampleGridFigure(pipeline, o.labels, o.perLabel, {
+        seed: o.seed,
         clip: o.clip ?? false,
         variance: o.variance,
+        scale: o.scale,
         onStep: (done) => progress.update(done),
       });
       progress.stop();
-      const canvas = sampleGrid(images, { columns: o.labels.length, labels: o.labels.map(String), scale: o.scale });
-      images.dispose();
       writeFileAtomic(o.out, canvas.toPng());
-      console.log(`wrote ${o.out} (${labels.length} samples, ${steps} denoising steps each)`);
+      console.log(`wrote ${o.out} (${o.labels.length * o.perLabel} samples, ${steps} denoising steps each)`);
     } finally {
       disposePipeline(pipeline);
     }
