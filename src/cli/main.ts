@@ -5,6 +5,7 @@ import { sampleCommand } from './commands/sample.ts';
 import { generateCommand } from './commands/generate.ts';
 import { forwardCommand, reverseCommand } from './commands/figures.ts';
 import { casCommand, speedCommand } from './commands/evaluate.ts';
+import { paperCommand } from './commands/paper.ts';
 import { setNumThreads, torchVersion } from '../torch/runtime.ts';
 
 const program = new Command('ssddpm')
@@ -21,7 +22,7 @@ const program = new Command('ssddpm')
     }
   });
 
-for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand, casCommand, speedCommand]) {
+for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand, casCommand, speedCommand, paperCommand]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(add --help for usage)'));
 }
 
