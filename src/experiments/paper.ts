@@ -34,6 +34,8 @@ export interface PaperPreset {
   /** Classifiers per CAS dataset (the paper: 5) and their epochs (5). */
   classifiers: number;
   casEpochs: number;
+  /** Real test images the classifiers are scored on, balanced (undefined: the whole test set, as the paper). */
+  testImages?: number;
   /** Samples timed at batch size 1 (the paper: 1000), and the threads used for it. */
   speedSamples: number;
   speedThreads: number;
@@ -45,7 +47,7 @@ export interface PaperPreset {
 export const PAPER_PRESETS: Record<PaperPreset['name'], PaperPreset> = {
   full: { name: 'full', runs: 3, epochs: 10, perClass: 5000, samplesPerRun: 3334, casImages: 10_000, classifiers: 5, casEpochs: 5, speedSamples: 1000, speedThreads: 1, toy1d: {}, gridRows: 10 },
   quick: { name: 'quick', runs: 1, epochs: 2, perClass: 1000, samplesPerRun: 1000, casImages: 1000, classifiers: 2, casEpochs: 3, speedSamples: 50, speedThreads: 1, toy1d: { epochs: 20, samples: 500 }, gridRows: 4 },
-  ci: { name: 'ci', runs: 1, epochs: 1, perClass: 20, samplesPerRun: 40, casImages: 40, classifiers: 1, casEpochs: 1, speedSamples: 2, speedThreads: 1, toy1d: { epochs: 2, batchesPerEpoch: 10, samples: 50 }, gridRows: 1 },
+  ci: { name: 'ci', runs: 1, epochs: 1, perClass: 20, samplesPerRun: 40, casImages: 40, classifiers: 1, casEpochs: 1, testImages: 500, speedSamples: 2, speedThreads: 1, toy1d: { epochs: 2, batchesPerEpoch: 10, samples: 50 }, gridRows: 1 },
 };
 
 export interface PaperOptions {
@@ -149,7 +151,8 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
   }
 
   // 3. CAS: the real anchor and every generated dataset (pooled over runs, balanced, truncated).
-  const test = loadDataset(opts.dataset, 'test');
+  const fullTest = loadDataset(opts.dataset, 'test');
+  const test = preset.testImages === undefined ? fullTest : balancedSubset(fullTest, Math.floor(preset.testImages / 10), 2);
   const cas: CasResult[] = [];
   const casJobs: { dataset: CasDatasetName; sampling: SamplingMode | null }[] = [
     { dataset: 'real', sampling: null },

@@ -1,0 +1,53 @@
+// The paper pipeline end to end on the CI-sized preset: every stage runs, the report holds every Table 1
+// row and figure, and a second run skips every stage whose outputs exist.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PAPER_PRESETS, runPaper } from '../src/experiments/paper.ts';
+import { TABLE1_ROWS, TABLE1_COLUMNS } from '../src/report/render.ts';
+import type { PaperResults } from '../src/report/results.ts';
+
+test('paper --preset ci writes a complete report, and a rerun skips every finished stage', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'ssddpm-paper-'));
+  try {
+    const out = join(root, 'report');
+    const opts = { preset: PAPER_PRESETS.ci, dataset: 'mnist' as const, work: join(root, 'work'), out };
+    const results = await runPaper(opts);
+
+    for (const file of ['report.html', 'report.md', 'results.json', 'figure1-cas.svg', 'speed.svg']) assert.ok(existsSync(join(out, file)), file);
+    const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as PaperResults;
+    assert.equal(saved.cas.length, 7, 'real + 3 pipelines × {plain, clipped}');
+    assert.deepEqual(saved.speed.map((s) => s.pipeline), ['baseline', 'small-upscaled', 'cascaded']);
+    assert.equal(saved.training.length, 3);
+    assert.equal(saved.toy1d.length, 2);
+    for (const c of saved.cas) {
+      assert.ok(c.mean >= 0 && c.mean <= 1, `${c.dataset} CAS in [0, 1]`);
+      assert.equal(c.perClassMean.length, 10);
+    }
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    for (const label of [...Object.values(TABLE1_ROWS), ...TABLE1_COLUMNS.map((c) => c.label)]) {
+      assert.ok(md.includes(label), `report.md has '${label}'`);
+      assert.ok(html.includes(label), `report.html has '${label}'`);
+    }
+    const expectedFigures = ['forward-baseline.png', 'forward-small.png', 'forward-upscaler.png', 'reverse-baseline.png', 'reverse-small.png',
+      ...['baseline', 'small-upscaled', 'cascaded'].flatMap((p) => [`samples-${p}-plain.png`, `samples-${p}-clipped.png`])];
+    for (const f of expectedFigures) {
+      assert.ok(existsSync(join(out, f)), f);
+      assert.ok(results.figures.some((g) => g.file === f), `${f} listed in results`);
+      assert.ok(md.includes(f) && html.includes(f), `${f} shown in the report`);
+    }
+    for (const t of saved.toy1d) {
+      assert.ok(existsSync(join(out, t.forwardFigure)) && existsSync(join(out, t.reverseFigure)));
+    }
+
+    const again = await runPaper(opts);
+    const rerun = again.stages.filter((s) => s.name !== 'figures');
+    assert.ok(rerun.every((s) => s.skipped), `skipped on rerun: ${rerun.filter((s) => !s.skipped).map((s) => s.name).join(', ')}`);
+    assert.deepEqual(again.cas.map((c) => c.mean), results.cas.map((c) => c.mean));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
