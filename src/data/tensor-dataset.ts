@@ -1,6 +1,6 @@
 // Image sets as tensors: the whole set lives once in libtorch memory as uint8, and each batch is one
 // index_select plus a conversion, so no pixel crosses between JavaScript and libtorch inside the loop.
-import { tensor } from '../torch/ops/creation.ts';
+import { int64, tensor } from '../torch/ops/creation.ts';
 import { indexSelect } from '../torch/ops/shape.ts';
 import { keep } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
@@ -70,7 +70,7 @@ export class TensorDataset {
 
   /** The images and labels at `indices`. */
   batch(indices: Int32Array): Batch {
-    const idx = tensor(BigInt64Array.from(indices, (i) => BigInt(i)), { device: this.images.device });
+    const idx = int64(indices, { device: this.images.device });
     const raw = indexSelect(this.images, 0, idx);
     const asFloat = raw.float();
     const images = asFloat.div_(255);

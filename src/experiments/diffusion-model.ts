@@ -6,7 +6,7 @@ import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import { sampleLoop, type SampleLoopResult } from '../diffusion/sample.ts';
 import { UNet, unetContext } from '../models/unet.ts';
 import type { Generator } from '../torch/generator.ts';
-import { full, tensor } from '../torch/ops/creation.ts';
+import { full, int64 } from '../torch/ops/creation.ts';
 import { cat } from '../torch/ops/shape.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
@@ -109,7 +109,7 @@ export class DiffusionModel {
     this.unet.eval();
     try {
       return tidy(() => {
-        const labelTensor = tensor(BigInt64Array.from(labels, (l) => BigInt(l)), { device });
+        const labelTensor = int64(labels, { device });
         const cond = opts.lowRes === undefined ? undefined : this.conditioning(opts.lowRes);
         const result = sampleLoop(
           scheduler,

@@ -4,7 +4,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { loadDataset } from '../data/datasets.ts';
 import { balancedSubset, batches } from '../data/sampling.ts';
-import { downscale, upscale } from '../data/tensor-dataset.ts';
+import { downscale } from '../data/tensor-dataset.ts';
 import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import { restoreCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
@@ -12,11 +12,10 @@ import { mseLoss } from '../nn/functional.ts';
 import { Adam } from '../optim/index.ts';
 import { Generator, manualSeed } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
-import { tensor } from '../torch/ops/creation.ts';
+import { int64, tensor } from '../torch/ops/creation.ts';
 import { randint, randn } from '../torch/ops/random.ts';
-import { cat, indexSelect } from '../torch/ops/shape.ts';
+import { indexSelect } from '../torch/ops/shape.ts';
 import { keep, tidy } from '../torch/scope.ts';
-import type { Tensor } from '../torch/tensor.ts';
 import type { ImageSet } from '../data/image-set.ts';
 import { DiffusionModel } from './diffusion-model.ts';
 import { DEFAULT_TRAINING, presetModel, type ModelKind, type RunConfig, type TrainingConfig } from './model-config.ts';
@@ -102,7 +101,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
     const x = raw.float().div_(255);
     return x.size(2) === m.imageSize ? x : downscale(x, m.imageSize);
   }));
-  const labels = keep(tensor(BigInt64Array.from(subset.labels, (l) => BigInt(l)), { device }));
+  const labels = keep(int64(subset.labels, { device }));
   if (!resume) {
     const mean = tidy(() => pixels.mean().item());
     const std = tidy(() => pixels.sub(mean).square().mean().sqrt().item());
@@ -160,7 +159,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
       for (const idx of batches(subset.count, t.batchSize, { seed: epochSeed(t.seed, epoch) })) {
         if (k++ < stepInEpoch) continue;
         const loss = tidy(() => {
-          const index = tensor(BigInt64Array.from(idx, (i) => BigInt(i)), { device });
+          const index = int64(idx, { device });
           const x0 = indexSelect(data, 0, index);
           const y = indexSelect(labels, 0, index);
           const time = randint(0, m.numStates, [idx.length], { generator, device });

@@ -82,6 +82,11 @@ export function tensor(data: number | boolean | readonly unknown[] | TypedArrayL
   return t;
 }
 
+/** An int64 tensor of integers (indices, labels), 1-D. */
+export function int64(values: ArrayLike<number>, opts: { device?: string } = {}): Tensor {
+  return tensor(BigInt64Array.from(values as ArrayLike<number>, (v) => BigInt(v)), { device: opts.device });
+}
+
 const zerosOp = tensorOp('zeros');
 const onesOp = tensorOp('ones');
 const fullOp = tensorOp('full');
