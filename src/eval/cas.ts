@@ -4,6 +4,7 @@
 import type { ImageSet } from '../data/image-set.ts';
 import { DataError } from '../data/idx.ts';
 import { Rng, shuffle, subset } from '../data/sampling.ts';
+import type { CasResult } from '../report/results.ts';
 import { scoreClassifier, trainClassifier } from './classifier.ts';
 
 export interface CasOptions {
@@ -20,14 +21,8 @@ export interface CasOptions {
   onStep?: (classifier: number, step: number, totalSteps: number, loss: number) => void;
 }
 
-export interface CasScore {
-  mean: number;
-  std: number;
-  accuracies: number[];
-  perClassMean: number[];
-  perClassStd: number[];
-  trainImages: number;
-}
+/** A CAS without its dataset label (the report's CasResult minus `dataset` and `sampling`). */
+export type CasScore = Omit<CasResult, 'dataset' | 'sampling'>;
 
 function meanStd(xs: readonly number[]): [number, number] {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
