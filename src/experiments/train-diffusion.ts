@@ -1,7 +1,8 @@
 // Training a diffusion model (Ho et al. Algorithm 1): ε-prediction with an MSE loss, Adam, epochs over the
 // class-balanced training subset; a JSON Lines log, a checkpoint per epoch (and optionally every N steps),
 // and exact resumption from the newest checkpoint.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadDataset } from '../data/datasets.ts';
 import { balancedSubset, batches } from '../data/sampling.ts';
 import { downscale } from '../data/tensor-dataset.ts';
@@ -19,7 +20,7 @@ import { keep, tidy } from '../torch/scope.ts';
 import type { ImageSet } from '../data/image-set.ts';
 import { DiffusionModel } from './diffusion-model.ts';
 import { DEFAULT_TRAINING, presetModel, type ModelKind, type RunConfig, type TrainingConfig } from './model-config.ts';
-import { RunError, epochCheckpointPath, latestCheckpoint, logPath, readRunConfig, stepCheckpointPath, writeRunConfig, configPath } from './run-dir.ts';
+import { CHECKPOINT_DIR, RunError, epochCheckpointPath, latestCheckpoint, logPath, readRunConfig, stepCheckpointPath, writeRunConfig, configPath } from './run-dir.ts';
 import type { DatasetName } from '../data/datasets.ts';
 
 export interface TrainProgress {
@@ -124,6 +125,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
   let epoch = 0;
   let stepInEpoch = 0;
   let step = 0;
+  let carried: number[] = [];
   if (checkpoint !== undefined) {
     const meta = restoreCheckpoint(checkpoint, { model: model.unet, optimizer }) as unknown as CheckpointMeta;
     epoch = meta.epoch;
@@ -132,7 +134,8 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
     const state = tensor(Uint8Array.from(Buffer.from(meta.generatorState, 'base64')));
     generator.setState(state);
     state.dispose();
-    truncateLog(dir, step);
+    removeTemporaries(dir);
+    carried = truncateLog(dir, step, epoch);
   } else {
     mkdirSync(dir, { recursive: true });
     writeRunConfig(dir, config);
@@ -153,8 +156,13 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
   try {
     for (; epoch < t.epochs; ) {
       const epochStart = performance.now();
+      // A run resumed mid-epoch: the epoch's mean loss also covers the steps done before the interruption.
       let lossSum = 0;
       let lossCount = 0;
+      if (stepInEpoch > 0) {
+        for (const l of carried) lossSum += l;
+        lossCount = carried.length;
+      }
       let k = 0;
       for (const idx of batches(subset.count, t.batchSize, { seed: epochSeed(t.seed, epoch) })) {
         if (k++ < stepInEpoch) continue;
@@ -189,9 +197,11 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
       }
       epoch++;
       stepInEpoch = 0;
-      save(epochCheckpointPath(dir, epoch));
+      // The summary goes before the checkpoint: a crash in between drops it on resume (epoch > the
+      // checkpoint's), and the resumed run writes it again; the other order would lose it.
       const seconds = (performance.now() - epochStart) / 1000;
       appendFileSync(logPath(dir), `${JSON.stringify({ epoch, meanLoss: lossCount > 0 ? lossSum / lossCount : null, seconds })}\n`);
+      save(epochCheckpointPath(dir, epoch));
     }
   } finally {
     for (const x of [data, labels, cond]) x?.dispose();
@@ -218,20 +228,36 @@ function validateTraining(t: TrainingConfig): void {
   if (!Number.isInteger(t.checkpointEvery) || t.checkpointEvery < 0) throw new RangeError(`checkpoint interval must be a non-negative integer, got ${t.checkpointEvery}`);
 }
 
-// Drops log lines past the resumed step, so the log reads as one uninterrupted run.
-function truncateLog(dir: string, step: number): void {
+// Drops log lines past the resumed checkpoint (steps after `step`, summaries of epochs after `epochs`
+// completed ones, a line torn by a crash), so the log reads as one uninterrupted run. Returns the losses of
+// the kept steps of the unfinished epoch, in order.
+function truncateLog(dir: string, step: number, epochs: number): number[] {
   const path = logPath(dir);
-  if (!existsSync(path)) return;
+  if (!existsSync(path)) return [];
+  const current: number[] = [];
   const kept = readFileSync(path, 'utf8')
     .split('\n')
     .filter((line) => {
       if (line.trim() === '') return false;
       try {
-        const entry = JSON.parse(line) as { step?: number; epoch?: number };
-        return entry.step !== undefined ? entry.step <= step : true;
+        const entry = JSON.parse(line) as { step?: number; epoch?: number; loss?: number };
+        if (entry.step === undefined) return (entry.epoch ?? 0) <= epochs;
+        if (entry.step > step) return false;
+        if (entry.epoch === epochs + 1 && typeof entry.loss === 'number') current.push(entry.loss);
+        return true;
       } catch {
         return false;
       }
     });
   writeFileAtomic(path, kept.length > 0 ? `${kept.join('\n')}\n` : '');
+  return current;
+}
+
+// Removes what a killed process left of its atomic writes (`.tmp-<name>-<pid>-…`, see writeFileAtomic) in
+// the run folder and its checkpoints: the files they were to replace are intact.
+function removeTemporaries(dir: string): void {
+  for (const folder of [dir, join(dir, CHECKPOINT_DIR)]) {
+    if (!existsSync(folder)) continue;
+    for (const name of readdirSync(folder)) if (name.startsWith('.tmp-')) rmSync(join(folder, name), { force: true });
+  }
 }
