@@ -6,6 +6,7 @@ import { generateCommand } from './commands/generate.ts';
 import { forwardCommand, reverseCommand } from './commands/figures.ts';
 import { casCommand, speedCommand } from './commands/evaluate.ts';
 import { paperCommand } from './commands/paper.ts';
+import { stopAllProgress } from './progress.ts';
 import { setNumThreads, torchVersion } from '../torch/runtime.ts';
 
 const program = new Command('ssddpm')
@@ -29,6 +30,7 @@ for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand,
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
+  stopAllProgress();
   if (err instanceof CommanderError) {
     // commander has already printed its message (or the help / version text).
     process.exitCode = err.exitCode;

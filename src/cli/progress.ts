@@ -11,6 +11,16 @@ export interface Progress {
   stop(): void;
 }
 
+// Bars not yet stopped: a command that fails mid-way leaves its bar running, and the bar's redraw timer would
+// keep the process alive after the error is reported (see stopAllProgress).
+const live = new Set<cliProgress.SingleBar>();
+
+/** Stops every bar still running (the CLI calls this when a command fails, before printing the error). */
+export function stopAllProgress(): void {
+  for (const bar of live) bar.stop();
+  live.clear();
+}
+
 export function createProgress(label: string, total: number, fields: string[] = []): Progress {
   const suffix = fields.map((f) => `${f}={${f}}`).join(' ');
   const bar = new cliProgress.SingleBar(
@@ -26,6 +36,7 @@ export function createProgress(label: string, total: number, fields: string[] = 
     cliProgress.Presets.shades_classic,
   );
   bar.start(total, 0, Object.fromEntries(fields.map((f) => [f, '-'])));
+  live.add(bar);
   const tty = process.stderr.isTTY === true;
   let lastLine = Date.now();
   return {
@@ -36,6 +47,9 @@ export function createProgress(label: string, total: number, fields: string[] = 
         bar.render();
       }
     },
-    stop: () => bar.stop(),
+    stop: () => {
+      bar.stop();
+      live.delete(bar);
+    },
   };
 }
