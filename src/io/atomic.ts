@@ -4,7 +4,8 @@ import { basename, dirname, join } from 'node:path';
 /**
  * Writes `data` to `path` so that `path` either keeps its old content or holds the complete new content:
  * the bytes go to a temporary file beside it (same filesystem), are flushed, then renamed over `path`.
- * On any failure the temporary file is removed and the error is rethrown.
+ * On any failure the temporary file is removed and the error is rethrown (a filesystem error with its message
+ * rewritten to name `path`: "cannot write <path>: no space left on device (ENOSPC)").
  */
 export function writeFileAtomic(path: string, data: Uint8Array | string | readonly Uint8Array[]): void {
   const dir = dirname(path);
@@ -25,6 +26,16 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | readon
   } catch (err) {
     if (fd >= 0) closeSync(fd);
     rmSync(tmp, { force: true });
-    throw err;
+    throw explain(err, path);
   }
+}
+
+// Node's fs messages name the temporary file ("ENOSPC: no space left on device, write"); say which file could
+// not be written and why, in one line, keeping the error's class and code.
+function explain(err: unknown, path: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || typeof e.code !== 'string') return err;
+  const reason = /^[A-Z0-9_]+: ([^,]+)/.exec(e.message)?.[1] ?? e.message;
+  e.message = `cannot write ${path}: ${reason} (${e.code})`;
+  return e;
 }
