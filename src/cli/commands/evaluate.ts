@@ -7,6 +7,7 @@ import { disposePipeline, loadPipeline } from '../../experiments/pipelines.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { device, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
+import { checkOutputFile } from '../output.ts';
 
 export const casCommand = new Command('cas')
   .description('Classification Accuracy Score of a labelled image set: train classifiers on it, score them on the real test set')
@@ -19,6 +20,7 @@ export const casCommand = new Command('cas')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExample:\n  ssddpm cas --set sets/baseline-1 --classifiers 5')
   .action((o) => {
+    if (o.json !== undefined) checkOutputFile(o.json);
     const train = readImageSetDir(o.set);
     const test = loadDataset(o.test, 'test');
     let progress: Progress | undefined;

@@ -2,6 +2,7 @@ import { Command, Option } from '@commander-js/extra-typings';
 import { disposePipeline, generateSet, loadPipeline, writeGeneratedSet } from '../../experiments/pipelines.ts';
 import { createProgress } from '../progress.ts';
 import { device, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
+import { checkOutputFolder } from '../output.ts';
 
 export const generateCommand = new Command('generate')
   .description('generate a labelled image set, balanced over labels, as MNIST-format IDX files (readable by numpy/torchvision)')
@@ -17,6 +18,7 @@ export const generateCommand = new Command('generate')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExample:\n  ssddpm generate --run runs/baseline-1 --count 3334 --out sets/baseline-1')
   .action((o) => {
+    checkOutputFolder(o.out, { fresh: true });
     const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device });
     try {
       const progress = createProgress('generate', o.count);

@@ -4,6 +4,7 @@ import { MODEL_KINDS, DEFAULT_TRAINING } from '../../experiments/model-config.ts
 import { trainDiffusion } from '../../experiments/train-diffusion.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { device, nonNegativeInt, positiveInt, positiveNumber } from '../parse.ts';
+import { checkOutputFolder } from '../output.ts';
 
 export const trainCommand = new Command('train')
   .description('train a diffusion model (baseline 28×28 T=30, small 14×14 T=20, or upscaler 28×28 T=10) on the balanced training subset')
@@ -21,6 +22,7 @@ export const trainCommand = new Command('train')
   .addHelpText('after', '\nExample:\n  ssddpm train --model baseline --epochs 10 --seed 1 --out runs/baseline-1\n  ssddpm train --out runs/baseline-1 --resume')
   .action((o, cmd) => {
     const given = (name: string) => cmd.getOptionValueSource(name) === 'cli';
+    if (!o.resume) checkOutputFolder(o.out);
     let progress: Progress | undefined;
     const result = trainDiffusion({
       out: o.out,
