@@ -11,13 +11,14 @@ import { Generator } from '../torch/generator.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import { DiffusionModel, type SamplingOptions } from './diffusion-model.ts';
-import { RunError, latestCheckpoint, readRunConfig } from './run-dir.ts';
+import { RunError, checkCheckpointModel, latestCheckpoint, noCheckpointReason, readRunConfig } from './run-dir.ts';
 
 /** Loads a run's model from its newest checkpoint (or `checkpoint`), in evaluation mode. */
 export function loadModel(runDir: string, opts: { checkpoint?: string; device?: string } = {}): DiffusionModel {
   const config = readRunConfig(runDir);
   const path = opts.checkpoint ?? latestCheckpoint(runDir)?.path;
-  if (path === undefined) throw new RunError(`${runDir}: no checkpoint to load (train it first)`);
+  if (path === undefined) throw new RunError(`${runDir}: no checkpoint to load: ${noCheckpointReason(runDir)}`);
+  checkCheckpointModel(path, config);
   const model = new DiffusionModel(config.model, opts.device);
   try {
     restoreCheckpoint(path, { model: model.unet });

@@ -2,11 +2,11 @@
 //   config.json           the full model and training configuration
 //   train.jsonl           one JSON line per step ({step, epoch, loss}) and per epoch ({epoch, meanLoss, seconds})
 //   checkpoints/          epoch-0001.safetensors … (weights, optimizer state, RNG state, step, epoch)
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { isDatasetName } from '../data/datasets.ts';
-import { isModelKind, type RunConfig } from './model-config.ts';
+import { isModelKind, type DiffusionModelConfig, type RunConfig } from './model-config.ts';
 
 export class RunError extends Error {
   override name = 'RunError';
@@ -75,15 +75,58 @@ export function latestCheckpoint(dir: string): { path: string; step: number } | 
   return best;
 }
 
-// The step recorded in a checkpoint's header, read without loading its tensors.
-function checkpointStep(path: string): number | undefined {
+/**
+ * Why a run folder has no checkpoint to use (for messages): it holds none yet, or only unreadable ones.
+ */
+export function noCheckpointReason(dir: string): string {
+  const folder = join(dir, CHECKPOINT_DIR);
+  const files = existsSync(folder) ? readdirSync(folder).filter((n) => n.endsWith('.safetensors') && !n.startsWith('.')) : [];
+  if (files.length === 0) return 'it holds no checkpoint yet';
+  return `its checkpoint${files.length === 1 ? '' : 's'} (${files.join(', ')}) cannot be read: truncated or not a checkpoint`;
+}
+
+// The trainer's metadata in a checkpoint's header ({ config, step, ... }), read without loading its tensors;
+// undefined when the header cannot be read.
+function checkpointMetadata(path: string): { config?: RunConfig; step?: number } | undefined {
+  let fd = -1;
   try {
-    const fd = readFileSync(path);
-    const n = Number(fd.readBigUInt64LE(0));
-    const header = JSON.parse(fd.subarray(8, 8 + n).toString('utf8')) as { __metadata__?: { metadata?: string } };
-    const meta = JSON.parse(header.__metadata__?.metadata ?? '{}') as { step?: number };
-    return typeof meta.step === 'number' ? meta.step : undefined;
+    fd = openSync(path, 'r');
+    const prefix = Buffer.alloc(8);
+    if (readSync(fd, prefix, 0, 8, 0) !== 8) return undefined;
+    const n = Number(prefix.readBigUInt64LE(0));
+    if (n > 100_000_000) return undefined;
+    const text = Buffer.alloc(n);
+    if (readSync(fd, text, 0, n, 8) !== n) return undefined;
+    const header = JSON.parse(text.toString('utf8')) as { __metadata__?: { metadata?: string } };
+    const meta = JSON.parse(header.__metadata__?.metadata ?? '{}') as unknown;
+    return typeof meta === 'object' && meta !== null ? meta : undefined;
   } catch {
     return undefined;
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+// The step recorded in a checkpoint's header.
+function checkpointStep(path: string): number | undefined {
+  const step = checkpointMetadata(path)?.step;
+  return typeof step === 'number' ? step : undefined;
+}
+
+const describeModel = (m: DiffusionModelConfig) =>
+  `${m.kind} model (${m.dataset} ${m.imageSize}×${m.imageSize}, T=${m.numStates}, ${m.unet.inChannels} input channel${m.unet.inChannels === 1 ? '' : 's'})`;
+
+/**
+ * Refuses a checkpoint whose recorded model differs from the run's (one copied from another run: the weights
+ * may even fit, e.g. a 14×14 model's in a 28×28 run, and give wrong results silently).
+ */
+export function checkCheckpointModel(path: string, config: RunConfig): void {
+  const saved = checkpointMetadata(path)?.config?.model;
+  if (saved === undefined) return;
+  const m = config.model;
+  const key = (x: DiffusionModelConfig) =>
+    JSON.stringify([x.kind, x.dataset, x.imageSize, x.numStates, x.cosinePower, x.lowResSize ?? null, x.unet]);
+  if (key(saved) !== key(m)) {
+    throw new RunError(`${path} holds ${/^[aeiou]/.test(saved.kind) ? 'an' : 'a'} ${describeModel(saved)}, not this run's ${describeModel(m)}: it comes from another run`);
   }
 }

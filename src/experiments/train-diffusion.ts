@@ -20,7 +20,7 @@ import { keep, tidy } from '../torch/scope.ts';
 import type { ImageSet } from '../data/image-set.ts';
 import { DiffusionModel } from './diffusion-model.ts';
 import { DEFAULT_TRAINING, presetModel, type ModelKind, type RunConfig, type TrainingConfig } from './model-config.ts';
-import { CHECKPOINT_DIR, RunError, epochCheckpointPath, latestCheckpoint, logPath, readRunConfig, stepCheckpointPath, writeRunConfig, configPath } from './run-dir.ts';
+import { CHECKPOINT_DIR, RunError, checkCheckpointModel, noCheckpointReason, epochCheckpointPath, latestCheckpoint, logPath, readRunConfig, stepCheckpointPath, writeRunConfig, configPath } from './run-dir.ts';
 import type { DatasetName } from '../data/datasets.ts';
 
 export interface TrainProgress {
@@ -80,7 +80,8 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
     if (!existsSync(configPath(dir))) throw new RunError(`nothing to resume in ${dir}: it holds no run (no config.json)`);
     config = readRunConfig(dir);
     checkpoint = latestCheckpoint(dir)?.path;
-    if (checkpoint === undefined) throw new RunError(`nothing to resume in ${dir}: it holds no checkpoint yet`);
+    if (checkpoint === undefined) throw new RunError(`nothing to resume in ${dir}: ${noCheckpointReason(dir)}`);
+    checkCheckpointModel(checkpoint, config);
     if (opts.epochs !== undefined) config = { ...config, training: { ...config.training, epochs: opts.epochs } };
   } else {
     if (existsSync(dir) && !statSync(dir).isDirectory()) throw new RunError(`${dir} exists and is not a folder`);
