@@ -1,0 +1,351 @@
+// Every bad input is refused the way a trusted tool refuses it: exit status ≠ 0, one line on stderr that says
+// what is wrong, no stack trace, and nothing written (the folders read the same before and after). Also a
+// full disk (a 64 KiB tmpfs when root; a file-size limit everywhere) and a diverging training (NaN loss), and
+// the library-level checks the command line cannot reach.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'node:child_process';
+import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadMnist } from '../src/data/datasets.ts';
+import { DataError, parseIdx } from '../src/data/idx.ts';
+import { writeImageSet, type ImageSet } from '../src/data/image-set.ts';
+import { DDPMScheduler } from '../src/diffusion/ddpm.ts';
+import { loadModel } from '../src/experiments/pipelines.ts';
+import { trainDiffusion } from '../src/experiments/train-diffusion.ts';
+import { loadCheckpoint } from '../src/io/checkpoint.ts';
+import { SafetensorsError, parseSafetensors } from '../src/io/safetensors.ts';
+import { PAPER_UNET, UNet } from '../src/models/unet.ts';
+import { dispose } from '../src/torch/scope.ts';
+import './helpers.ts';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const root = mkdtempSync(join(tmpdir(), 'ssddpm-bad-input-'));
+after(() => {
+  rmSync(root, { recursive: true, force: true });
+});
+
+interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI (optionally under `ulimit -f <kb>`), one libtorch thread. */
+function ssddpm(args: readonly string[], opts: { fileLimitKb?: number } = {}): Promise<Result> {
+  const [file, argv] =
+    opts.fileLimitKb === undefined
+      ? [process.execPath, ['bin/ssddpm.js', ...args]]
+      : ['bash', ['-c', `ulimit -f ${opts.fileLimitKb}; exec "$0" bin/ssddpm.js "$@"`, process.execPath, ...args]];
+  return new Promise((resolve, reject) => {
+    execFile(file, argv, { cwd: repo, encoding: 'utf8', timeout: 120_000, env: { ...process.env, TORCH_NUM_THREADS: '1', SSDDPM_DEBUG: '' } }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') reject(err);
+      else resolve({ status: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Runs invocations a few at a time (each spends most of its ~2 s starting up; the machine is small). */
+async function ssddpmAll(invocations: readonly (readonly string[])[], parallel = 4): Promise<Result[]> {
+  const results: Result[] = new Array(invocations.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < invocations.length) {
+      const i = next++;
+      results[i] = await ssddpm(invocations[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, invocations.length) }, worker));
+  return results;
+}
+
+/** stderr without progress-bar lines, blank lines and commander's usage hint. */
+function messageLines(stderr: string): string[] {
+  return stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && l !== '(add --help for usage)' && !/\[[█░]+\] \d+\/\d+/.test(l));
+}
+
+/** Exit status ≠ 0, exactly one message line matching `message`, no stack trace, nothing on stdout. */
+function assertRefused(r: Result, message: RegExp, what: string): void {
+  assert.notEqual(r.status, 0, `${what}: exit status`);
+  assert.ok(!r.stderr.includes('    at '), `${what}: no stack trace in\n${r.stderr}`);
+  const lines = messageLines(r.stderr);
+  assert.equal(lines.length, 1, `${what}: one line of error, got\n${r.stderr}`);
+  assert.match(lines[0]!, /^(ssddpm|error): /, what);
+  assert.match(lines[0]!, message, what);
+  assert.equal(r.stdout, '', `${what}: nothing on stdout`);
+}
+
+/** Every file and folder under `dir` with its size and modification time. */
+function listing(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const s = statSync(p);
+      out.push(`${p} ${s.isDirectory() ? 'dir' : s.size} ${s.mtimeMs}`);
+      if (s.isDirectory()) walk(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Runs refusals (in parallel), checks each, and checks that none wrote anything under `root`. */
+async function assertAllRefused(cases: readonly [readonly string[], RegExp][]): Promise<void> {
+  const before = listing(root);
+  const results = await ssddpmAll(cases.map(([args]) => args));
+  cases.forEach(([args, message], i) => assertRefused(results[i]!, message, args.join(' ')));
+  assert.deepEqual(listing(root), before, 'nothing written');
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Fixtures: one tiny run of each model (library calls: no process start-up), and a valid IDX set.
+
+const mnist: ImageSet = (() => {
+  const all = loadMnist('train');
+  const n = 400;
+  return { ...all, images: all.images.slice(0, n * 784), labels: all.labels.slice(0, n), count: n };
+})();
+const runs = join(root, 'runs');
+const run = (kind: 'baseline' | 'small' | 'upscaler') => {
+  const out = join(runs, kind);
+  trainDiffusion({ out, model: kind, images: mnist, training: { perClass: 2, batchSize: 20, epochs: 1, seed: 5 } });
+  return out;
+};
+const baseline = run('baseline');
+const small = run('small');
+const upscaler = run('upscaler');
+const CKPT = join('checkpoints', 'epoch-0001.safetensors');
+
+/** A run folder with `baseline`'s config.json and `checkpoint` (a file's bytes) as its only checkpoint. */
+function doctoredRun(name: string, checkpoint: Uint8Array): string {
+  const dir = join(runs, name);
+  mkdirSync(join(dir, 'checkpoints'), { recursive: true });
+  copyFileSync(join(baseline, 'config.json'), join(dir, 'config.json'));
+  writeFileSync(join(dir, CKPT), checkpoint);
+  return dir;
+}
+
+/** A safetensors file whose header is rewritten by `edit` (the data buffer is kept as is). */
+function withHeader(bytes: Buffer, edit: (header: Record<string, { data_offsets: [number, number] }>) => void): Buffer {
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+  edit(header);
+  const json = Buffer.from(JSON.stringify(header));
+  const padded = Buffer.alloc(Math.ceil(json.length / 8) * 8, 0x20);
+  json.copy(padded);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(padded.length));
+  return Buffer.concat([prefix, padded, bytes.subarray(8 + n)]);
+}
+
+const sets = join(root, 'sets');
+const goodSet: ImageSet = {
+  images: Uint8Array.from({ length: 20 * 28 * 28 }, (_, i) => (i * 37) % 256),
+  labels: Uint8Array.from({ length: 20 }, (_, i) => i % 10),
+  count: 20,
+  height: 28,
+  width: 28,
+  numClasses: 10,
+};
+/** A copy of the valid set in `sets/<name>`, then `damage` applied to its two file paths. */
+function badSet(name: string, damage: (images: string, labels: string) => void): string {
+  const dir = join(sets, name);
+  const { imagesPath, labelsPath } = writeImageSet(dir, goodSet, 'train');
+  damage(imagesPath, labelsPath);
+  return dir;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+test('cas --set refuses a missing, truncated, corrupt, inconsistent or out-of-range IDX set', async () => {
+  const json = join(root, 'cas.json');
+  const cas = (set: string) => ['cas', '--set', set, '--classifiers', '1', '--epochs', '1', '--json', json];
+  const cut = (path: string, bytes: number) => writeFileSync(path, readFileSync(path).subarray(0, bytes));
+  await assertAllRefused([
+    [cas(badSet('no-labels', (_, labels) => rmSync(labels))), /train-images-idx3-ubyte has no matching train-labels-idx1-ubyte/],
+    [cas(badSet('truncated', (images) => cut(images, 1000))), /train-images-idx3-ubyte: truncated data \(shape 20x28x28 of uint8 needs 15680 bytes, file has 984\)/],
+    [cas(badSet('bad-magic', (images) => {
+      const b = readFileSync(images);
+      b[0] = 0x50;
+      b[1] = 0x4b;
+      writeFileSync(images, b);
+    })), /train-images-idx3-ubyte: bad magic, not an IDX file .*got 0x50 0x4b/],
+    [cas(badSet('count', (_, labels) => {
+      const b = readFileSync(labels);
+      b.writeUInt32BE(19, 4);
+      writeFileSync(labels, b.subarray(0, 8 + 19));
+    })), /count mismatch: .*has 20 images but .*has 19 labels/],
+    [cas(badSet('label-range', (_, labels) => {
+      const b = readFileSync(labels);
+      b[8 + 7] = 12;
+      writeFileSync(labels, b);
+    })), /train-labels-idx1-ubyte: label 12 at index 7 is out of range \(must be < 10 classes\)/],
+  ]);
+  assert.equal(existsSync(json), false);
+});
+
+test('sample --run refuses a truncated checkpoint, a header that lies about offsets, another model\'s checkpoint', async () => {
+  const bytes = readFileSync(join(baseline, CKPT));
+  const png = join(root, 'png', 'x.png');
+  const sample = (dir: string) => ['sample', '--run', dir, '--per-label', '1', '--out', png];
+  // The first tensor's offsets moved 4 bytes on: it overlaps the next one and leaves a hole at the start.
+  const shifted = withHeader(bytes, (h) => {
+    const first = Object.entries(h).find(([name, e]) => name !== '__metadata__' && e.data_offsets[0] === 0)!;
+    first[1].data_offsets = [4, first[1].data_offsets[1] + 4];
+  });
+  // One tensor's span shrunk: its bytes no longer match its shape.
+  const short = withHeader(bytes, (h) => {
+    const e = Object.entries(h).find(([name, v]) => name !== '__metadata__' && v.data_offsets[1] - v.data_offsets[0] > 8)![1];
+    e.data_offsets = [e.data_offsets[0], e.data_offsets[1] - 4];
+  });
+  await assertAllRefused([
+    [sample(doctoredRun('truncated', bytes.subarray(0, bytes.length - 1000))), /truncated\/checkpoints\/epoch-0001\.safetensors: .*beyond the \d+-byte data buffer \(truncated file\?\)/],
+    [sample(doctoredRun('truncated-header', bytes.subarray(0, 200))), /truncated-header: no checkpoint to load: its checkpoint \(epoch-0001\.safetensors\) cannot be read: truncated/],
+    [sample(doctoredRun('shifted', shifted)), /shifted\/checkpoints\/epoch-0001\.safetensors: (tensors .* overlap|gap: data bytes \[0, 4\))/],
+    [sample(doctoredRun('short', short)), /short\/checkpoints\/epoch-0001\.safetensors: tensor .* span \d+ bytes but F32 \[.*\] needs \d+/],
+    [sample(doctoredRun('upscaler-ckpt', readFileSync(join(upscaler, CKPT)))), /holds an upscaler model \(mnist 28×28, T=10, 2 input channels\), not this run's baseline model/],
+    [sample(doctoredRun('small-ckpt', readFileSync(join(small, CKPT)))), /holds a small model \(mnist 14×14, T=20, 1 input channel\), not this run's baseline model \(mnist 28×28, T=30/],
+  ]);
+  assert.equal(existsSync(join(root, 'png')), false, 'the output folder was not created');
+});
+
+// (cli.test.ts covers --resume on an empty folder, an unknown model and a negative or non-numeric --epochs.)
+test('train refuses --resume with nothing to resume and bad settings', async () => {
+  const configOnly = join(runs, 'config-only');
+  mkdirSync(configOnly);
+  copyFileSync(join(small, 'config.json'), join(configOnly, 'config.json'));
+  const out = join(root, 'new-run');
+  await assertAllRefused([
+    [['train', '--resume', '--out', configOnly], /nothing to resume in .*config-only: it holds no checkpoint yet/],
+        [['train', '--batch-size', '0', '--out', out], /--batch-size.*'0'.*positive integer/],
+    [['train', '--seed', 'seven', '--out', out], /--seed.*'seven'.*non-negative integer/],
+    [['train', '--lr', '-1', '--out', out], /--lr.*'-1'.*positive number/],
+  ]);
+});
+
+test('an output path that is a file, a folder, or under a file is refused before any work', async () => {
+  const file = join(root, 'a-file');
+  writeFileSync(file, 'keep me\n');
+  const folder = join(root, 'a-folder');
+  mkdirSync(folder);
+  await assertAllRefused([
+    [['train', '--model', 'small', '--per-class', '2', '--out', file], /a-file exists and is not a folder/],
+    [['train', '--model', 'small', '--per-class', '2', '--out', join(file, 'run')], /a-file is not a folder/],
+    [['generate', '--run', small, '--count', '2', '--out', file], /a-file exists and is not a folder/],
+    [['generate', '--run', small, '--count', '2', '--out', folder], /a-folder already exists; remove it or choose another --out/],
+    [['sample', '--run', small, '--per-label', '1', '--out', folder], /a-folder is a folder; give a file name/],
+  ]);
+  assert.equal(readFileSync(file, 'utf8'), 'keep me\n');
+});
+
+test('an output folder that is not writable is refused before any work', async (t) => {
+  const locked = join(root, 'locked');
+  mkdirSync(locked);
+  chmodSync(locked, 0o500);
+  try {
+    let writable = false;
+    try {
+      accessSync(locked, constants.W_OK);
+      writable = true;
+    } catch {}
+    if (writable) return t.skip('mode 500 does not stop this user (root)');
+    await assertAllRefused([
+      [['train', '--model', 'small', '--per-class', '2', '--out', join(locked, 'run')], /locked is not writable/],
+      [['generate', '--run', small, '--count', '2', '--out', join(locked, 'gen')], /locked is not writable/],
+      [['sample', '--run', small, '--per-label', '1', '--out', join(locked, 'x.png')], /locked is not writable/],
+    ]);
+  } finally {
+    chmodSync(locked, 0o700);
+  }
+});
+
+/** After a failed write: no temporary left anywhere under `dir`, and every file there is complete. */
+function assertCompleteOrAbsent(dir: string): void {
+  for (const line of listing(dir)) {
+    const path = line.split(' ')[0]!;
+    const name = path.split('/').at(-1)!;
+    assert.ok(!name.startsWith('.tmp-') && !name.startsWith('.'), `temporary left: ${path}`);
+    if (name.endsWith('.json')) JSON.parse(readFileSync(path, 'utf8'));
+    if (name.endsWith('.jsonl')) for (const l of readFileSync(path, 'utf8').split('\n').filter(Boolean)) JSON.parse(l);
+    if (name.endsWith('.safetensors')) dispose([...loadCheckpoint(path).tensors.values()]);
+  }
+}
+
+/**
+ * train, generate and (unless `withSample` is false) sample into `dir` when it cannot take their outputs;
+ * `fileLimitKb` runs them under a ulimit.
+ */
+async function fullDisk(dir: string, reason: RegExp, opts: { fileLimitKb?: number; withSample?: boolean } = {}): Promise<void> {
+  const { fileLimitKb, withSample = true } = opts;
+  const trainRun = join(dir, 'run');
+  const gen = join(dir, 'gen');
+  const png = join(dir, 'grid.png');
+  const [tr, ge, sa] = await Promise.all([
+    ssddpm(['train', '--model', 'small', '--per-class', '2', '--batch-size', '20', '--epochs', '1', '--out', trainRun], { fileLimitKb }),
+    // 100 images of 28×28: 78 KB of pixels.
+    ssddpm(['generate', '--run', small, '--upscale', '--count', '100', '--batch-size', '100', '--out', gen], { fileLimitKb }),
+    withSample ? ssddpm(['sample', '--run', small, '--upscale', '--per-label', '10', '--scale', '4', '--out', png], { fileLimitKb }) : undefined,
+  ]);
+  assertRefused(tr, new RegExp(`cannot write .*run/checkpoints/epoch-0001\\.safetensors: ${reason.source}`), 'train');
+  assertRefused(ge, new RegExp(`cannot write .*train-images-idx3-ubyte: ${reason.source}`), 'generate');
+  if (sa !== undefined) assertRefused(sa, new RegExp(`cannot write .*grid\\.png: ${reason.source}`), 'sample');
+  assert.equal(existsSync(gen), false, 'no partial generated set');
+  assert.equal(existsSync(png), false, 'no partial PNG');
+  assert.deepEqual(readdirSync(join(trainRun, 'checkpoints')), [], 'no partial checkpoint');
+  assertCompleteOrAbsent(dir);
+}
+
+test('a full disk (64 KiB tmpfs): train, generate and sample fail naming the file, leaving no partial output', async (t) => {
+  const mnt = join(root, 'tmpfs');
+  mkdirSync(mnt);
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt], { encoding: 'utf8' });
+  if (mounted.status !== 0) return t.skip(`cannot mount a tmpfs (${(mounted.stderr || mounted.error?.message || '').trim()}); needs root`);
+  try {
+    await fullDisk(mnt, /no space left on device \(ENOSPC\)/);
+  } finally {
+    spawnSync('umount', [mnt]);
+  }
+});
+
+// Works without root: Node ignores SIGXFSZ, so writes past the limit fail with EFBIG instead of killing it.
+test('a file-size limit (ulimit -f 64): train and generate fail the same way, with EFBIG', async () => {
+  const dir = join(root, 'limited');
+  mkdirSync(dir);
+  await fullDisk(dir, /file too large \(EFBIG\)/, { fileLimitKb: 64, withSample: false });
+});
+
+test('a diverging training (lr 1e30) stops at the NaN with the step and the last good checkpoint, which loads', async () => {
+  const out = join(root, 'diverge');
+  const r = await ssddpm(['train', '--model', 'small', '--per-class', '4', '--batch-size', '8', '--epochs', '3', '--lr', '1e30', '--checkpoint-every', '1', '--seed', '5', '--out', out]);
+  assertRefused(r, /the loss became (NaN|-?Infinity) at step (\d+) \(epoch 1\); stopped without saving: the last good checkpoint is .*diverge\/checkpoints\/latest-step\.safetensors$/, 'train --lr 1e30');
+  const step = Number(/at step (\d+)/.exec(r.stderr)![1]);
+  const ckpt = loadCheckpoint(join(out, 'checkpoints', 'latest-step.safetensors'));
+  assert.equal(ckpt.metadata.step, step - 1, 'the checkpoint is the step before the NaN');
+  dispose([...ckpt.tensors.values(), ...[...(ckpt.optimizerState?.state.values() ?? [])].flatMap((s) => Object.values(s))]);
+  loadModel(out).dispose();
+  const steps = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss: number });
+  assert.equal(steps.length, step - 1, 'the log ends at the last finite loss');
+  assert.ok(steps.every((s) => Number.isFinite(s.loss)));
+});
+
+test('library-level refusals: T = 0, a U-Net with 0 channels, a safetensors header that lies, IDX with a wrong magic', () => {
+  assert.throws(() => new DDPMScheduler({ numTrainTimesteps: 0 }), { name: 'RangeError', message: 'DDPMScheduler: numTrainTimesteps (T) must be a positive integer, got 0' });
+  assert.throws(() => new UNet({ ...PAPER_UNET, baseChannels: 0 }), { name: 'RangeError', message: 'UNet: baseChannels must be a positive integer, got 0' });
+  assert.throws(() => new UNet({ ...PAPER_UNET, inChannels: 0 }), { name: 'RangeError', message: 'UNet: inChannels must be a positive integer, got 0' });
+
+  const header = Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [4], data_offsets: [0, 64] } }));
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(header.length));
+  assert.throws(() => parseSafetensors(Buffer.concat([prefix, header, Buffer.alloc(16)]), 'w.safetensors'), (e: unknown) =>
+    e instanceof SafetensorsError && e.message === 'w.safetensors: tensor "w": data_offsets end 64 is beyond the 16-byte data buffer (truncated file?)');
+
+  const idx = Buffer.from([0x08, 0x03, 0x00, 0x01, 0, 0, 0, 0]);
+  assert.throws(() => parseIdx(idx, 'x-idx1-ubyte'), (e: unknown) =>
+    e instanceof DataError && e.message === 'x-idx1-ubyte: bad magic, not an IDX file (first two bytes must be 0x00 0x00, got 0x08 0x03)');
+});
