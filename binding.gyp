@@ -8,7 +8,7 @@
         "<!@(node scripts/find-libtorch.mjs --include)"
       ],
       "defines": [
-        "NAPI_VERSION=8",
+        "NAPI_EXPERIMENTAL",
         "NAPI_CPP_EXCEPTIONS",
         "<!@(node scripts/find-libtorch.mjs --defines)"
       ],

@@ -47,7 +47,7 @@ int64_t storageBytes(const at::Tensor& t) {
 }
 
 // Drops the tensor held by a box, giving its bytes back to V8's external-memory account.
-void releaseBox(napi_env env, TensorBox* box) {
+void releaseBox(node_api_basic_env env, TensorBox* box) {
   if (box->tensor.defined()) {
     box->tensor = at::Tensor();
     gLiveTensors--;
@@ -65,8 +65,10 @@ Napi::Value wrapTensor(Napi::Env env, at::Tensor t) {
   box->reportedBytes = storageBytes(box->tensor);
   gLiveTensors++;
   if (box->reportedBytes != 0) Napi::MemoryManagement::AdjustExternalMemory(env, box->reportedBytes);
-  // The finalizer is a safety net only: TypeScript releases tensors deterministically.
-  auto ext = Napi::External<TensorBox>::New(env, box, [](Napi::Env env, TensorBox* b) {
+  // The finalizer is a safety net only: TypeScript releases tensors deterministically. It is a basic
+  // (GC-time) finalizer: Node 20 defers ordinary ones to the event loop, which synchronous training loops
+  // never reach, so the boxes of released handles would pile up (~65 KB of RSS per training step).
+  auto ext = Napi::External<TensorBox>::New(env, box, [](Napi::BasicEnv env, TensorBox* b) {
     releaseBox(env, b);
     delete b;
   });
@@ -94,7 +96,7 @@ const at::Tensor& tensorOf(const Napi::Value& v, const char* what) {
 
 Napi::Value wrapGenerator(Napi::Env env, at::Generator g) {
   auto ext = Napi::External<GeneratorBox>::New(env, new GeneratorBox{std::move(g)},
-                                                [](Napi::Env, GeneratorBox* b) { delete b; });
+                                                [](Napi::BasicEnv, GeneratorBox* b) { delete b; });
   ext.TypeTag(&kGeneratorTag);
   return ext;
 }
