@@ -23,6 +23,11 @@ export interface DDPMConfig {
   clipSample: boolean;
   /** The data range in model space, [min, max]. */
   clipRange: readonly [number, number];
+  /**
+   * Divide by √α_t instead of √ᾱ_t when estimating x̂0, as the paper's public code did. Wrong; offered
+   * only to reproduce that code's samples.
+   */
+  authorX0?: boolean;
 }
 
 export const DEFAULT_DDPM: DDPMConfig = {
@@ -100,7 +105,8 @@ export class DDPMScheduler {
 
   /** x̂0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t (Ho et al. eq. 15). */
   predictStartFromNoise(xt: Tensor, t: number, eps: Tensor): Tensor {
-    return tidy(() => xt.sub(eps.mul(this.terms.sqrtOneMinusAlphasCumprod[t]!)).div_(this.terms.sqrtAlphasCumprod[t]!));
+    const denominator = this.config.authorX0 ? Math.sqrt(this.terms.alphas[t]!) : this.terms.sqrtAlphasCumprod[t]!;
+    return tidy(() => xt.sub(eps.mul(this.terms.sqrtOneMinusAlphasCumprod[t]!)).div_(denominator));
   }
 
   /** The variance of the reverse step at t (0 at t = 0: the last step adds no noise). */

@@ -18,6 +18,8 @@ export interface SamplingOptions {
   clip?: boolean;
   /** Reverse-step variance: β̃ ('posterior', default) or β ('beta'). */
   variance?: 'posterior' | 'beta';
+  /** Estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison only). */
+  authorX0?: boolean;
   keepTrajectory?: boolean;
   onStep?: (done: number, total: number) => void;
 }
@@ -47,7 +49,7 @@ export class DiffusionModel {
   }
 
   /** The scheduler for this model's T, with the given sampling choices. */
-  scheduler(opts: { clip?: boolean; variance?: 'posterior' | 'beta' } = {}): DDPMScheduler {
+  scheduler(opts: { clip?: boolean; variance?: 'posterior' | 'beta'; authorX0?: boolean } = {}): DDPMScheduler {
     return new DDPMScheduler({
       numTrainTimesteps: this.config.numStates,
       betaSchedule: 'cosine',
@@ -55,6 +57,7 @@ export class DiffusionModel {
       varianceType: opts.variance ?? 'posterior',
       clipSample: opts.clip ?? false,
       clipRange: this.dataRange,
+      authorX0: opts.authorX0 ?? false,
     });
   }
 

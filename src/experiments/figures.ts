@@ -59,9 +59,9 @@ export function reverseProcessFigure(model: DiffusionModel, labels: readonly num
 }
 
 /** `perLabel` samples of each label, one column per label (row-major). */
-export function sampleGridFigure(p: Pipeline, labels: readonly number[], perLabel: number, opts: FigureOptions & { clip?: boolean; variance?: 'posterior' | 'beta'; onStep?: (done: number, total: number) => void } = {}): GrayCanvas {
+export function sampleGridFigure(p: Pipeline, labels: readonly number[], perLabel: number, opts: FigureOptions & { clip?: boolean; variance?: 'posterior' | 'beta'; authorX0?: boolean; onStep?: (done: number, total: number) => void } = {}): GrayCanvas {
   const all = Array.from({ length: perLabel }, () => labels).flat();
-  const images = samplePipeline(p, all, { generator: new Generator(opts.seed ?? 0, pipelineDevice(p)), clip: opts.clip ?? false, variance: opts.variance, onStep: opts.onStep });
+  const images = samplePipeline(p, all, { generator: new Generator(opts.seed ?? 0, pipelineDevice(p)), clip: opts.clip ?? false, variance: opts.variance, authorX0: opts.authorX0, onStep: opts.onStep });
   try {
     return sampleGrid(images, { columns: labels.length, labels: labels.map(String), scale: opts.scale ?? 2 });
   } finally {

@@ -33,6 +33,11 @@ export interface TrainingConfig {
   subsetSeed: number;
   /** Also checkpoint every this many steps (0: only at the end of each epoch). */
   checkpointEvery: number;
+  /**
+   * Model space: 'standard' scales pixels to mean 0 and standard deviation 1 (the paper); 'unit' keeps
+   * them in [0, 1] (the paper's public code). Absent in older run folders, which are 'standard'.
+   */
+  dataScaling?: 'standard' | 'unit';
 }
 
 export interface RunConfig {
@@ -70,6 +75,7 @@ export const DEFAULT_TRAINING: TrainingConfig = {
   perClass: 5000,
   subsetSeed: 0,
   checkpointEvery: 0,
+  dataScaling: 'standard',
 };
 
 export function isModelKind(s: string): s is ModelKind {

@@ -105,9 +105,11 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
   }));
   const labels = keep(int64(subset.labels, { device }));
   if (!resume) {
-    const mean = tidy(() => pixels.mean().item());
-    const std = tidy(() => pixels.sub(mean).square().mean().sqrt().item());
-    config = { ...config, model: { ...m, normalization: { mean, std } } };
+    const normalization = t.dataScaling === 'unit' ? { mean: 0, std: 1 } : tidy(() => {
+      const mean = pixels.mean().item();
+      return { mean, std: pixels.sub(mean).square().mean().sqrt().item() };
+    });
+    config = { ...config, model: { ...m, normalization } };
   }
 
   manualSeed(t.seed);
@@ -226,6 +228,9 @@ function validateTraining(t: TrainingConfig): void {
   positive('images per class', t.perClass);
   if (!(t.lr > 0) || !Number.isFinite(t.lr)) throw new RangeError(`learning rate must be a positive number, got ${t.lr}`);
   if (!Number.isSafeInteger(t.seed) || t.seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${t.seed}`);
+  if (t.dataScaling !== undefined && t.dataScaling !== 'standard' && t.dataScaling !== 'unit') {
+    throw new RangeError(`data scaling must be 'standard' or 'unit', got '${String(t.dataScaling)}'`);
+  }
   if (!Number.isInteger(t.checkpointEvery) || t.checkpointEvery < 0) throw new RangeError(`checkpoint interval must be a non-negative integer, got ${t.checkpointEvery}`);
 }
 

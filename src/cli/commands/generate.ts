@@ -15,6 +15,7 @@ export const generateCommand = new Command('generate')
   .option('--batch-size <n>', 'images sampled at once', positiveInt, 256)
   .option('--clip', 'clip x̂0 to the data range at every step')
   .addOption(new Option('--variance <kind>', 'reverse-step variance').choices(['posterior', 'beta'] as const).default('posterior' as const))
+  .option('--author-x0', 'estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper\'s public code did (for comparison)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExample:\n  ssddpm generate --run runs/baseline-1 --count 3334 --out sets/baseline-1')
   .action((o) => {
@@ -29,11 +30,12 @@ export const generateCommand = new Command('generate')
         batchSize: o.batchSize,
         clip: o.clip ?? false,
         variance: o.variance,
+        authorX0: o.authorX0 ?? false,
         onProgress: (done) => progress.update(done),
       });
       progress.stop();
       const source = o.cascade ? { cascade: o.cascade } : { run: o.run, upscale: o.upscale ?? false };
-      writeGeneratedSet(o.out, set, { ...source, seed: o.seed, clip: o.clip ?? false, variance: o.variance });
+      writeGeneratedSet(o.out, set, { ...source, seed: o.seed, clip: o.clip ?? false, variance: o.variance, authorX0: o.authorX0 ?? false });
       console.log(`wrote ${o.out}: ${set.count} images ${set.height}×${set.width} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     } finally {
       disposePipeline(pipeline);

@@ -18,6 +18,7 @@ export const sampleCommand = new Command('sample')
   .option('--clip', 'clip x̂0 to the data range at every step (the paper\'s §1.3 remedy)')
   .addOption(new Option('--variance <kind>', 'reverse-step variance: posterior β̃ or β').choices(['posterior', 'beta'] as const).default('posterior' as const))
   .option('--scale <n>', 'pixel magnification in the PNG', positiveInt, 2)
+  .option('--author-x0', 'estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper\'s public code did (for comparison)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExamples:\n  ssddpm sample --run runs/baseline-1 --labels 0-9 --per-label 10 --out grid.png\n  ssddpm sample --cascade runs/small-1,runs/upscaler-1 --out cascade.png --clip')
   .action((o) => {
@@ -30,6 +31,7 @@ export const sampleCommand = new Command('sample')
         seed: o.seed,
         clip: o.clip ?? false,
         variance: o.variance,
+        authorX0: o.authorX0 ?? false,
         scale: o.scale,
         onStep: (done) => progress.update(done),
       });

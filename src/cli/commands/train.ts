@@ -17,6 +17,7 @@ export const trainCommand = new Command('train')
   .option('--lr <x>', 'Adam learning rate', positiveNumber, DEFAULT_TRAINING.lr)
   .option('--per-class <n>', 'images per class in the balanced subset (5000: the paper\'s 50k)', positiveInt, DEFAULT_TRAINING.perClass)
   .option('--checkpoint-every <steps>', 'also checkpoint every N steps (0: once per epoch)', nonNegativeInt, DEFAULT_TRAINING.checkpointEvery)
+  .addOption(new Option('--data-scaling <kind>', "model space: 'standard' (mean 0, std 1: the paper) or 'unit' ([0, 1]: the paper's public code)").choices(['standard', 'unit'] as const).default('standard' as const))
   .option('--resume', 'continue the run in --out from its newest checkpoint (--epochs may raise its length)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExample:\n  ssddpm train --model baseline --epochs 10 --seed 1 --out runs/baseline-1\n  ssddpm train --out runs/baseline-1 --resume')
@@ -30,7 +31,7 @@ export const trainCommand = new Command('train')
       model: o.model,
       dataset: o.dataset,
       epochs: o.resume && given('epochs') ? o.epochs : undefined,
-      training: { epochs: o.epochs, seed: o.seed, batchSize: o.batchSize, lr: o.lr, perClass: o.perClass, checkpointEvery: o.checkpointEvery },
+      training: { epochs: o.epochs, seed: o.seed, batchSize: o.batchSize, lr: o.lr, perClass: o.perClass, checkpointEvery: o.checkpointEvery, dataScaling: o.dataScaling },
       device: o.device,
       onProgress: (p) => {
         progress ??= createProgress(`train ${o.model}`, p.totalSteps, ['epoch', 'loss']);
