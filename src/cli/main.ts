@@ -4,7 +4,7 @@ import { trainCommand } from './commands/train.ts';
 import { sampleCommand } from './commands/sample.ts';
 import { generateCommand } from './commands/generate.ts';
 import { forwardCommand, reverseCommand } from './commands/figures.ts';
-import { casCommand, speedCommand } from './commands/evaluate.ts';
+import { casCommand, exportCommand, speedCommand } from './commands/evaluate.ts';
 import { paperCommand } from './commands/paper.ts';
 import { stopAllProgress } from './progress.ts';
 import { setNumThreads, torchVersion } from '../torch/runtime.ts';
@@ -23,7 +23,7 @@ const program = new Command('ssddpm')
     }
   });
 
-for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand, casCommand, speedCommand, paperCommand]) {
+for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand, casCommand, speedCommand, paperCommand, exportCommand]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(add --help for usage)'));
 }
 

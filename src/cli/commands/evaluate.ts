@@ -4,6 +4,7 @@ import { readImageSetDir } from '../../data/image-set.ts';
 import { classificationAccuracyScore } from '../../eval/cas.ts';
 import { measureSamplingSpeed } from '../../eval/speed.ts';
 import { disposePipeline, loadPipeline } from '../../experiments/pipelines.ts';
+import { exportRun } from '../../experiments/export-run.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { device, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
@@ -58,4 +59,14 @@ export const speedCommand = new Command('speed')
     } finally {
       disposePipeline(pipeline);
     }
+  });
+
+export const exportCommand = new Command('export')
+  .description('copy a trained run for sharing: config, training log and the newest weights, without optimizer state')
+  .requiredOption('--run <dir>', 'the run folder')
+  .requiredOption('--out <dir>', 'folder to create')
+  .addHelpText('after', '\nThe copy samples, generates and joins `ssddpm paper --runs` like the original, but cannot be resumed.')
+  .action((o) => {
+    const { checkpoint } = exportRun(o.run, o.out);
+    console.log(`wrote ${o.out} (${checkpoint})`);
   });
