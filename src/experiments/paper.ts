@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, platform, release } from 'node:os';
 import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadDataset, type DatasetName } from '../data/datasets.ts';
 import { readImageSetDir } from '../data/image-set.ts';
 import { balancedSubset } from '../data/sampling.ts';
@@ -46,7 +47,8 @@ export interface PaperPreset {
 
 export const PAPER_PRESETS: Record<PaperPreset['name'], PaperPreset> = {
   full: { name: 'full', runs: 3, epochs: 10, perClass: 5000, samplesPerRun: 3334, casImages: 10_000, classifiers: 5, casEpochs: 5, speedSamples: 1000, speedThreads: 1, toy1d: {}, gridRows: 10 },
-  quick: { name: 'quick', runs: 1, epochs: 2, perClass: 1000, samplesPerRun: 1000, casImages: 1000, classifiers: 2, casEpochs: 3, speedSamples: 50, speedThreads: 1, toy1d: { epochs: 20, samples: 500 }, gridRows: 4 },
+  // The paper's models (one run each: the shipped pretrained ones when present), evaluated on reduced settings.
+  quick: { name: 'quick', runs: 1, epochs: 10, perClass: 5000, samplesPerRun: 1000, casImages: 1000, classifiers: 2, casEpochs: 5, speedSamples: 50, speedThreads: 1, toy1d: { epochs: 20, samples: 500 }, gridRows: 4 },
   ci: { name: 'ci', runs: 1, epochs: 1, perClass: 20, samplesPerRun: 40, casImages: 40, classifiers: 1, casEpochs: 1, testImages: 500, speedSamples: 2, speedThreads: 1, toy1d: { epochs: 2, batchesPerEpoch: 10, samples: 50 }, gridRows: 1 },
 };
 
@@ -74,6 +76,12 @@ function readJson<T>(path: string): T | undefined {
 
 function writeJson(path: string, value: unknown): void {
   writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** The shipped pretrained runs of a dataset (`pretrained/<dataset>`), when the package has them. */
+export function pretrainedRuns(dataset: DatasetName): string | undefined {
+  const dir = fileURLToPath(new URL(`../../pretrained/${dataset}`, import.meta.url));
+  return existsSync(dir) ? dir : undefined;
 }
 
 /** Runs (or resumes) the protocol and writes the report; returns the results written to results.json. */

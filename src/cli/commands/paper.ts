@@ -1,17 +1,17 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { join } from 'node:path';
 import { DATASET_NAMES } from '../../data/datasets.ts';
-import { PAPER_PRESETS, runPaper } from '../../experiments/paper.ts';
+import { PAPER_PRESETS, pretrainedRuns, runPaper } from '../../experiments/paper.ts';
 import { createProgress, type Progress } from '../progress.ts';
 
 export const paperCommand = new Command('paper')
   .description('reproduce the paper end to end: 3 trainings × (baseline, small, upscaler), generated sets, CAS, sampling speed, the 1-D study, figures, and a report (HTML + Markdown + results.json)')
-  .option('--quick', 'the same pipeline on reduced settings (1 run per model, 2 epochs, 10k images; a few minutes)')
+  .option('--quick', 'the same pipeline on reduced settings: one run per model (the shipped pretrained MNIST models when present), 1000 samples per set, 2 classifiers; a few minutes')
   .addOption(new Option('--preset <name>', 'full (the paper\'s protocol), quick, or ci (seconds; for tests)').choices(['full', 'quick', 'ci'] as const))
   .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES).default('mnist' as const))
   .option('--out <dir>', 'report folder', 'report')
   .option('--work <dir>', 'folder for runs/, sets/ and eval/ (default: paper-work/<preset>)')
-  .option('--runs <dir>', 'folder of the training runs (default: <work>/runs); finished runs are reused')
+  .option('--runs <dir>', 'folder of the training runs (default: <work>/runs; with --quick, pretrained/<dataset> when shipped); finished runs are reused')
   .addHelpText('after', `
 Every stage is skipped when its outputs exist, so an interrupted run continues where it stopped.
 Examples:
@@ -27,7 +27,7 @@ Examples:
       preset,
       dataset: o.dataset,
       work,
-      runs: o.runs,
+      runs: o.runs ?? (name === 'quick' ? pretrainedRuns(o.dataset) : undefined),
       out: o.out,
       log: (line) => {
         bar?.stop();
