@@ -149,7 +149,9 @@ export async function speedChart(results: PaperResults): Promise<string> {
   const x = { field: 'pipeline', type: 'nominal', title: 'pipeline', sort: [...SPEED_PIPELINES], axis: { labelAngle: 0 } } as const;
   const xOffset = { field: 'source', type: 'nominal', sort: domain, scale: { domain } } as const;
   const y = { field: 'seconds', type: 'quantitative' as const, title: 'seconds per sample (log)', scale: { type: 'log' as const, domain: [lo, hi] } };
-  const machine = results.machine?.cpu ? `ours: ${results.machine.cpu}, ${results.machine.threads} threads` : 'ours: this machine';
+  // Batch-1 timings may use fewer threads than the rest of the run (the paper presets time them on one).
+  const threads = typeof results.settings?.speedThreads === 'number' ? results.settings.speedThreads : results.machine?.threads;
+  const machine = results.machine?.cpu ? `ours: ${results.machine.cpu}, ${threads} thread${threads === 1 ? '' : 's'}` : 'ours: this machine';
 
   return toSvg({
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
