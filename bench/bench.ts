@@ -1,0 +1,298 @@
+// Our implementation beside a PyTorch-eager peer (bench/peer/bench_peer.py, run with Debian's
+// /usr/bin/python3 and python3-torch) on the same workloads, settings and CPU, in one run:
+//   training samples/s (baseline, small, upscaler U-Nets and the CAS classifier, batch 128),
+//   batched sampling (network evaluations/s at batch 256),
+//   batch-1 latency of one full sample (baseline, small upscaled, cascaded: the paper's §0.3),
+//   achieved GFLOP/s against this CPU's peak, and the full paper protocol's wall time estimated from the rates.
+// Medians over repetitions after warm-up. The last line is
+//   summary: train=<ratio>x latency=<ratio>x baseline_sample_ms=<ms> protocol_h=<hours>
+// with ratios ours/peer (train: baseline samples/s, higher is better; latency: baseline seconds per sample,
+// lower is better).
+//   npm run bench -- [--reps 5] [--only train-baseline,latency-baseline] [--no-peer] [--latency-threads 1]
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as torch from '../src/torch/index.ts';
+import { crossEntropy, mseLoss } from '../src/nn/functional.ts';
+import { Classifier } from '../src/models/classifier.ts';
+import { Adam, AdamW } from '../src/optim/index.ts';
+import { DiffusionModel } from '../src/experiments/diffusion-model.ts';
+import { presetModel, type ModelKind } from '../src/experiments/model-config.ts';
+import { samplePipeline, type Pipeline } from '../src/experiments/pipelines.ts';
+import { PAPER_PRESETS } from '../src/experiments/paper.ts';
+import { cosineBetas, scheduleTerms } from '../src/diffusion/schedule.ts';
+import { cpuPeak, classifierForwardFlops, unetForwardFlops, TRAINING_FLOPS_PER_FORWARD } from './flops.ts';
+
+const WORKLOADS = [
+  'train-baseline',
+  'train-small',
+  'train-upscaler',
+  'train-classifier',
+  'sample-batched',
+  'latency-baseline',
+  'latency-small-upscaled',
+  'latency-cascaded',
+] as const;
+type Workload = (typeof WORKLOADS)[number];
+
+const { values } = parseArgs({
+  options: {
+    reps: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '2' },
+    'train-steps': { type: 'string', default: '3' },
+    'classifier-steps': { type: 'string', default: '10' },
+    'sample-reps': { type: 'string', default: '3' },
+    'latency-samples': { type: 'string', default: '5' },
+    'latency-threads': { type: 'string', default: '1' },
+    only: { type: 'string' },
+    'no-peer': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (values.help) {
+  console.log(`npm run bench -- [options]
+  --reps N               timed repetitions per workload (default 5; the median is reported)
+  --warmup N             untimed steps or samples first (default 2)
+  --train-steps N        training steps per repetition (default 3)
+  --classifier-steps N   classifier steps per repetition (default 10)
+  --sample-reps N        full batch-256 samplings timed (default 3)
+  --latency-samples N    batch-1 samples per repetition (default 5)
+  --latency-threads N    threads for batch-1 sampling, both sides (default 1: faster than 2 at batch 1)
+  --only a,b             a subset of: ${WORKLOADS.join(', ')}
+  --no-peer              our numbers alone`);
+  process.exit(0);
+}
+const int = (name: string, v: string | undefined, min = 1) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new RangeError(`--${name} must be an integer ≥ ${min}, got '${v}'`);
+  return n;
+};
+const workloads: Workload[] = values.only === undefined ? [...WORKLOADS] : values.only.split(',').map((w) => {
+  if (!(WORKLOADS as readonly string[]).includes(w)) throw new RangeError(`unknown workload '${w}'; expected some of ${WORKLOADS.join(', ')}`);
+  return w as Workload;
+});
+const threads = torch.getNumThreads();
+const NORMALIZATION = { mean: 0.1307, std: 0.3081 };
+const models = Object.fromEntries(
+  (['baseline', 'small', 'upscaler'] as const).map((kind) => [kind, { ...presetModel(kind), normalization: NORMALIZATION }]),
+) as Record<ModelKind, ReturnType<typeof presetModel> & { normalization: typeof NORMALIZATION }>;
+const plan = {
+  workloads,
+  threads,
+  latencyThreads: int('latency-threads', values['latency-threads']),
+  reps: int('reps', values.reps),
+  warmup: int('warmup', values.warmup, 0),
+  trainSteps: int('train-steps', values['train-steps']),
+  classifierSteps: int('classifier-steps', values['classifier-steps']),
+  sampleReps: int('sample-reps', values['sample-reps']),
+  sampleBatch: 256,
+  latencySamples: int('latency-samples', values['latency-samples']),
+  latencyWarmup: 3,
+  batch: 128,
+  // What the peer needs to build the same networks and sample the same chain.
+  models: Object.fromEntries(
+    Object.entries(models).map(([kind, m]) => {
+      const terms = scheduleTerms(cosineBetas(m.numStates, m.cosinePower));
+      const plain = (a: Float64Array) => Array.from(a);
+      return [kind, {
+        imageSize: m.imageSize, numStates: m.numStates, inChannels: m.unet.inChannels, ...m.normalization,
+        schedule: {
+          sqrtAlphasCumprod: plain(terms.sqrtAlphasCumprod), sqrtOneMinusAlphasCumprod: plain(terms.sqrtOneMinusAlphasCumprod),
+          posteriorMeanCoef1: plain(terms.posteriorMeanCoef1), posteriorMeanCoef2: plain(terms.posteriorMeanCoef2),
+          posteriorVariance: plain(terms.posteriorVariance),
+        },
+      }];
+    }),
+  ),
+};
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Seconds per call of `fn`, one value per repetition. */
+function timed(fn: () => void, warmup: number, reps: number, inner: number): number[] {
+  for (let i = 0; i < warmup; i++) fn();
+  const out: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const start = performance.now();
+    for (let i = 0; i < inner; i++) fn();
+    out.push((performance.now() - start) / 1000 / inner);
+  }
+  return out;
+}
+
+// The trainer's step (src/experiments/train-diffusion.ts) on synthetic data.
+function trainUNet(kind: ModelKind): number[] {
+  torch.manualSeed(0);
+  const model = new DiffusionModel(models[kind]);
+  const scheduler = model.scheduler();
+  const optimizer = new Adam(model.unet.parameters(), { lr: 1e-3 });
+  const b = plan.batch;
+  const size = models[kind].imageSize;
+  const x0 = torch.keep(torch.randn([b, 1, size, size]));
+  const labels = torch.keep(torch.randint(0, 10, [b]));
+  const cond = model.isUpscaler ? torch.keep(torch.randn([b, 1, size, size])) : undefined;
+  model.unet.train();
+  const step = () => {
+    torch.tidy(() => {
+      const t = torch.randint(0, model.config.numStates, [b]);
+      const noise = torch.randn(x0.shape);
+      const loss = mseLoss(model.predictNoise(scheduler.addNoise(x0, noise, t), t, labels, cond), noise);
+      optimizer.zeroGrad();
+      loss.backward();
+      return loss.item();
+    });
+    torch.noGrad(() => torch.tidy(() => optimizer.step()));
+  };
+  const secs = timed(step, plan.warmup, plan.reps, plan.trainSteps);
+  torch.dispose([x0, labels, cond]);
+  scheduler.dispose();
+  optimizer.dispose();
+  model.dispose();
+  return secs.map((s) => b / s);
+}
+
+// The CAS classifier's step (src/eval/classifier.ts) on synthetic data.
+function trainClassifier(): number[] {
+  torch.manualSeed(0);
+  const model = new Classifier().train();
+  const optimizer = new AdamW(model.parameters(), { lr: 1e-3 });
+  const x = torch.keep(torch.randn([plan.batch, 1, 28, 28]));
+  const y = torch.keep(torch.randint(0, 10, [plan.batch]));
+  const step = () => {
+    torch.tidy(() => {
+      const loss = crossEntropy(model.forward(x), y);
+      optimizer.zeroGrad();
+      loss.backward();
+      optimizer.step();
+      return loss.item();
+    });
+  };
+  const secs = timed(step, plan.warmup, plan.reps, plan.classifierSteps);
+  torch.dispose([x, y]);
+  optimizer.dispose();
+  model.dispose();
+  return secs.map((s) => plan.batch / s);
+}
+
+function sampleBatched(): number[] {
+  torch.manualSeed(0);
+  const model = new DiffusionModel(models.baseline);
+  const labels = Array.from({ length: plan.sampleBatch }, (_, i) => i % 10);
+  const secs = timed(() => model.sample(labels).sample.dispose(), 1, plan.sampleReps, 1);
+  model.dispose();
+  return secs.map((s) => (plan.sampleBatch * models.baseline.numStates) / s);
+}
+
+function latency(name: 'baseline' | 'small-upscaled' | 'cascaded'): number[] {
+  torch.manualSeed(0);
+  const baseline = new DiffusionModel(models.baseline);
+  const small = new DiffusionModel(models.small);
+  const upscaler = new DiffusionModel(models.upscaler);
+  const p: Pipeline =
+    name === 'baseline' ? { kind: 'single', model: baseline } :
+    name === 'small-upscaled' ? { kind: 'upscaled', model: small, size: 28 } :
+    { kind: 'cascade', small, upscaler };
+  let i = 0;
+  const secs = timed(() => samplePipeline(p, [i++ % 10]).dispose(), plan.latencyWarmup, plan.reps, plan.latencySamples);
+  for (const m of [baseline, small, upscaler]) m.dispose();
+  return secs;
+}
+
+function ours(w: Workload): number[] {
+  torch.setNumThreads(w.startsWith('latency') ? plan.latencyThreads : threads);
+  switch (w) {
+    case 'train-baseline': return trainUNet('baseline');
+    case 'train-small': return trainUNet('small');
+    case 'train-upscaler': return trainUNet('upscaler');
+    case 'train-classifier': return trainClassifier();
+    case 'sample-batched': return sampleBatched();
+    default: return latency(w.slice('latency-'.length) as 'baseline' | 'small-upscaled' | 'cascaded');
+  }
+}
+
+function peer(): { version: string; results: Partial<Record<Workload, number[]>> } | string {
+  const python = '/usr/bin/python3';
+  if (values['no-peer']) return 'PyTorch peer not run (--no-peer)';
+  if (!existsSync(python)) return 'PyTorch peer skipped: /usr/bin/python3 not found (apt-get install python3-torch)';
+  try {
+    execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
+  } catch {
+    return 'PyTorch peer skipped: /usr/bin/python3 has no torch (apt-get install python3-torch)';
+  }
+  const script = fileURLToPath(new URL('./peer/bench_peer.py', import.meta.url));
+  const run = spawnSync(python, [script, JSON.stringify(plan)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (run.status !== 0) return `PyTorch peer failed: ${run.stderr.trim().split('\n').pop()}`;
+  const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { torch: string; results: Partial<Record<Workload, number[]>> };
+  return { version: out.torch, results: out.results };
+}
+
+// --- run ---------------------------------------------------------------------------------------------------
+const peak = cpuPeak();
+console.log(`libtorch ${torch.torchVersion}; ${threads} threads (batch-1 latency: ${plan.latencyThreads}); median of ${plan.reps} repetitions after warm-up`);
+const mine: Partial<Record<Workload, number[]>> = {};
+for (const w of workloads) {
+  console.error(`ours: ${w}…`);
+  mine[w] = ours(w);
+}
+torch.setNumThreads(threads);
+if (!values['no-peer']) console.error('PyTorch peer: the same workloads…');
+const theirs = peer();
+
+// FLOPs per unit of each workload's rate (per training sample, per network evaluation, per sample).
+const fwd = (k: ModelKind) => unetForwardFlops(models[k].unet, models[k].imageSize);
+const unitFlops: Record<Workload, number> = {
+  'train-baseline': TRAINING_FLOPS_PER_FORWARD * fwd('baseline'),
+  'train-small': TRAINING_FLOPS_PER_FORWARD * fwd('small'),
+  'train-upscaler': TRAINING_FLOPS_PER_FORWARD * fwd('upscaler'),
+  'train-classifier': TRAINING_FLOPS_PER_FORWARD * classifierForwardFlops(),
+  'sample-batched': fwd('baseline'),
+  'latency-baseline': models.baseline.numStates * fwd('baseline'),
+  'latency-small-upscaled': models.small.numStates * fwd('small'),
+  'latency-cascaded': models.small.numStates * fwd('small') + models.upscaler.numStates * fwd('upscaler'),
+};
+const isLatency = (w: Workload) => w.startsWith('latency');
+const unit = (w: Workload) => (isLatency(w) ? 'ms/sample' : w === 'sample-batched' ? 'evals/s' : 'samples/s');
+const show = (w: Workload, v: number) => (isLatency(w) ? (v * 1000).toFixed(1) : v.toFixed(0));
+const gflops = (w: Workload, v: number) => (isLatency(w) ? unitFlops[w] / v : unitFlops[w] * v) / 1e9;
+
+const rows: string[][] = [['workload', 'unit', 'ours', 'PyTorch', 'ours/PyTorch', 'ours GFLOP/s', '% of peak']];
+const ratio: Partial<Record<Workload, number>> = {};
+for (const w of workloads) {
+  const o = median(mine[w]!);
+  const p = typeof theirs === 'string' ? undefined : theirs.results[w];
+  const pm = p === undefined ? undefined : median(p);
+  if (pm !== undefined) ratio[w] = o / pm;
+  rows.push([w, unit(w), show(w, o), pm === undefined ? '–' : show(w, pm), pm === undefined ? '–' : `${(o / pm).toFixed(2)}×`,
+    gflops(w, o).toFixed(1), `${((100 * gflops(w, o)) / peak.gflops).toFixed(1)}%`]);
+}
+const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+for (const r of rows) console.log(r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
+console.log(typeof theirs === 'string' ? theirs : `PyTorch ${theirs.version} eager from /usr/bin/python3, same threads and settings`);
+console.log(`peak: ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.description}`);
+console.log('FLOPs: convolutions and linear layers only (2 per multiply-add); a training step counted as 3 forward passes.');
+
+// The paper protocol (PAPER_PRESETS.full) from our rates: 3 trainings × 10 epochs × 50k images per model;
+// 3 pipelines × 2 samplings × 3 runs × 3334 samples at batch 256; 7 CAS datasets × 5 classifiers × 5 epochs
+// × 10k images; 3 × 1000 batch-1 samples. Small-model evaluations are costed by FLOPs relative to the baseline's.
+function protocolHours(): number | undefined {
+  const get = (w: Workload) => (mine[w] ? median(mine[w]!) : undefined);
+  const tb = get('train-baseline'), ts = get('train-small'), tu = get('train-upscaler'), tc = get('train-classifier'), sb = get('sample-batched');
+  const lb = get('latency-baseline'), ls = get('latency-small-upscaled'), lc = get('latency-cascaded');
+  if ([tb, ts, tu, tc, sb, lb, ls, lc].some((v) => v === undefined)) return undefined;
+  const f = PAPER_PRESETS.full;
+  const images = f.runs * f.epochs * 10 * f.perClass;
+  const training = images / tb! + images / ts! + images / tu!;
+  const evalSeconds = (k: ModelKind) => fwd(k) / fwd('baseline') / sb!;
+  const perSample = models.baseline.numStates * evalSeconds('baseline') + models.small.numStates * evalSeconds('small') +
+    models.small.numStates * evalSeconds('small') + models.upscaler.numStates * evalSeconds('upscaler');
+  const generation = 2 * f.runs * f.samplesPerRun * perSample;
+  const cas = 7 * f.classifiers * f.casEpochs * f.casImages / tc!;
+  const speed = f.speedSamples * (lb! + ls! + lc!);
+  return (training + generation + cas + speed) / 3600;
+}
+const hours = protocolHours();
+if (hours !== undefined) console.log(`paper protocol estimate: ${hours.toFixed(2)} h (trainings, generated sets, CAS classifiers, speed; from the rates above)`);
+const fmt = (v: number | undefined, d: number) => (v === undefined ? 'n/a' : v.toFixed(d));
+const baselineMs = mine['latency-baseline'] ? median(mine['latency-baseline']) * 1000 : undefined;
+console.log(`summary: train=${fmt(ratio['train-baseline'], 2)}x latency=${fmt(ratio['latency-baseline'], 2)}x baseline_sample_ms=${fmt(baselineMs, 1)} protocol_h=${fmt(hours, 2)}`);

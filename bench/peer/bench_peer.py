@@ -1,0 +1,148 @@
+"""PyTorch-eager peer of bench/bench.ts: the same workloads, settings and timing, written as a PyTorch user would.
+
+Takes one JSON argument (the plan bench.ts also runs) and prints one JSON line: {"torch": version, "results": {name: [values]}}.
+Training workloads report samples/s per repetition, batched sampling network evaluations/s, latency seconds per sample.
+"""
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from classifier import Classifier  # noqa: E402
+from unet import UNet  # noqa: E402
+
+
+class Diffusion:
+    """A model with its schedule: the coefficient tables come from our scheduler, so both sides sample the same chain."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.net = UNet(in_channels=spec["inChannels"])
+        s = spec["schedule"]
+        self.sqrt_ab = torch.tensor(s["sqrtAlphasCumprod"])
+        self.sqrt_1mab = torch.tensor(s["sqrtOneMinusAlphasCumprod"])
+        self.s = s
+
+    def context(self, t, labels):
+        return torch.cat([(t.float() / max(self.spec["numStates"] - 1, 1)).unsqueeze(1), F.one_hot(labels, 10).float()], 1)
+
+    def sample(self, labels, cond=None):
+        n, size = labels.shape[0], self.spec["imageSize"]
+        x = torch.randn(n, 1, size, size)
+        s = self.s
+        for t in reversed(range(self.spec["numStates"])):
+            inp = x if cond is None else torch.cat([x, cond], 1)
+            eps = self.net(inp, self.context(torch.full((n,), t, dtype=torch.long), labels))
+            x0 = (x - eps * s["sqrtOneMinusAlphasCumprod"][t]) / s["sqrtAlphasCumprod"][t]
+            mean = x0 * s["posteriorMeanCoef1"][t] + x * s["posteriorMeanCoef2"][t]
+            if t > 0:
+                mean = mean + torch.randn_like(x) * s["posteriorVariance"][t] ** 0.5
+            x = mean
+        return x * self.spec["std"] + self.spec["mean"]
+
+    def conditioning(self, low):
+        up = F.interpolate(low, size=(self.spec["imageSize"],) * 2, mode="bilinear", align_corners=False)
+        return (up - self.spec["mean"]) / self.spec["std"]
+
+
+def timed(fn, warmup, reps, inner):
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        out.append((time.perf_counter() - start) / inner)
+    return out
+
+
+def train_unet(plan, spec):
+    torch.manual_seed(0)
+    model = Diffusion(spec)
+    net = model.net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    b, size = plan["batch"], spec["imageSize"]
+    x0 = torch.randn(b, 1, size, size)
+    labels = torch.randint(0, 10, (b,))
+    cond = torch.randn(b, 1, size, size) if spec["inChannels"] == 2 else None
+
+    def step():
+        t = torch.randint(0, spec["numStates"], (b,))
+        noise = torch.randn_like(x0)
+        xt = model.sqrt_ab[t].view(-1, 1, 1, 1) * x0 + model.sqrt_1mab[t].view(-1, 1, 1, 1) * noise
+        inp = xt if cond is None else torch.cat([xt, cond], 1)
+        loss = F.mse_loss(net(inp, model.context(t, labels)), noise)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return [b / s for s in timed(step, plan["warmup"], plan["reps"], plan["trainSteps"])]
+
+
+def train_classifier(plan):
+    torch.manual_seed(0)
+    net = Classifier().train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    b = plan["batch"]
+    x = torch.randn(b, 1, 28, 28)
+    y = torch.randint(0, 10, (b,))
+
+    def step():
+        loss = F.cross_entropy(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return [b / s for s in timed(step, plan["warmup"], plan["reps"], plan["classifierSteps"])]
+
+
+def main():
+    plan = json.loads(sys.argv[1])
+    specs = plan["models"]
+    results = {}
+    for name in plan["workloads"]:
+        torch.set_num_threads(plan["latencyThreads"] if name.startswith("latency") else plan["threads"])
+        if name.startswith("train-") and name != "train-classifier":
+            results[name] = train_unet(plan, specs[name[len("train-"):]])
+        elif name == "train-classifier":
+            results[name] = train_classifier(plan)
+        elif name == "sample-batched":
+            torch.manual_seed(0)
+            model = Diffusion(specs["baseline"])
+            model.net.eval()
+            labels = torch.arange(plan["sampleBatch"]) % 10
+            with torch.inference_mode():
+                secs = timed(lambda: model.sample(labels), 1, plan["sampleReps"], 1)
+            results[name] = [plan["sampleBatch"] * specs["baseline"]["numStates"] / s for s in secs]
+        else:
+            pipeline = name[len("latency-"):]
+            torch.manual_seed(0)
+            small, upscaler, baseline = Diffusion(specs["small"]), Diffusion(specs["upscaler"]), Diffusion(specs["baseline"])
+            for m in (small, upscaler, baseline):
+                m.net.eval()
+            counter = [0]
+
+            def one():
+                label = torch.tensor([counter[0] % 10])
+                counter[0] += 1
+                if pipeline == "baseline":
+                    return baseline.sample(label).clamp_(0, 1)
+                low = small.sample(label).clamp_(0, 1)
+                if pipeline == "small-upscaled":
+                    return F.interpolate(low, size=(28, 28), mode="bilinear", align_corners=False).clamp_(0, 1)
+                return upscaler.sample(label, upscaler.conditioning(low)).clamp_(0, 1)
+
+            with torch.inference_mode():
+                results[name] = timed(one, plan["latencyWarmup"], plan["reps"], plan["latencySamples"])
+    print(json.dumps({"torch": torch.__version__, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
