@@ -5,6 +5,7 @@ import { upscale } from '../data/tensor-dataset.ts';
 import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import { sampleLoop, type SampleLoopResult } from '../diffusion/sample.ts';
 import { UNet, unetContext } from '../models/unet.ts';
+import { InferenceUNet } from '../models/unet-inference.ts';
 import type { Generator } from '../torch/generator.ts';
 import { full, int64 } from '../torch/ops/creation.ts';
 import { cat } from '../torch/ops/shape.ts';
@@ -22,6 +23,11 @@ export interface SamplingOptions {
   authorX0?: boolean;
   keepTrajectory?: boolean;
   onStep?: (done: number, total: number) => void;
+  /**
+   * Evaluate the network through UNet.forward at every step instead of its prepared inference form
+   * (InferenceUNet: the same maths, faster). For checking one against the other.
+   */
+  plainForward?: boolean;
 }
 
 export class DiffusionModel {
@@ -110,13 +116,17 @@ export class DiffusionModel {
     const scheduler = this.scheduler(opts);
     const device = this.device;
     this.unet.eval();
+    const net = opts.plainForward ? undefined : new InferenceUNet(this.unet);
     try {
       return tidy(() => {
         const labelTensor = int64(labels, { device });
         const cond = opts.lowRes === undefined ? undefined : this.conditioning(opts.lowRes);
+        const predict = net === undefined
+          ? (xt: Tensor, t: number) => tidy(() => this.predictNoise(xt, full([n], t, { dtype: 'int64', device }), labelTensor, cond))
+          : this.#inferencePredictor(net, labels, cond);
         const result = sampleLoop(
           scheduler,
-          (xt, t) => tidy(() => this.predictNoise(xt, full([n], t, { dtype: 'int64', device }), labelTensor, cond)),
+          predict,
           [n, 1, size, size],
           { generator: opts.generator, device, keepTrajectory: opts.keepTrajectory, onStep: opts.onStep },
         );
@@ -131,7 +141,21 @@ export class DiffusionModel {
       });
     } finally {
       scheduler.dispose();
+      net?.dispose();
     }
+  }
+
+  // ε̂ per step through the inference form, with the FiLM modulation of every (step, label) computed up front.
+  #inferencePredictor(net: InferenceUNet, labels: readonly number[], cond: Tensor | undefined): (xt: Tensor, t: number) => Tensor {
+    const n = labels.length;
+    const states = this.config.numStates;
+    const device = this.device;
+    const mod = tidy(() => {
+      const t = int64(Array.from({ length: states * n }, (_, k) => Math.floor(k / n)), { device });
+      const y = int64(Array.from({ length: states * n }, (_, k) => labels[k % n]!), { device });
+      return net.modulation(unetContext(t, states, y, this.config.unet.numClasses));
+    });
+    return (xt, t) => tidy(() => net.forward(cond === undefined ? xt : cat([xt, cond], 1), InferenceUNet.rows(mod, t * n, n)));
   }
 
   dispose(): void {

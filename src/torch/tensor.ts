@@ -163,8 +163,8 @@ export class Tensor {
   clone(): Tensor {
     return S.clone(this);
   }
-  contiguous(): Tensor {
-    return S.contiguous(this);
+  contiguous(format?: S.MemoryFormat): Tensor {
+    return S.contiguous(this, format);
   }
   reshape(shape: readonly number[]): Tensor {
     return S.reshape(this, shape);

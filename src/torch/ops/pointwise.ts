@@ -29,6 +29,7 @@ const ltT = tensorOp('lt', 'Tensor');
 const ltS = tensorOp('lt', 'Scalar');
 const geS = tensorOp('ge', 'Scalar');
 const leS = tensorOp('le', 'Scalar');
+const addcmulOp = tensorOp('addcmul');
 
 export const add = (a: Tensor, b: Operand, alpha = 1): Tensor => (typeof b !== 'number' ? addT(a, b, alpha) : addS(a, b, alpha));
 export const sub = (a: Tensor, b: Operand, alpha = 1): Tensor => (typeof b !== 'number' ? subT(a, b, alpha) : subS(a, b, alpha));
@@ -45,6 +46,8 @@ export const clamp = (a: Tensor, min: Operand | null, max: Operand | null = null
 /** `cond ? a : b` elementwise. */
 export const where = (cond: Tensor, a: Tensor, b: Tensor): Tensor => whereT(cond, a, b);
 /** a + w·(b − a). */
+/** a + value · t1 · t2 in one pass (broadcasting). */
+export const addcmul = (a: Tensor, t1: Tensor, t2: Tensor, value = 1): Tensor => addcmulOp(a, t1, t2, value);
 export const lerp = (a: Tensor, b: Tensor, w: number): Tensor => lerpS(a, b, w);
 export const eq = (a: Tensor, b: Operand): Tensor => (typeof b !== 'number' ? eqT(a, b) : eqS(a, b));
 export const gt = (a: Tensor, b: Operand): Tensor => (typeof b !== 'number' ? gtT(a, b) : gtS(a, b));

@@ -57,7 +57,10 @@ export const indexSelect = (t: Tensor, dim: number, index: Tensor): Tensor => in
 export const gather = (t: Tensor, dim: number, index: Tensor): Tensor => gatherOp(t, dim, index, false);
 /** Advanced indexing `t[i0, i1, ...]` with index tensors (null keeps a dimension whole). */
 export const index = (t: Tensor, indices: readonly (Tensor | null)[]): Tensor => indexOp(t, indices);
-export const contiguous = (t: Tensor): Tensor => contiguousOp(t);
+export type MemoryFormat = 'contiguous' | 'channels-last';
+const MEMORY_FORMATS: Record<MemoryFormat, number> = { contiguous: 0, 'channels-last': 2 }; // c10::MemoryFormat
+/** The same values laid out densely in `format` ('channels-last': NHWC order in memory for a 4-D NCHW tensor). */
+export const contiguous = (t: Tensor, format: MemoryFormat = 'contiguous'): Tensor => contiguousOp(t, MEMORY_FORMATS[format]);
 export const clone = (t: Tensor): Tensor => cloneOp(t);
 /** The same data, cut from the autograd graph. */
 export const detach = (t: Tensor): Tensor => detachOp(t);

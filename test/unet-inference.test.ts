@@ -1,0 +1,107 @@
+// The inference form of the U-Net must compute what UNet.forward computes, in both memory layouts, and
+// sampling through it must give the samples of the plain path.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DiffusionModel } from '../src/experiments/diffusion-model.ts';
+import { presetModel } from '../src/experiments/model-config.ts';
+import { InferenceUNet } from '../src/models/unet-inference.ts';
+import { UNet, unetContext, type UNetConfig } from '../src/models/unet.ts';
+import { Generator, manualSeed } from '../src/torch/generator.ts';
+import { inferenceMode, noGrad } from '../src/torch/grad-mode.ts';
+import { int64, rand, randn } from '../src/torch/index.ts';
+import type { Tensor } from '../src/torch/tensor.ts';
+import { withNoLeaks } from './helpers.ts';
+
+/** Largest |a − b| relative to the largest |b| (at least 1). */
+function relativeError(a: Tensor, b: Tensor): number {
+  const xs = a.toArray();
+  const ys = b.toArray();
+  assert.equal(xs.length, ys.length);
+  let err = 0;
+  let scale = 1;
+  for (let i = 0; i < xs.length; i++) {
+    err = Math.max(err, Math.abs(xs[i]! - ys[i]!));
+    scale = Math.max(scale, Math.abs(ys[i]!));
+  }
+  return err / scale;
+}
+
+/** A U-Net whose batch norms hold non-trivial running statistics and whose output is not near zero. */
+function trainedLooking(config: UNetConfig, size: number): UNet {
+  const unet = new UNet(config);
+  unet.train();
+  noGrad(() => {
+    for (let i = 0; i < 3; i++) {
+      const x = randn([6, config.inChannels, size, size]).mul(2).add(0.5);
+      unet.forward(x, unetContext(int64([0, 3, 5, 9, 1, 2]), 10, int64([1, 2, 3, 4, 5, 6]), config.numClasses)).dispose();
+    }
+    unet.out.weight.mul_(40);
+  });
+  return unet.eval();
+}
+
+for (const [name, config, size] of [
+  ['baseline 28×28', { inChannels: 1, outChannels: 1, baseChannels: 8, depth: 3, numClasses: 10 }, 28],
+  ['upscaler input (2 channels)', { inChannels: 2, outChannels: 1, baseChannels: 8, depth: 3, numClasses: 10 }, 28],
+  ['14×14 (a 3×3 level, so the decoder resizes)', { inChannels: 1, outChannels: 1, baseChannels: 4, depth: 3, numClasses: 10 }, 14],
+] as const) {
+  test(`InferenceUNet.forward equals UNet.forward within 1e-5, dense and channels-last: ${name}`, () => {
+    withNoLeaks(() => {
+      manualSeed(3);
+      const unet = trainedLooking(config, size);
+      const x = randn([3, config.inChannels, size, size]);
+      const ctx = unetContext(int64([0, 4, 9]), 10, int64([7, 0, 3]), 10);
+      inferenceMode(() => {
+        const reference = unet.forward(x, ctx);
+        for (const channelsLast of [false, true]) {
+          const net = new InferenceUNet(unet, { channelsLast });
+          const y = net.forward(x, net.modulation(ctx));
+          assert.deepEqual(y.shape, reference.shape);
+          const err = relativeError(y, reference);
+          assert.ok(err < 1e-5, `channelsLast=${channelsLast}: relative error ${err}`);
+          // Rows of a modulation select the matching samples.
+          const one = net.forward(x.narrow(0, 1, 1), InferenceUNet.rows(net.modulation(ctx), 1, 1));
+          assert.ok(relativeError(one, reference.narrow(0, 1, 1)) < 1e-5);
+          net.dispose();
+        }
+      });
+      unet.dispose();
+    });
+  });
+}
+
+test('InferenceUNet copies the weights it folds: a later change to the U-Net does not reach it', () => {
+  withNoLeaks(() => {
+    const config = { inChannels: 1, outChannels: 1, baseChannels: 4, depth: 2, numClasses: 10 };
+    const unet = trainedLooking(config, 8);
+    const x = randn([2, 1, 8, 8]);
+    const ctx = unetContext(int64([1, 2]), 10, int64([3, 4]), 10);
+    inferenceMode(() => {
+      const net = new InferenceUNet(unet);
+      const before = net.forward(x, net.modulation(ctx));
+      noGrad(() => unet.out.weight.mul_(3));
+      const after = net.forward(x, net.modulation(ctx));
+      assert.equal(relativeError(after, before), 0);
+      net.dispose();
+    });
+    unet.dispose();
+  });
+});
+
+test('DiffusionModel.sample through the inference form gives the plain path\'s samples (baseline and cascade upscaler)', () => {
+  withNoLeaks(() => {
+    manualSeed(5);
+    for (const kind of ['small', 'upscaler'] as const) {
+      const preset = presetModel(kind);
+      const model = new DiffusionModel({ ...preset, unet: { ...preset.unet, baseChannels: 4 }, normalization: { mean: 0.13, std: 0.3 } });
+      noGrad(() => model.unet.out.weight.mul_(20));
+      const lowRes = kind === 'upscaler' ? rand([3, 1, 14, 14]) : undefined;
+      const labels = [2, 7, 7];
+      const fast = model.sample(labels, { generator: new Generator(9), lowRes }).sample;
+      const plain = model.sample(labels, { generator: new Generator(9), lowRes, plainForward: true }).sample;
+      const err = relativeError(fast, plain);
+      assert.ok(err < 1e-5, `${kind}: relative error ${err}`);
+      model.dispose();
+    }
+  });
+});
