@@ -37,7 +37,9 @@ export class DiffusionModel {
   constructor(config: DiffusionModelConfig, device?: string) {
     this.config = config;
     this.unet = new UNet(config.unet);
+    // Channels-last is faster for libtorch's CPU kernels; on GPUs the default layout is kept.
     if (device !== undefined && device !== 'cpu') this.unet.to({ device });
+    else this.unet.setMemoryFormat('channels-last');
   }
 
   get device(): string {

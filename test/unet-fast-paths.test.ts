@@ -105,3 +105,32 @@ test('DiffusionModel.sample through the inference form gives the plain path\'s s
     }
   });
 });
+
+test('UNet channels-last: the same outputs (1e-5) and gradients (1e-4: sums over the batch round differently) as contiguous', () => {
+  withNoLeaks(() => {
+    manualSeed(8);
+    const config = { inChannels: 2, outChannels: 1, baseChannels: 8, depth: 3, numClasses: 10 };
+    const dense = trainedLooking(config, 14).train();
+    const fast = new UNet(config).train();
+    fast.loadStateDict(dense.stateDict());
+    fast.setMemoryFormat('channels-last');
+    assert.equal(fast.memoryFormat, 'channels-last');
+    const x = randn([4, 2, 14, 14]);
+    const ctx = unetContext(int64([0, 4, 9, 2]), 10, int64([7, 0, 3, 3]), 10);
+    const run = (net: UNet) => {
+      const input = x.detach().requiresGrad_(true);
+      const y = net.forward(input, ctx);
+      y.square().sum().backward();
+      return { y, dx: input.grad!, grads: net.parameters().map((p) => p.grad!) };
+    };
+    const a = run(dense);
+    const b = run(fast);
+    assert.ok(relativeError(b.y, a.y) < 1e-5, `outputs: ${relativeError(b.y, a.y)}`);
+    assert.ok(relativeError(b.dx, a.dx) < 1e-4, `input gradient: ${relativeError(b.dx, a.dx)}`);
+    a.grads.forEach((g, i) => assert.ok(relativeError(b.grads[i]!, g) < 1e-4, `gradient of parameter ${i}: ${relativeError(b.grads[i]!, g)}`));
+    // The running statistics batch norm updated in training mode agree too.
+    dense.buffers().forEach((buf, i) => assert.ok(relativeError(fast.buffers()[i]!.float(), buf.float()) < 1e-5));
+    dense.dispose();
+    fast.dispose();
+  });
+});
