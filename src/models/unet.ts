@@ -1,9 +1,7 @@
 // The paper's class-conditional U-Net (appendix; details from the author's code as listed in DESIGN.md):
 // encoder blocks pool → FiLM → (conv → GELU → BN) ×2, decoder blocks (conv → GELU → BN) ×2 → bilinear
 // upsample (aligned corners) to the skip's size, FiLM fed the context [t/(T−1), one-hot label].
-import { cat, type MemoryFormat } from '../torch/ops/shape.ts';
-import { noGrad } from '../torch/grad-mode.ts';
-import { tidy } from '../torch/scope.ts';
+import { cat } from '../torch/ops/shape.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import * as F from '../nn/functional.ts';
 import { BatchNorm2d, Conv2d, GELU, Linear } from '../nn/layers.ts';
@@ -57,9 +55,7 @@ export class DoubleConv extends Module {
   readonly bn1: BatchNorm2d;
   readonly conv2: Conv2d;
   readonly bn2: BatchNorm2d;
-  readonly act = new GELU();
-  /** Set by UNet.setMemoryFormat: activations arrive channels-last. */
-  channelsLast = false;
+  readonly act: GELU;
 
   constructor(inChannels: number, outChannels: number) {
     super();
@@ -67,30 +63,17 @@ export class DoubleConv extends Module {
     this.bn1 = this.registerModule('bn1', new BatchNorm2d(outChannels));
     this.conv2 = this.registerModule('conv2', new Conv2d(outChannels, outChannels, 3, { padding: 1 }));
     this.bn2 = this.registerModule('bn2', new BatchNorm2d(outChannels));
+    this.act = this.registerModule('act', new GELU());
   }
 
   forward(x: Tensor): Tensor {
-    const act = (t: Tensor) => (this.channelsLast ? geluChannelsLast(t) : this.act.forward(t));
     let h = this.conv1.forward(x);
-    h = step(h, act);
+    h = step(h, (t) => this.act.forward(t));
     h = step(h, (t) => this.bn1.forward(t));
     h = step(h, (t) => this.conv2.forward(t));
-    h = step(h, act);
+    h = step(h, (t) => this.act.forward(t));
     return step(h, (t) => this.bn2.forward(t));
   }
-}
-
-/**
- * GELU of a channels-last [N, C, H, W] tensor, computed on its NHWC view where memory is contiguous:
- * libtorch's CPU GELU kernel is several times slower on channels-last strides. Differentiable.
- */
-export function geluChannelsLast(x: Tensor): Tensor {
-  const nhwc = x.permute([0, 2, 3, 1]);
-  const g = F.gelu(nhwc);
-  nhwc.dispose();
-  const y = g.permute([0, 3, 1, 2]);
-  g.dispose();
-  return y;
 }
 
 // Applies f and releases its input handle (autograd keeps what it needs).
@@ -148,7 +131,6 @@ export class UNet extends Module {
   readonly encoders: EncoderBlock[] = [];
   readonly decoders: DecoderBlock[] = [];
   readonly out: Conv2d;
-  #memoryFormat: MemoryFormat = 'contiguous';
 
   constructor(config: UNetConfig) {
     super();
@@ -174,31 +156,10 @@ export class UNet extends Module {
     this.out = this.registerModule('out', new Conv2d(config.baseChannels, config.outChannels, 3, { padding: 1 }));
   }
 
-  get memoryFormat(): MemoryFormat {
-    return this.#memoryFormat;
-  }
-
-  /**
-   * Lays the convolution weights and the activations out channels-last ('channels-last', NHWC in memory) or
-   * not. The maths is unchanged; on CPU, libtorch's convolutions and batch norm are faster channels-last
-   * (training the paper's U-Net at batch 128 ran about 1.3× faster). Inputs and outputs stay ordinary
-   * contiguous tensors either way.
-   */
-  setMemoryFormat(format: MemoryFormat): this {
-    noGrad(() => {
-      for (const [, m] of this.namedModules()) {
-        if (m instanceof Conv2d) tidy(() => m.weight.setData(m.weight.contiguous(format)));
-        if (m instanceof DoubleConv) m.channelsLast = format === 'channels-last';
-      }
-    });
-    this.#memoryFormat = format;
-    return this;
-  }
-
   forward(x: Tensor, context: Tensor): Tensor {
     const { depth } = this.config;
     const skips: Tensor[] = [];
-    const channelsLast = this.#memoryFormat === 'channels-last';
+    const channelsLast = this.memoryFormat === 'channels-last';
     let h = channelsLast ? x.contiguous('channels-last') : x;
     for (const enc of this.encoders) {
       const next = enc.forward(h, context);

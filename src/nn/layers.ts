@@ -2,6 +2,7 @@
 import { empty, ones, zeros, tensor } from '../torch/ops/creation.ts';
 import type { Generator } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
+import type { MemoryFormat } from '../torch/ops/shape.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import * as F from './functional.ts';
 import { fans, kaimingUniform_, uniform_ } from './init.ts';
@@ -91,6 +92,12 @@ export class Conv2d extends Module implements UnaryModule {
     initWeightAndBias(this.weight, this.bias, opts.generator);
   }
 
+  protected override applyMemoryFormat(format: MemoryFormat): void {
+    const laidOut = this.weight.contiguous(format);
+    this.weight.setData(laidOut);
+    laidOut.dispose();
+  }
+
   forward(x: Tensor): Tensor {
     return F.conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation, groups: this.groups });
   }
@@ -157,6 +164,7 @@ export class GELU extends Module implements UnaryModule {
     super();
   }
   forward(x: Tensor): Tensor {
+    if (this.memoryFormat === 'channels-last' && x.ndim === 4) return F.geluChannelsLast(x, this.approximate);
     return F.gelu(x, this.approximate);
   }
 }

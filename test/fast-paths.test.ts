@@ -1,10 +1,12 @@
-// The inference form of the U-Net must compute what UNet.forward computes, in both memory layouts, and
-// sampling through it must give the samples of the plain path.
+// Every fast path computes what the plain one computes: the inference form of the U-Net (both memory layouts),
+// sampling through it, and channels-last training of the U-Net and the CAS classifier.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DiffusionModel } from '../src/experiments/diffusion-model.ts';
 import { presetModel } from '../src/experiments/model-config.ts';
+import { Classifier } from '../src/models/classifier.ts';
 import { InferenceUNet } from '../src/models/unet-inference.ts';
+import { crossEntropy } from '../src/nn/functional.ts';
 import { UNet, unetContext, type UNetConfig } from '../src/models/unet.ts';
 import { Generator, manualSeed } from '../src/torch/generator.ts';
 import { inferenceMode, noGrad } from '../src/torch/grad-mode.ts';
@@ -130,6 +132,29 @@ test('UNet channels-last: the same outputs (1e-5) and gradients (1e-4: sums over
     a.grads.forEach((g, i) => assert.ok(relativeError(b.grads[i]!, g) < 1e-4, `gradient of parameter ${i}: ${relativeError(b.grads[i]!, g)}`));
     // The running statistics batch norm updated in training mode agree too.
     dense.buffers().forEach((buf, i) => assert.ok(relativeError(fast.buffers()[i]!.float(), buf.float()) < 1e-5));
+    dense.dispose();
+    fast.dispose();
+  });
+});
+
+test('Classifier channels-last: the same logits (1e-5) and gradients (1e-4) as contiguous', () => {
+  withNoLeaks(() => {
+    manualSeed(4);
+    const dense = new Classifier();
+    const fast = new Classifier();
+    fast.loadStateDict(dense.stateDict());
+    fast.setMemoryFormat('channels-last');
+    const x = randn([5, 1, 28, 28]);
+    const y = int64([0, 1, 2, 3, 9]);
+    const run = (net: Classifier) => {
+      const logits = net.forward(x);
+      crossEntropy(logits, y).backward();
+      return { logits, grads: net.parameters().map((p) => p.grad!) };
+    };
+    const a = run(dense);
+    const b = run(fast);
+    assert.ok(relativeError(b.logits, a.logits) < 1e-5, `logits: ${relativeError(b.logits, a.logits)}`);
+    a.grads.forEach((g, i) => assert.ok(relativeError(b.grads[i]!, g) < 1e-4, `gradient of parameter ${i}: ${relativeError(b.grads[i]!, g)}`));
     dense.dispose();
     fast.dispose();
   });
