@@ -1,5 +1,5 @@
 // Our implementation beside a PyTorch-eager peer (bench/peer/bench_peer.py, run with Debian's
-// /usr/bin/python3 and python3-torch) on the same workloads, settings and CPU, in one run:
+// /usr/bin/python3 and python3-torch, or $BENCH_PYTHON) on the same workloads, settings and CPU, in one run:
 //   training samples/s (baseline, small, upscaler U-Nets and the CAS classifier, batch 128),
 //   batched sampling (network evaluations/s at batch 256),
 //   batch-1 latency of one full sample (baseline, small upscaled, cascaded: the paper's §0.3),
@@ -10,7 +10,6 @@
 // lower is better).
 //   npm run bench -- [--reps 5] [--only train-baseline,latency-baseline] [--no-peer] [--latency-threads 1]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as torch from '../src/torch/index.ts';
@@ -46,6 +45,7 @@ const { values } = parseArgs({
     'latency-samples': { type: 'string', default: '5' },
     'latency-threads': { type: 'string', default: '1' },
     only: { type: 'string' },
+    device: { type: 'string', default: 'cpu' },
     'no-peer': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -60,6 +60,7 @@ if (values.help) {
   --latency-samples N    batch-1 samples per repetition (default 5)
   --latency-threads N    threads for batch-1 sampling, both sides (default 1: faster than 2 at batch 1)
   --only a,b             a subset of: ${WORKLOADS.join(', ')}
+  --device D             cpu (default) or cuda[:N] (needs an addon built against a CUDA libtorch; see scripts/gpu-bench.sh)
   --no-peer              our numbers alone`);
   process.exit(0);
 }
@@ -73,12 +74,15 @@ const workloads: Workload[] = values.only === undefined ? [...WORKLOADS] : value
   return w as Workload;
 });
 const threads = torch.getNumThreads();
+const device = values.device!;
+if (device !== 'cpu' && !torch.cuda.isAvailable()) throw new Error(`--device ${device}: this addon's libtorch has no CUDA (build it against a CUDA libtorch: scripts/gpu-bench.sh)`);
 const NORMALIZATION = { mean: 0.1307, std: 0.3081 };
 const models = Object.fromEntries(
   (['baseline', 'small', 'upscaler'] as const).map((kind) => [kind, { ...presetModel(kind), normalization: NORMALIZATION }]),
 ) as Record<ModelKind, ReturnType<typeof presetModel> & { normalization: typeof NORMALIZATION }>;
 const plan = {
   workloads,
+  device,
   threads,
   latencyThreads: int('latency-threads', values['latency-threads']),
   reps: int('reps', values.reps),
@@ -114,8 +118,10 @@ function timed(fn: () => void, warmup: number, reps: number, inner: number): num
   for (let i = 0; i < warmup; i++) fn();
   const out: number[] = [];
   for (let r = 0; r < reps; r++) {
+    torch.cuda.synchronize();
     const start = performance.now();
     for (let i = 0; i < inner; i++) fn();
+    torch.cuda.synchronize();
     out.push((performance.now() - start) / 1000 / inner);
   }
   return out;
@@ -124,19 +130,19 @@ function timed(fn: () => void, warmup: number, reps: number, inner: number): num
 // The trainer's step (src/experiments/train-diffusion.ts) on synthetic data.
 function trainUNet(kind: ModelKind): number[] {
   torch.manualSeed(0);
-  const model = new DiffusionModel(models[kind]);
+  const model = new DiffusionModel(models[kind], device);
   const scheduler = model.scheduler();
   const optimizer = new Adam(model.unet.parameters(), { lr: 1e-3 });
   const b = plan.batch;
   const size = models[kind].imageSize;
-  const x0 = torch.keep(torch.randn([b, 1, size, size]));
-  const labels = torch.keep(torch.randint(0, 10, [b]));
-  const cond = model.isUpscaler ? torch.keep(torch.randn([b, 1, size, size])) : undefined;
+  const x0 = torch.keep(torch.randn([b, 1, size, size], { device }));
+  const labels = torch.keep(torch.randint(0, 10, [b], { device }));
+  const cond = model.isUpscaler ? torch.keep(torch.randn([b, 1, size, size], { device })) : undefined;
   model.unet.train();
   const step = () => {
     torch.tidy(() => {
-      const t = torch.randint(0, model.config.numStates, [b]);
-      const noise = torch.randn(x0.shape);
+      const t = torch.randint(0, model.config.numStates, [b], { device });
+      const noise = torch.randn(x0.shape, { device });
       const loss = mseLoss(model.predictNoise(scheduler.addNoise(x0, noise, t), t, labels, cond), noise);
       optimizer.zeroGrad();
       loss.backward();
@@ -156,9 +162,11 @@ function trainUNet(kind: ModelKind): number[] {
 function trainClassifier(): number[] {
   torch.manualSeed(0);
   const model = new Classifier().train();
+  if (device === 'cpu') model.setMemoryFormat('channels-last'); // as trainClassifier does
+  else model.to({ device });
   const optimizer = new AdamW(model.parameters(), { lr: 1e-3 });
-  const x = torch.keep(torch.randn([plan.batch, 1, 28, 28]));
-  const y = torch.keep(torch.randint(0, 10, [plan.batch]));
+  const x = torch.keep(torch.randn([plan.batch, 1, 28, 28], { device }));
+  const y = torch.keep(torch.randint(0, 10, [plan.batch], { device }));
   const step = () => {
     torch.tidy(() => {
       const loss = crossEntropy(model.forward(x), y);
@@ -177,7 +185,7 @@ function trainClassifier(): number[] {
 
 function sampleBatched(): number[] {
   torch.manualSeed(0);
-  const model = new DiffusionModel(models.baseline);
+  const model = new DiffusionModel(models.baseline, device);
   const labels = Array.from({ length: plan.sampleBatch }, (_, i) => i % 10);
   const secs = timed(() => model.sample(labels).sample.dispose(), 1, plan.sampleReps, 1);
   model.dispose();
@@ -186,9 +194,9 @@ function sampleBatched(): number[] {
 
 function latency(name: 'baseline' | 'small-upscaled' | 'cascaded'): number[] {
   torch.manualSeed(0);
-  const baseline = new DiffusionModel(models.baseline);
-  const small = new DiffusionModel(models.small);
-  const upscaler = new DiffusionModel(models.upscaler);
+  const baseline = new DiffusionModel(models.baseline, device);
+  const small = new DiffusionModel(models.small, device);
+  const upscaler = new DiffusionModel(models.upscaler, device);
   const p: Pipeline =
     name === 'baseline' ? { kind: 'single', model: baseline } :
     name === 'small-upscaled' ? { kind: 'upscaled', model: small, size: 28 } :
@@ -212,13 +220,13 @@ function ours(w: Workload): number[] {
 }
 
 function peer(): { version: string; results: Partial<Record<Workload, number[]>> } | string {
-  const python = '/usr/bin/python3';
+  // Debian's python3-torch shares the addon's libtorch; BENCH_PYTHON names another (a pip CUDA build).
+  const python = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
   if (values['no-peer']) return 'PyTorch peer not run (--no-peer)';
-  if (!existsSync(python)) return 'PyTorch peer skipped: /usr/bin/python3 not found (apt-get install python3-torch)';
   try {
     execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
   } catch {
-    return 'PyTorch peer skipped: /usr/bin/python3 has no torch (apt-get install python3-torch)';
+    return `PyTorch peer skipped: ${python} is missing or has no torch (apt-get install python3-torch)`;
   }
   const script = fileURLToPath(new URL('./peer/bench_peer.py', import.meta.url));
   const run = spawnSync(python, [script, JSON.stringify(plan)], { encoding: 'utf8', maxBuffer: 1 << 24 });
@@ -229,7 +237,7 @@ function peer(): { version: string; results: Partial<Record<Workload, number[]>>
 
 // --- run ---------------------------------------------------------------------------------------------------
 const peak = cpuPeak();
-console.log(`libtorch ${torch.torchVersion}; ${threads} threads (batch-1 latency: ${plan.latencyThreads}); median of ${plan.reps} repetitions after warm-up`);
+console.log(`libtorch ${torch.torchVersion} on ${device}; ${threads} threads (batch-1 latency: ${plan.latencyThreads}); median of ${plan.reps} repetitions after warm-up`);
 const mine: Partial<Record<Workload, number[]>> = {};
 for (const w of workloads) {
   console.error(`ours: ${w}…`);
@@ -268,7 +276,7 @@ for (const w of workloads) {
 }
 const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
 for (const r of rows) console.log(r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
-console.log(typeof theirs === 'string' ? theirs : `PyTorch ${theirs.version} eager from /usr/bin/python3, same threads and settings`);
+console.log(typeof theirs === 'string' ? theirs : `PyTorch ${theirs.version} eager from ${process.env.BENCH_PYTHON ?? '/usr/bin/python3'}, same threads and settings`);
 console.log(`peak: ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.description}`);
 console.log('FLOPs: convolutions and linear layers only (2 per multiply-add); a training step counted as 3 forward passes.');
 

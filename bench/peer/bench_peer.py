@@ -21,10 +21,10 @@ class Diffusion:
 
     def __init__(self, spec):
         self.spec = spec
-        self.net = UNet(in_channels=spec["inChannels"])
+        self.net = UNet(in_channels=spec["inChannels"]).to(DEVICE)
         s = spec["schedule"]
-        self.sqrt_ab = torch.tensor(s["sqrtAlphasCumprod"])
-        self.sqrt_1mab = torch.tensor(s["sqrtOneMinusAlphasCumprod"])
+        self.sqrt_ab = torch.tensor(s["sqrtAlphasCumprod"], device=DEVICE)
+        self.sqrt_1mab = torch.tensor(s["sqrtOneMinusAlphasCumprod"], device=DEVICE)
         self.s = s
 
     def context(self, t, labels):
@@ -32,11 +32,11 @@ class Diffusion:
 
     def sample(self, labels, cond=None):
         n, size = labels.shape[0], self.spec["imageSize"]
-        x = torch.randn(n, 1, size, size)
+        x = torch.randn(n, 1, size, size, device=DEVICE)
         s = self.s
         for t in reversed(range(self.spec["numStates"])):
             inp = x if cond is None else torch.cat([x, cond], 1)
-            eps = self.net(inp, self.context(torch.full((n,), t, dtype=torch.long), labels))
+            eps = self.net(inp, self.context(torch.full((n,), t, dtype=torch.long, device=DEVICE), labels))
             x0 = (x - eps * s["sqrtOneMinusAlphasCumprod"][t]) / s["sqrtAlphasCumprod"][t]
             mean = x0 * s["posteriorMeanCoef1"][t] + x * s["posteriorMeanCoef2"][t]
             if t > 0:
@@ -49,14 +49,24 @@ class Diffusion:
         return (up - self.spec["mean"]) / self.spec["std"]
 
 
+DEVICE = "cpu"
+
+
+def sync():
+    if DEVICE != "cpu":
+        torch.cuda.synchronize()
+
+
 def timed(fn, warmup, reps, inner):
     for _ in range(warmup):
         fn()
     out = []
     for _ in range(reps):
+        sync()
         start = time.perf_counter()
         for _ in range(inner):
             fn()
+        sync()
         out.append((time.perf_counter() - start) / inner)
     return out
 
@@ -67,12 +77,12 @@ def train_unet(plan, spec):
     net = model.net.train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     b, size = plan["batch"], spec["imageSize"]
-    x0 = torch.randn(b, 1, size, size)
-    labels = torch.randint(0, 10, (b,))
-    cond = torch.randn(b, 1, size, size) if spec["inChannels"] == 2 else None
+    x0 = torch.randn(b, 1, size, size, device=DEVICE)
+    labels = torch.randint(0, 10, (b,), device=DEVICE)
+    cond = torch.randn(b, 1, size, size, device=DEVICE) if spec["inChannels"] == 2 else None
 
     def step():
-        t = torch.randint(0, spec["numStates"], (b,))
+        t = torch.randint(0, spec["numStates"], (b,), device=DEVICE)
         noise = torch.randn_like(x0)
         xt = model.sqrt_ab[t].view(-1, 1, 1, 1) * x0 + model.sqrt_1mab[t].view(-1, 1, 1, 1) * noise
         inp = xt if cond is None else torch.cat([xt, cond], 1)
@@ -87,11 +97,11 @@ def train_unet(plan, spec):
 
 def train_classifier(plan):
     torch.manual_seed(0)
-    net = Classifier().train()
+    net = Classifier().to(DEVICE).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     b = plan["batch"]
-    x = torch.randn(b, 1, 28, 28)
-    y = torch.randint(0, 10, (b,))
+    x = torch.randn(b, 1, 28, 28, device=DEVICE)
+    y = torch.randint(0, 10, (b,), device=DEVICE)
 
     def step():
         loss = F.cross_entropy(net(x), y)
@@ -104,7 +114,9 @@ def train_classifier(plan):
 
 
 def main():
+    global DEVICE
     plan = json.loads(sys.argv[1])
+    DEVICE = plan["device"]
     specs = plan["models"]
     results = {}
     for name in plan["workloads"]:
@@ -117,7 +129,7 @@ def main():
             torch.manual_seed(0)
             model = Diffusion(specs["baseline"])
             model.net.eval()
-            labels = torch.arange(plan["sampleBatch"]) % 10
+            labels = torch.arange(plan["sampleBatch"], device=DEVICE) % 10
             with torch.inference_mode():
                 secs = timed(lambda: model.sample(labels), 1, plan["sampleReps"], 1)
             results[name] = [plan["sampleBatch"] * specs["baseline"]["numStates"] / s for s in secs]
@@ -130,7 +142,7 @@ def main():
             counter = [0]
 
             def one():
-                label = torch.tensor([counter[0] % 10])
+                label = torch.tensor([counter[0] % 10], device=DEVICE)
                 counter[0] += 1
                 if pipeline == "baseline":
                     return baseline.sample(label).clamp_(0, 1)
