@@ -51,8 +51,8 @@ function ssddpmAll(invocations: readonly string[][]): Promise<Result[]> {
 
 const HELP: Record<string, string[]> = {
   train: ['--model', '--out', '--epochs', '--seed', '--dataset', '--batch-size', '--lr', '--per-class', '--checkpoint-every', '--resume', '--device'],
-  sample: ['--run', '--cascade', '--upscale', '--labels', '--per-label', '--out', '--seed', '--clip', '--variance', '--scale', '--device'],
-  generate: ['--run', '--cascade', '--upscale', '--out', '--count', '--seed', '--batch-size', '--clip', '--variance', '--device'],
+  sample: ['--run', '--cascade', '--upscale', '--labels', '--per-label', '--out', '--seed', '--clip', '--dynamic-threshold', '--sampler', '--steps', '--eta', '--variance', '--scale', '--device'],
+  generate: ['--run', '--cascade', '--upscale', '--out', '--count', '--seed', '--batch-size', '--clip', '--dynamic-threshold', '--sampler', '--steps', '--eta', '--variance', '--device'],
   forward: ['--run', '--out', '--count', '--seed', '--scale'],
   reverse: ['--run', '--out', '--labels', '--seed', '--clip', '--scale'],
 };
@@ -94,6 +94,9 @@ test('bad arguments exit non-zero with a one-line message, no stack trace, and w
     [['sample', '--run', run, '--seed', 'x1', '--out', png], /--seed.*'x1'/],
     [['sample', '--run', run, '--labels', '0-12', '--out', png], /--labels.*label 10 is outside 0\.\.9/],
     [['--threads', '0', 'train', '--out', run], /--threads.*'0'/],
+    [['sample', '--run', run, '--steps', '5', '--out', png], /--steps and --eta need --sampler ddim/],
+    [['sample', '--run', run, '--sampler', 'ddim', '--eta', '2', '--out', png], /--eta.*'2'/],
+    [['generate', '--run', run, '--clip', '--dynamic-threshold', '0.99', '--out', join(dir, 'set')], /--clip and --dynamic-threshold exclude each other/],
   ];
   const results = await ssddpmAll(cases.map(([args]) => args));
   cases.forEach(([args, message], i) => assertCleanFailure(results[i]!, message, args.join(' ')));

@@ -7,6 +7,8 @@ import { indexSelect } from '../torch/ops/shape.ts';
 import { keep, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import { cosineBetas, linearBetas, scheduleTerms, type ScheduleTerms } from './schedule.ts';
+import type { Scheduler, StepOutput } from './scheduler.ts';
+import { checkConstraint, constrainX0, type X0Constraint } from './thresholding.ts';
 
 export interface DDPMConfig {
   /** Number of states T; timesteps are 0..T−1. */
@@ -21,6 +23,11 @@ export interface DDPMConfig {
    * estimate (the paper's §1.3 remedy; diffusers' `clip_sample`).
    */
   clipSample: boolean;
+  /**
+   * Dynamic thresholding of x̂0 at this percentile (Imagen; diffusers' `dynamic_thresholding_ratio`, e.g. 0.995)
+   * instead of clipping; undefined: off. Excludes `clipSample`.
+   */
+  dynamicThresholding?: number;
   /** The data range in model space, [min, max]. */
   clipRange: readonly [number, number];
   /**
@@ -39,18 +46,25 @@ export const DEFAULT_DDPM: DDPMConfig = {
   clipRange: [-1, 1],
 };
 
-export interface StepOutput {
-  /** x_{t−1} */
-  prevSample: Tensor;
-  /** x̂0 as predicted at this step (clipped when `clipSample`). */
-  predOriginalSample: Tensor;
+export type { StepOutput } from './scheduler.ts';
+
+/** The x̂0 constraint a DDPM or DDIM configuration asks for. */
+export function x0Constraint(c: { clipSample: boolean; dynamicThresholding?: number }): X0Constraint {
+  if (c.dynamicThresholding !== undefined) {
+    if (c.clipSample) throw new RangeError('clipSample and dynamicThresholding exclude each other');
+    const constraint: X0Constraint = { kind: 'dynamic', ratio: c.dynamicThresholding };
+    checkConstraint(constraint);
+    return constraint;
+  }
+  return c.clipSample ? { kind: 'clip' } : { kind: 'none' };
 }
 
-export class DDPMScheduler {
+export class DDPMScheduler implements Scheduler {
   readonly config: Readonly<DDPMConfig>;
   readonly terms: ScheduleTerms;
   /** The reverse order the sampling loop walks: T−1, …, 0. */
   readonly timesteps: Int32Array;
+  readonly #constraint: X0Constraint;
   readonly #coefficients = new Map<string, { sqrtAb: Tensor; sqrtOneMinusAb: Tensor }>();
 
   constructor(config: Partial<DDPMConfig> = {}) {
@@ -65,6 +79,7 @@ export class DDPMScheduler {
       throw new RangeError(`DDPMScheduler: varianceType must be 'posterior' or 'beta', got '${String(c.varianceType)}'`);
     }
     if (!(c.clipRange[0] < c.clipRange[1])) throw new RangeError(`DDPMScheduler: clipRange must be [min, max] with min < max, got [${c.clipRange.join(', ')}]`);
+    this.#constraint = x0Constraint(c);
     this.config = Object.freeze({ ...c, clipRange: [c.clipRange[0], c.clipRange[1]] as const });
     const betas = c.betaSchedule === 'cosine' ? cosineBetas(c.numTrainTimesteps, c.cosinePower) : linearBetas(c.numTrainTimesteps);
     this.terms = scheduleTerms(betas);
@@ -124,9 +139,8 @@ export class DDPMScheduler {
   step(eps: Tensor, t: number, xt: Tensor, opts: { generator?: Generator; noise?: Tensor } = {}): StepOutput {
     this.#checkTimestep(t);
     return tidy(() => {
-      // 1. x̂0 from the noise prediction (eq. 15), clipped to the data range when asked.
-      const x0 = this.predictStartFromNoise(xt, t, eps);
-      if (this.config.clipSample) x0.clamp_(this.config.clipRange[0], this.config.clipRange[1]);
+      // 1. x̂0 from the noise prediction (eq. 15), kept in the data range when asked.
+      const x0 = constrainX0(this.predictStartFromNoise(xt, t, eps), this.config.clipRange, this.#constraint);
       // 2. Posterior mean μ̃_t(x_t, x̂0) (eq. 7).
       const mean = x0.mul(this.terms.posteriorMeanCoef1[t]!).add_(xt.mul(this.terms.posteriorMeanCoef2[t]!));
       // 3. Add σ_t z, except at t = 0.

@@ -5,7 +5,7 @@ import { inferenceMode } from '../torch/grad-mode.ts';
 import { randn } from '../torch/ops/random.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
-import type { DDPMScheduler } from './ddpm.ts';
+import type { Scheduler } from './scheduler.ts';
 
 /** Predicts the noise ε̂(x_t, t) of a batch at timestep t. */
 export type NoisePredictor = (xt: Tensor, t: number) => Tensor;
@@ -26,8 +26,8 @@ export interface SampleLoopResult {
   trajectory?: { t: number[]; xt: Tensor[]; predX0: Tensor[] };
 }
 
-/** Runs the reverse process from x_{T−1} ~ N(0, I) of `shape` down to x_0, in inference mode. */
-export function sampleLoop(scheduler: DDPMScheduler, predictNoise: NoisePredictor, shape: readonly number[], opts: SampleLoopOptions = {}): SampleLoopResult {
+/** Runs the reverse process from x_{T−1} ~ N(0, I) of `shape` over the scheduler's timesteps, in inference mode. */
+export function sampleLoop(scheduler: Scheduler, predictNoise: NoisePredictor, shape: readonly number[], opts: SampleLoopOptions = {}): SampleLoopResult {
   return inferenceMode(() => {
     let x = randn(shape, { generator: opts.generator, device: opts.device });
     const trajectory = opts.keepTrajectory ? { t: [] as number[], xt: [] as Tensor[], predX0: [] as Tensor[] } : undefined;

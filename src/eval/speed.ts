@@ -3,14 +3,14 @@
 import { pipelineDevice, samplePipeline, pipelineSteps, type Pipeline } from '../experiments/pipelines.ts';
 import { Generator } from '../torch/generator.ts';
 import { cuda } from '../torch/runtime.ts';
+import type { SamplingOptions } from '../experiments/diffusion-model.ts';
 
-export interface SpeedOptions {
+export interface SpeedOptions extends Pick<SamplingOptions, 'clip' | 'dynamicThreshold' | 'sampler' | 'steps' | 'eta'> {
   /** Samples timed (the paper: 1000). */
   samples: number;
   /** Untimed samples first (allocator and caches warm up). */
   warmup?: number;
   seed?: number;
-  clip?: boolean;
   onSample?: (done: number, total: number) => void;
 }
 
@@ -24,7 +24,9 @@ export interface SpeedMeasurement {
 export function measureSamplingSpeed(p: Pipeline, opts: SpeedOptions): SpeedMeasurement {
   if (!Number.isInteger(opts.samples) || opts.samples < 1) throw new RangeError(`samples must be a positive integer, got ${opts.samples}`);
   const generator = new Generator(opts.seed ?? 0, pipelineDevice(p));
-  const one = (i: number) => samplePipeline(p, [i % 10], { generator, clip: opts.clip ?? false }).dispose();
+  const { clip, dynamicThreshold, sampler, steps, eta } = opts;
+  const sampling = { clip, dynamicThreshold, sampler, steps, eta };
+  const one = (i: number) => samplePipeline(p, [i % 10], { ...sampling, generator }).dispose();
   for (let i = 0; i < (opts.warmup ?? 5); i++) one(i);
   cuda.synchronize();
   const start = performance.now();
@@ -34,5 +36,5 @@ export function measureSamplingSpeed(p: Pipeline, opts: SpeedOptions): SpeedMeas
   }
   cuda.synchronize();
   const seconds = (performance.now() - start) / 1000;
-  return { secondsPerSample: seconds / opts.samples, samples: opts.samples, steps: pipelineSteps(p) };
+  return { secondsPerSample: seconds / opts.samples, samples: opts.samples, steps: pipelineSteps(p, sampling) };
 }

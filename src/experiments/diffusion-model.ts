@@ -2,7 +2,9 @@
 // image size, normalisation, conditioning), so noise prediction, sampling and conversions to and from
 // pixel space live in one place.
 import { upscale } from '../data/tensor-dataset.ts';
+import { DDIMScheduler } from '../diffusion/ddim.ts';
 import { DDPMScheduler } from '../diffusion/ddpm.ts';
+import type { Scheduler } from '../diffusion/scheduler.ts';
 import { sampleLoop, type SampleLoopResult } from '../diffusion/sample.ts';
 import { UNet, unetContext } from '../models/unet.ts';
 import { InferenceUNet } from '../models/unet-inference.ts';
@@ -17,6 +19,14 @@ export interface SamplingOptions {
   generator?: Generator;
   /** Clip x̂0 to the data range at every step (the paper's §1.3 remedy). Default false. */
   clip?: boolean;
+  /** Dynamic thresholding of x̂0 at this percentile (Imagen), instead of clipping; e.g. 0.995. */
+  dynamicThreshold?: number;
+  /** 'ddpm' (ancestral, every timestep; the default) or 'ddim' over `steps` timesteps with noise scale `eta`. */
+  sampler?: 'ddpm' | 'ddim';
+  /** DDIM only: network evaluations per sample (default and at most T: a cascade caps it per model). */
+  steps?: number;
+  /** DDIM only: η ∈ [0, 1] (default 0, deterministic). */
+  eta?: number;
   /** Reverse-step variance: β̃ ('posterior', default) or β ('beta'). */
   variance?: 'posterior' | 'beta';
   /** Estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison only). */
@@ -56,14 +66,35 @@ export class DiffusionModel {
     return [(0 - mean) / std, (1 - mean) / std];
   }
 
-  /** The scheduler for this model's T, with the given sampling choices. */
-  scheduler(opts: { clip?: boolean; variance?: 'posterior' | 'beta'; authorX0?: boolean } = {}): DDPMScheduler {
+  /** The sampler's scheduler: DDPM over every timestep, or DDIM over `steps` of them. */
+  samplingScheduler(opts: Pick<SamplingOptions, 'clip' | 'dynamicThreshold' | 'variance' | 'authorX0' | 'sampler' | 'steps' | 'eta'> = {}): Scheduler {
+    if (opts.sampler === 'ddim') {
+      if (opts.variance !== undefined || opts.authorX0) throw new RangeError('variance and authorX0 are DDPM options; DDIM has eta');
+      return new DDIMScheduler({
+        numTrainTimesteps: this.config.numStates,
+        betaSchedule: 'cosine',
+        cosinePower: this.config.cosinePower,
+        numInferenceSteps: Math.min(opts.steps ?? this.config.numStates, this.config.numStates),
+        eta: opts.eta ?? 0,
+        clipSample: opts.clip ?? false,
+        dynamicThresholding: opts.dynamicThreshold,
+        clipRange: this.dataRange,
+      });
+    }
+    if (opts.steps !== undefined && opts.steps !== this.config.numStates) throw new RangeError(`the DDPM sampler takes every timestep (${this.config.numStates}); use the DDIM sampler for ${opts.steps} steps`);
+    if (opts.eta !== undefined) throw new RangeError('eta is a DDIM option');
+    return this.scheduler(opts);
+  }
+
+  /** The DDPM scheduler for this model's T (forward process and ancestral steps), with the given sampling choices. */
+  scheduler(opts: Pick<SamplingOptions, 'clip' | 'dynamicThreshold' | 'variance' | 'authorX0'> = {}): DDPMScheduler {
     return new DDPMScheduler({
       numTrainTimesteps: this.config.numStates,
       betaSchedule: 'cosine',
       cosinePower: this.config.cosinePower,
       varianceType: opts.variance ?? 'posterior',
       clipSample: opts.clip ?? false,
+      dynamicThresholding: opts.dynamicThreshold,
       clipRange: this.dataRange,
       authorX0: opts.authorX0 ?? false,
     });
@@ -115,7 +146,7 @@ export class DiffusionModel {
       if (!Number.isInteger(l) || l < 0 || l >= this.config.unet.numClasses) throw new RangeError(`label ${l} is outside 0..${this.config.unet.numClasses - 1}`);
     }
     if (this.isUpscaler && opts.lowRes === undefined) throw new Error('the upscaler samples from low-resolution images: pass lowRes');
-    const scheduler = this.scheduler(opts);
+    const scheduler = this.samplingScheduler(opts);
     const device = this.device;
     this.unet.eval();
     const net = opts.plainForward ? undefined : new InferenceUNet(this.unet);

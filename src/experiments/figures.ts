@@ -9,7 +9,7 @@ import { tensor } from '../torch/ops/creation.ts';
 import { cat } from '../torch/ops/shape.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
-import type { DiffusionModel } from './diffusion-model.ts';
+import type { DiffusionModel, SamplingOptions } from './diffusion-model.ts';
 import { pipelineDevice, samplePipeline, type Pipeline } from './pipelines.ts';
 
 export interface FigureOptions {
@@ -59,11 +59,12 @@ export function reverseProcessFigure(model: DiffusionModel, labels: readonly num
 }
 
 /** `perLabel` samples of each label, one column per label (row-major). */
-export function sampleGridFigure(p: Pipeline, labels: readonly number[], perLabel: number, opts: FigureOptions & { clip?: boolean; variance?: 'posterior' | 'beta'; authorX0?: boolean; onStep?: (done: number, total: number) => void } = {}): GrayCanvas {
+export function sampleGridFigure(p: Pipeline, labels: readonly number[], perLabel: number, opts: FigureOptions & Omit<SamplingOptions, 'generator' | 'keepTrajectory'> = {}): GrayCanvas {
   const all = Array.from({ length: perLabel }, () => labels).flat();
-  const images = samplePipeline(p, all, { generator: new Generator(opts.seed ?? 0, pipelineDevice(p)), clip: opts.clip ?? false, variance: opts.variance, authorX0: opts.authorX0, onStep: opts.onStep });
+  const { seed, scale, ...sampling } = opts;
+  const images = samplePipeline(p, all, { ...sampling, generator: new Generator(seed ?? 0, pipelineDevice(p)) });
   try {
-    return sampleGrid(images, { columns: labels.length, labels: labels.map(String), scale: opts.scale ?? 2 });
+    return sampleGrid(images, { columns: labels.length, labels: labels.map(String), scale: scale ?? 2 });
   } finally {
     images.dispose();
   }

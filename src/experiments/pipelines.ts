@@ -80,9 +80,10 @@ export function pipelineDevice(p: Pipeline): string {
   return p.kind === 'cascade' ? p.small.device : p.model.device;
 }
 
-/** Denoising steps per sample (network evaluations at batch size 1). */
-export function pipelineSteps(p: Pipeline): number {
-  return p.kind === 'cascade' ? p.small.config.numStates + p.upscaler.config.numStates : p.model.config.numStates;
+/** Denoising steps per sample (network evaluations at batch size 1) under the given sampling options. */
+export function pipelineSteps(p: Pipeline, opts: Pick<SamplingOptions, 'sampler' | 'steps'> = {}): number {
+  const steps = (m: DiffusionModel) => (opts.sampler === 'ddim' ? Math.min(opts.steps ?? m.config.numStates, m.config.numStates) : m.config.numStates);
+  return p.kind === 'cascade' ? steps(p.small) + steps(p.upscaler) : steps(p.model);
 }
 
 export function disposePipeline(p: Pipeline): void {
@@ -96,11 +97,11 @@ export function disposePipeline(p: Pipeline): void {
 
 /** Samples one image per label, [N, 1, S, S] in pixel space clamped to [0, 1]. */
 export function samplePipeline(p: Pipeline, labels: readonly number[], opts: SamplingOptions = {}): Tensor {
-  const total = pipelineSteps(p);
+  const total = pipelineSteps(p, opts);
   return tidy(() => {
     if (p.kind === 'cascade') {
       const low = p.small.sample(labels, { ...opts, keepTrajectory: false, onStep: (d) => opts.onStep?.(d, total) }).sample.clamp_(0, 1);
-      const offset = p.small.config.numStates;
+      const offset = pipelineSteps({ kind: 'single', model: p.small }, opts);
       return p.upscaler.sample(labels, { ...opts, keepTrajectory: false, lowRes: low, onStep: (d) => opts.onStep?.(offset + d, total) }).sample.clamp_(0, 1);
     }
     const x = p.model.sample(labels, { ...opts, keepTrajectory: false }).sample.clamp_(0, 1);

@@ -9,6 +9,7 @@ import { writeFileAtomic } from '../../io/atomic.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { device, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
 import { checkOutputFile } from '../output.ts';
+import { samplingFrom, samplingOptionList } from '../sampling-options.ts';
 
 export const casCommand = new Command('cas')
   .description('Classification Accuracy Score of a labelled image set: train classifiers on it, score them on the real test set')
@@ -47,13 +48,18 @@ export const speedCommand = new Command('speed')
   .option('--cascade <small,upscaler>', 'time small → ×2 → upscaler', runPair)
   .option('--upscale', 'with a small run: include the ×2 bilinear upscale')
   .option('--samples <n>', 'samples timed', positiveInt, 1000)
-  .option('--clip', 'clip x̂0 at every step')
+  .addOption(samplingOptionList.sampler())
+  .addOption(samplingOptionList.steps())
+  .addOption(samplingOptionList.eta())
+  .addOption(samplingOptionList.clip())
+  .addOption(samplingOptionList.dynamicThreshold())
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .action((o) => {
+    const { sampler, steps, eta, clip, dynamicThreshold } = samplingFrom({ ...o, variance: undefined, authorX0: undefined });
     const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device });
     try {
       const progress = createProgress('speed', o.samples);
-      const m = measureSamplingSpeed(pipeline, { samples: o.samples, clip: o.clip, onSample: (d) => progress.update(d) });
+      const m = measureSamplingSpeed(pipeline, { samples: o.samples, sampler, steps, eta, clip, dynamicThreshold, onSample: (d) => progress.update(d) });
       progress.stop();
       console.log(`${(m.secondsPerSample * 1000).toFixed(2)} ms per sample (${m.steps} network evaluations, batch size 1, ${m.samples} samples)`);
     } finally {

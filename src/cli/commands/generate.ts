@@ -1,6 +1,7 @@
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command } from '@commander-js/extra-typings';
 import { disposePipeline, generateSet, loadPipeline, writeGeneratedSet } from '../../experiments/pipelines.ts';
 import { createProgress } from '../progress.ts';
+import { samplingFrom, samplingOptionList } from '../sampling-options.ts';
 import { device, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
 import { checkOutputFolder } from '../output.ts';
 
@@ -13,13 +14,18 @@ export const generateCommand = new Command('generate')
   .option('--count <n>', 'number of images', positiveInt, 3334)
   .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
   .option('--batch-size <n>', 'images sampled at once', positiveInt, 256)
-  .option('--clip', 'clip x̂0 to the data range at every step')
-  .addOption(new Option('--variance <kind>', 'reverse-step variance').choices(['posterior', 'beta'] as const).default('posterior' as const))
-  .option('--author-x0', 'estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper\'s public code did (for comparison)')
+  .addOption(samplingOptionList.sampler())
+  .addOption(samplingOptionList.steps())
+  .addOption(samplingOptionList.eta())
+  .addOption(samplingOptionList.clip())
+  .addOption(samplingOptionList.dynamicThreshold())
+  .addOption(samplingOptionList.variance())
+  .addOption(samplingOptionList.authorX0())
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExample:\n  ssddpm generate --run runs/baseline-1 --count 3334 --out sets/baseline-1')
   .action((o) => {
     checkOutputFolder(o.out, { fresh: true });
+    const sampling = samplingFrom(o);
     const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device });
     try {
       const progress = createProgress('generate', o.count);
@@ -28,14 +34,12 @@ export const generateCommand = new Command('generate')
         count: o.count,
         seed: o.seed,
         batchSize: o.batchSize,
-        clip: o.clip ?? false,
-        variance: o.variance,
-        authorX0: o.authorX0 ?? false,
+        ...sampling,
         onProgress: (done) => progress.update(done),
       });
       progress.stop();
       const source = o.cascade ? { cascade: o.cascade } : { run: o.run, upscale: o.upscale ?? false };
-      writeGeneratedSet(o.out, set, { ...source, seed: o.seed, clip: o.clip ?? false, variance: o.variance, authorX0: o.authorX0 ?? false });
+      writeGeneratedSet(o.out, set, { ...source, seed: o.seed, ...sampling });
       console.log(`wrote ${o.out}: ${set.count} images ${set.height}×${set.width} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     } finally {
       disposePipeline(pipeline);

@@ -1,10 +1,11 @@
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command } from '@commander-js/extra-typings';
 import { writeFileAtomic } from '../../io/atomic.ts';
 import { sampleGridFigure } from '../../experiments/figures.ts';
 import { disposePipeline, loadPipeline, pipelineSteps } from '../../experiments/pipelines.ts';
 import { createProgress } from '../progress.ts';
 import { device, labelList, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
 import { checkOutputFile } from '../output.ts';
+import { samplingFrom, samplingOptionList } from '../sampling-options.ts';
 
 export const sampleCommand = new Command('sample')
   .description('sample a grid of images, one label per column (the paper\'s Figs. 8-10), as a PNG')
@@ -15,23 +16,26 @@ export const sampleCommand = new Command('sample')
   .option('--per-label <n>', 'samples per label (rows of the grid)', positiveInt, 10)
   .requiredOption('--out <file.png>', 'the PNG to write')
   .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
-  .option('--clip', 'clip x̂0 to the data range at every step (the paper\'s §1.3 remedy)')
-  .addOption(new Option('--variance <kind>', 'reverse-step variance: posterior β̃ or β').choices(['posterior', 'beta'] as const).default('posterior' as const))
+  .addOption(samplingOptionList.sampler())
+  .addOption(samplingOptionList.steps())
+  .addOption(samplingOptionList.eta())
+  .addOption(samplingOptionList.clip())
+  .addOption(samplingOptionList.dynamicThreshold())
+  .addOption(samplingOptionList.variance())
+  .addOption(samplingOptionList.authorX0())
   .option('--scale <n>', 'pixel magnification in the PNG', positiveInt, 2)
-  .option('--author-x0', 'estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper\'s public code did (for comparison)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
-  .addHelpText('after', '\nExamples:\n  ssddpm sample --run runs/baseline-1 --labels 0-9 --per-label 10 --out grid.png\n  ssddpm sample --cascade runs/small-1,runs/upscaler-1 --out cascade.png --clip')
+  .addHelpText('after', '\nExamples:\n  ssddpm sample --run runs/baseline-1 --labels 0-9 --per-label 10 --out grid.png\n  ssddpm sample --cascade runs/small-1,runs/upscaler-1 --out cascade.png --clip\n  ssddpm sample --run runs/baseline-1 --sampler ddim --steps 10 --out ddim.png')
   .action((o) => {
     checkOutputFile(o.out);
+    const sampling = samplingFrom(o);
     const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device });
     try {
-      const steps = pipelineSteps(pipeline);
+      const steps = pipelineSteps(pipeline, sampling);
       const progress = createProgress('sample', steps);
       const canvas = sampleGridFigure(pipeline, o.labels, o.perLabel, {
+        ...sampling,
         seed: o.seed,
-        clip: o.clip ?? false,
-        variance: o.variance,
-        authorX0: o.authorX0 ?? false,
         scale: o.scale,
         onStep: (done) => progress.update(done),
       });

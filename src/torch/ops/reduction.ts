@@ -20,6 +20,7 @@ const argmaxOp = tensorOp('argmax');
 const argminOp = tensorOp('argmin');
 const logsumexpOp = tensorOp('logsumexp');
 const normOp = tensorOp('norm', 'ScalarOpt_dim');
+const quantileOp = tensorOp('quantile', 'scalar');
 
 const dimList = (d: Dims): readonly number[] => (typeof d === 'number' ? [d] : d);
 
@@ -52,4 +53,6 @@ export const argmax = (t: Tensor, dim?: number, keepdim = false): Tensor => argm
 export const argmin = (t: Tensor, dim?: number, keepdim = false): Tensor => argminOp(t, dim ?? null, keepdim);
 export const logsumexp = (t: Tensor, dim: Dims, keepdim = false): Tensor => logsumexpOp(t, dimList(dim), keepdim);
 /** p-norm over `dim` (all elements when absent). */
+/** The q-quantile (0 ≤ q ≤ 1, linear interpolation) of all elements or along `dim`. */
+export const quantile = (t: Tensor, q: number, dim?: number, keepdim = false): Tensor => quantileOp(t, q, dim ?? null, keepdim);
 export const norm = (t: Tensor, p = 2, dim?: Dims, keepdim = false): Tensor => normOp(t, p, dim === undefined ? [] : dimList(dim), keepdim);

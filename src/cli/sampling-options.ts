@@ -1,0 +1,47 @@
+// The sampling choices shared by `sample`, `generate` and `speed`: sampler (DDPM or DDIM with its steps and η),
+// how x̂0 is kept in the data range, and the author-code variants.
+import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import type { SamplingOptions } from '../experiments/diffusion-model.ts';
+import { positiveInt } from './parse.ts';
+
+function unitInterval(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n >= 0 && n <= 1)) throw new InvalidArgumentError(`expected a number in [0, 1], got '${value}'`);
+  return n;
+}
+
+export const samplingOptionList = {
+  sampler: () => new Option('--sampler <kind>', 'ddpm (ancestral, every timestep) or ddim (--steps of them)').choices(['ddpm', 'ddim'] as const).default('ddpm' as const),
+  steps: () => new Option('--steps <n>', 'DDIM: network evaluations per sample (at most T; a cascade caps it per model)').argParser(positiveInt),
+  eta: () => new Option('--eta <η>', 'DDIM: noise scale in [0, 1] (0: deterministic)').argParser(unitInterval),
+  clip: () => new Option('--clip', "clip x̂0 to the data range at every step (the paper's §1.3 remedy)"),
+  dynamicThreshold: () => new Option('--dynamic-threshold <p>', 'dynamic thresholding of x̂0 at percentile p (Imagen; e.g. 0.995) instead of clipping').argParser(unitInterval),
+  variance: () => new Option('--variance <kind>', 'DDPM reverse-step variance: posterior β̃ or β').choices(['posterior', 'beta'] as const),
+  authorX0: () => new Option('--author-x0', "DDPM: estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison)"),
+};
+
+export interface ParsedSampling {
+  sampler: 'ddpm' | 'ddim';
+  steps?: number;
+  eta?: number;
+  clip?: true;
+  dynamicThreshold?: number;
+  variance?: 'posterior' | 'beta';
+  authorX0?: true;
+}
+
+/** The parsed options as SamplingOptions; throws a RangeError for combinations that mean nothing. */
+export function samplingFrom(o: ParsedSampling): SamplingOptions {
+  if (o.sampler === 'ddpm' && (o.steps !== undefined || o.eta !== undefined)) throw new RangeError('--steps and --eta need --sampler ddim');
+  if (o.sampler === 'ddim' && (o.variance !== undefined || o.authorX0)) throw new RangeError('--variance and --author-x0 belong to the DDPM sampler');
+  if (o.clip && o.dynamicThreshold !== undefined) throw new RangeError('--clip and --dynamic-threshold exclude each other');
+  return {
+    sampler: o.sampler,
+    steps: o.steps,
+    eta: o.eta,
+    clip: o.clip ?? false,
+    dynamicThreshold: o.dynamicThreshold,
+    variance: o.sampler === 'ddpm' ? (o.variance ?? 'posterior') : undefined,
+    authorX0: o.sampler === 'ddpm' ? (o.authorX0 ?? false) : undefined,
+  };
+}
