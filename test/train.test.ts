@@ -27,8 +27,10 @@ import { trainDiffusion, type TrainDiffusionOptions } from '../src/experiments/t
 import { loadCheckpoint } from '../src/io/checkpoint.ts';
 import { UNet, unetContext } from '../src/models/unet.ts';
 import { mseLoss } from '../src/nn/functional.ts';
-import { Adam } from '../src/optim/index.ts';
-import { Generator, manualSeed, memory, noGrad, rand, randn, tensor, tidy } from '../src/torch/index.ts';
+import { Adam, ExponentialMovingAverage } from '../src/optim/index.ts';
+import { BatchNorm2d, Conv2d, Sequential } from '../src/nn/layers.ts';
+import { exportRun } from '../src/experiments/export-run.ts';
+import { Generator, dispose, manualSeed, memory, noGrad, rand, randn, tensor, tidy } from '../src/torch/index.ts';
 import type { Tensor } from '../src/torch/tensor.ts';
 import { assertShape, withNoLeaks } from './helpers.ts';
 
@@ -316,4 +318,49 @@ test('a training step leaves no tensors behind', () => {
   const before = memory().numTensors;
   tinyRun('upscaler');
   assert.equal(memory().numTensors, before);
+});
+
+test('EMA: the average moves by (1 − decay) toward the weights, buffers follow; a run with --ema resumes bit for bit and samples from the average', () => {
+  withNoLeaks(() => {
+    const net = new Sequential(new Conv2d(1, 2, 1), new BatchNorm2d(2));
+    const w0 = net.stateDict().get('0.weight')!.toArray();
+    const ema = new ExponentialMovingAverage(net, 0.75);
+    noGrad(() => {
+      net.stateDict().get('0.weight')!.fill_(2);
+      net.stateDict().get('1.running_mean')!.fill_(5);
+    });
+    ema.update(net);
+    const avg = ema.stateDict();
+    avg.get('0.weight')!.toArray().forEach((v, i) => assert.ok(Math.abs(v - (0.75 * w0[i]! + 0.25 * 2)) < 1e-6, `weight ${i}: ${v}`));
+    assert.deepEqual(avg.get('1.running_mean')!.toArray(), [5, 5]);
+    assert.throws(() => new ExponentialMovingAverage(net, 1), /decay/);
+    ema.dispose();
+    net.dispose();
+  });
+
+  const training = { perClass: 4, batchSize: 16, seed: 3, ema: 0.9 };
+  const whole = freshDir('ema-whole');
+  trainDiffusion({ out: whole, model: 'small', images: mnist, training: { ...training, epochs: 3 } });
+  const split = freshDir('ema-split');
+  trainDiffusion({ out: split, model: 'small', images: mnist, training: { ...training, epochs: 2 } });
+  trainDiffusion({ out: split, resume: true, epochs: 3, images: mnist });
+  const [a, b] = [whole, split].map((d) => loadCheckpoint(epochCheckpointPath(d, 3)));
+  assert.ok(a!.ema !== undefined && a!.ema.size === a!.tensors.size, 'the checkpoint holds the average of every tensor');
+  for (const [name, t] of a!.ema!) assert.deepEqual(t.toArray(), b!.ema!.get(name)!.toArray(), `EMA ${name} after resume`);
+  const differs = [...a!.ema!].some(([name, t]) => t.toArray().some((v, i) => v !== a!.tensors.get(name)!.toArray()[i]));
+  assert.ok(differs, 'the average is not the last iterate');
+  // Sampling loads the average by default, the trained weights with ema: false; an export keeps both.
+  const averaged = loadModel(whole);
+  const raw = loadModel(whole, { ema: false });
+  const name = 'enc0.conv.conv1.weight';
+  assert.deepEqual(averaged.unet.stateDict().get(name)!.toArray(), a!.ema!.get(name)!.toArray());
+  assert.deepEqual(raw.unet.stateDict().get(name)!.toArray(), a!.tensors.get(name)!.toArray());
+  const exported = freshDir('ema-export');
+  exportRun(whole, exported);
+  const e = loadCheckpoint(epochCheckpointPath(exported, 3));
+  assert.deepEqual(e.ema!.get(name)!.toArray(), a!.ema!.get(name)!.toArray());
+  assert.equal(e.optimizerState, undefined);
+  for (const c of [a!, b!, e]) dispose([c.tensors, c.ema, [...(c.optimizerState?.state.values() ?? [])]]);
+  averaged.dispose();
+  raw.dispose();
 });

@@ -19,6 +19,13 @@ export function positiveNumber(value: string): number {
   return n;
 }
 
+/** A moving-average decay in (0, 1). */
+export function emaDecay(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !(n > 0 && n < 1)) throw new InvalidArgumentError(`expected a decay between 0 and 1 (exclusive), got '${value}'`);
+  return n;
+}
+
 /** '0-9', '3', '1,3,5', '0-4,7' → label list; each label in 0..numClasses−1. */
 export function labelList(value: string, numClasses = 10): number[] {
   const out: number[] = [];

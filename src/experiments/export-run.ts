@@ -1,5 +1,5 @@
 // Sharing a trained model: a copy of a run folder with only what sampling needs — config.json, the
-// training log and the newest checkpoint without optimizer state (about a third of its size).
+// training log and the newest checkpoint (with its moving-average weights, if any) without optimizer state.
 import { copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
@@ -12,15 +12,16 @@ export function exportRun(runDir: string, out: string): { checkpoint: string } {
   if (existsSync(out)) throw new RunError(`${out} already exists; choose another --out`);
   const latest = latestCheckpoint(runDir);
   if (latest === undefined) throw new RunError(`${runDir}: no checkpoint to export`);
-  const model = loadModel(runDir, { checkpoint: latest.path });
+  const model = loadModel(runDir, { checkpoint: latest.path, ema: false });
   const saved = loadCheckpoint(latest.path);
   dispose([saved.tensors, [...(saved.optimizerState?.state.values() ?? [])]]);
+  const ema = saved.ema;
   const epoch = typeof saved.metadata.epoch === 'number' ? saved.metadata.epoch : 0;
   const tmp = join(dirname(out), `.tmp-${basename(out)}-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   try {
     const checkpoint = basename(latest.path).startsWith('epoch-') ? epochCheckpointPath(tmp, epoch) : join(tmp, 'checkpoints', basename(latest.path));
-    saveCheckpoint(checkpoint, { model: model.unet, metadata: saved.metadata });
+    saveCheckpoint(checkpoint, { model: model.unet, ema, metadata: saved.metadata });
     copyFileSync(configPath(runDir), configPath(tmp));
     if (existsSync(logPath(runDir))) copyFileSync(logPath(runDir), logPath(tmp));
     renameSync(tmp, out);
@@ -30,5 +31,6 @@ export function exportRun(runDir: string, out: string): { checkpoint: string } {
     throw err;
   } finally {
     model.dispose();
+    dispose(ema);
   }
 }

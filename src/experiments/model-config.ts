@@ -38,6 +38,11 @@ export interface TrainingConfig {
    * them in [0, 1] (the paper's public code). Absent in older run folders, which are 'standard'.
    */
   dataScaling?: 'standard' | 'unit';
+  /**
+   * Keep an exponential moving average of the weights with this decay (e.g. 0.999), saved in every
+   * checkpoint; sampling uses it unless told otherwise. Absent: no average.
+   */
+  ema?: number;
 }
 
 export interface RunConfig {

@@ -13,15 +13,19 @@ import type { Tensor } from '../torch/tensor.ts';
 import { DiffusionModel, type SamplingOptions } from './diffusion-model.ts';
 import { RunError, checkCheckpointModel, latestCheckpoint, noCheckpointReason, readRunConfig } from './run-dir.ts';
 
-/** Loads a run's model from its newest checkpoint (or `checkpoint`), in evaluation mode. */
-export function loadModel(runDir: string, opts: { checkpoint?: string; device?: string } = {}): DiffusionModel {
+/**
+ * Loads a run's model from its newest checkpoint (or `checkpoint`), in evaluation mode: the moving average of
+ * its weights when the run kept one (training.ema), unless `ema` is false.
+ */
+export function loadModel(runDir: string, opts: { checkpoint?: string; device?: string; ema?: boolean } = {}): DiffusionModel {
   const config = readRunConfig(runDir);
   const path = opts.checkpoint ?? latestCheckpoint(runDir)?.path;
   if (path === undefined) throw new RunError(`${runDir}: no checkpoint to load: ${noCheckpointReason(runDir)}`);
   checkCheckpointModel(path, config);
   const model = new DiffusionModel(config.model, opts.device);
   try {
-    restoreCheckpoint(path, { model: model.unet });
+    const weights = config.training.ema !== undefined && opts.ema !== false ? 'ema' : 'model';
+    restoreCheckpoint(path, { model: model.unet, weights });
   } catch (err) {
     model.dispose();
     throw err;
@@ -43,13 +47,15 @@ export interface PipelineSpec {
   /** Upscale a small model's samples ×2 bilinearly. */
   upscale?: boolean;
   device?: string;
+  /** Use the runs' moving-average weights where they kept one (default true). */
+  ema?: boolean;
 }
 
 export function loadPipeline(spec: PipelineSpec): Pipeline {
   if ((spec.run === undefined) === (spec.cascade === undefined)) throw new RunError('give either one run folder or a cascade (small,upscaler)');
   if (spec.cascade !== undefined) {
-    const small = loadModel(spec.cascade[0], { device: spec.device });
-    const upscaler = loadModel(spec.cascade[1], { device: spec.device });
+    const small = loadModel(spec.cascade[0], { device: spec.device, ema: spec.ema });
+    const upscaler = loadModel(spec.cascade[1], { device: spec.device, ema: spec.ema });
     const problem =
       small.isUpscaler ? `${spec.cascade[0]} is an upscaler; the cascade starts from a small model` :
       !upscaler.isUpscaler ? `${spec.cascade[1]} is a ${upscaler.config.kind} model, not an upscaler` :
@@ -62,7 +68,7 @@ export function loadPipeline(spec: PipelineSpec): Pipeline {
     }
     return { kind: 'cascade', small, upscaler };
   }
-  const model = loadModel(spec.run!, { device: spec.device });
+  const model = loadModel(spec.run!, { device: spec.device, ema: spec.ema });
   if (model.isUpscaler) {
     model.dispose();
     throw new RunError(`${spec.run} is an upscaler: sample it in a cascade (--cascade small,upscaler)`);

@@ -10,7 +10,7 @@ import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import { restoreCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { mseLoss } from '../nn/functional.ts';
-import { Adam } from '../optim/index.ts';
+import { Adam, ExponentialMovingAverage } from '../optim/index.ts';
 import { Generator, manualSeed } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { int64, tensor } from '../torch/ops/creation.ts';
@@ -120,6 +120,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
 
   const scheduler = new DDPMScheduler({ numTrainTimesteps: m.numStates, cosinePower: m.cosinePower });
   const optimizer = new Adam(model.unet.parameters(), { lr: t.lr });
+  const ema = t.ema === undefined ? undefined : new ExponentialMovingAverage(model.unet, t.ema);
   const generator = new Generator(t.seed, device ?? 'cpu');
   const stepsPerEpoch = Math.ceil(subset.count / t.batchSize);
   const totalSteps = stepsPerEpoch * t.epochs;
@@ -130,7 +131,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
   let step = 0;
   let carried: number[] = [];
   if (checkpoint !== undefined) {
-    const meta = restoreCheckpoint(checkpoint, { model: model.unet, optimizer }) as unknown as CheckpointMeta;
+    const meta = restoreCheckpoint(checkpoint, { model: model.unet, optimizer, ema }) as unknown as CheckpointMeta;
     epoch = meta.epoch;
     stepInEpoch = meta.stepInEpoch;
     step = meta.step;
@@ -150,7 +151,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
     const gen = generator.getState();
     const meta: CheckpointMeta = { config, epoch, stepInEpoch, step, generatorState: Buffer.from(gen.data() as Uint8Array).toString('base64') };
     gen.dispose();
-    saveCheckpoint(path, { model: model.unet, optimizer, metadata: meta as unknown as Record<string, unknown> });
+    saveCheckpoint(path, { model: model.unet, optimizer, ema: ema?.stateDict(), metadata: meta as unknown as Record<string, unknown> });
   };
 
   // 4. Algorithm 1, epoch after epoch.
@@ -189,6 +190,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
             (last ? `the last good checkpoint is ${last.path}` : 'no checkpoint was written yet'));
         }
         noGrad(() => tidy(() => optimizer.step()));
+        ema?.update(model.unet);
         step++;
         stepInEpoch++;
         finalLoss = loss;
@@ -209,6 +211,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
   } finally {
     for (const x of [data, labels, cond]) x?.dispose();
     optimizer.dispose();
+    ema?.dispose();
     scheduler.dispose();
     model.dispose();
   }
@@ -231,6 +234,7 @@ function validateTraining(t: TrainingConfig): void {
   if (t.dataScaling !== undefined && t.dataScaling !== 'standard' && t.dataScaling !== 'unit') {
     throw new RangeError(`data scaling must be 'standard' or 'unit', got '${String(t.dataScaling)}'`);
   }
+  if (t.ema !== undefined && !(t.ema > 0 && t.ema < 1)) throw new RangeError(`EMA decay must be in (0, 1), got ${t.ema}`);
   if (!Number.isInteger(t.checkpointEvery) || t.checkpointEvery < 0) throw new RangeError(`checkpoint interval must be a non-negative integer, got ${t.checkpointEvery}`);
 }
 

@@ -6,11 +6,13 @@
  *   works in Python;
  * - optimizer state tensors as `optimizer.state.<paramIndex>.<key>` (indices in group order, as in
  *   PyTorch's optimizer state dicts);
+ * - with an exponential moving average of the weights, its tensors as `ema.<state-dict name>`;
  * - `__metadata__` (strings only): `format` = 'ssddpm-checkpoint', `format_version` = '1', `metadata`
  *   (JSON of the caller's object: config, epoch, step, seed ...) and, with an optimizer, `optimizer`
  *   (JSON `{ className, paramGroups }`, each group's hyperparameters with its parameter indices).
  */
 import type { Module } from '../nn/module.ts';
+import type { ExponentialMovingAverage } from '../optim/ema.ts';
 import type { Optimizer, OptimizerStateDict, ParamState } from '../optim/optimizer.ts';
 import { tensor } from '../torch/ops/creation.ts';
 import { dispose } from '../torch/scope.ts';
@@ -25,6 +27,7 @@ export const CHECKPOINT_FORMAT = 'ssddpm-checkpoint';
 export const CHECKPOINT_FORMAT_VERSION = '1';
 
 const OPTIMIZER_PREFIX = 'optimizer.';
+const EMA_PREFIX = 'ema.';
 const OPTIMIZER_STATE = /^optimizer\.state\.(0|[1-9][0-9]*)\.(.+)$/;
 
 /** A file that is a valid safetensors file but not a usable checkpoint. */
@@ -45,6 +48,8 @@ export interface LoadedCheckpoint {
   metadata: Record<string, unknown>;
   /** Present when the checkpoint was saved with an optimizer. */
   optimizerState?: SavedOptimizerState;
+  /** The averaged weights by state-dict name, when saved with an EMA. */
+  ema?: Map<string, Tensor>;
 }
 
 const TO_SAFETENSORS: Partial<Record<DType, SafetensorsDType>> = {
@@ -95,7 +100,7 @@ function describe(err: unknown): string {
  */
 export function saveCheckpoint(
   path: string,
-  opts: { model: Module; optimizer?: Optimizer; metadata?: Record<string, unknown> },
+  opts: { model: Module; optimizer?: Optimizer; ema?: ReadonlyMap<string, Tensor>; metadata?: Record<string, unknown> },
 ): void {
   const { model, optimizer } = opts;
   const userMeta = opts.metadata ?? {};
@@ -118,9 +123,10 @@ export function saveCheckpoint(
     }
   };
   for (const [name, t] of model.stateDict()) {
-    if (name.startsWith(OPTIMIZER_PREFIX)) throw new Error(`saveCheckpoint: model tensor '${name}' clashes with the reserved 'optimizer.' prefix`);
+    if (name.startsWith(OPTIMIZER_PREFIX) || name.startsWith(EMA_PREFIX)) throw new Error(`saveCheckpoint: model tensor '${name}' clashes with a reserved prefix ('optimizer.', 'ema.')`);
     add(name, t);
   }
+  for (const [name, t] of opts.ema ?? []) add(`${EMA_PREFIX}${name}`, t);
   const meta: Record<string, string> = {
     format: CHECKPOINT_FORMAT,
     format_version: CHECKPOINT_FORMAT_VERSION,
@@ -180,8 +186,13 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
 
   // Sort names out before creating any tensor, so that a bad name leaks nothing.
   const modelNames: string[] = [];
+  const emaNames: string[] = [];
   const stateNames: [string, number, string][] = [];
   for (const name of Object.keys(records)) {
+    if (name.startsWith(EMA_PREFIX)) {
+      emaNames.push(name);
+      continue;
+    }
     if (!name.startsWith(OPTIMIZER_PREFIX)) {
       modelNames.push(name);
       continue;
@@ -193,19 +204,22 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   }
 
   const tensors = new Map<string, Tensor>();
+  const ema = new Map<string, Tensor>();
   const state = new Map<number, ParamState>();
   try {
     for (const name of modelNames) tensors.set(name, fromRecord(records[name]!));
+    for (const name of emaNames) ema.set(name.slice(EMA_PREFIX.length), fromRecord(records[name]!));
     for (const [name, index, key] of stateNames) {
       let s = state.get(index);
       if (s === undefined) state.set(index, (s = {}));
       s[key] = fromRecord(records[name]!);
     }
   } catch (err) {
-    dispose([tensors, [...state.values()]]);
+    dispose([tensors, ema, [...state.values()]]);
     throw err instanceof TypeError ? new CheckpointError(`${path}: ${err.message}`) : err;
   }
   const out: LoadedCheckpoint = { tensors, metadata };
+  if (ema.size > 0) out.ema = ema;
   if (optimizerInfo !== undefined) {
     out.optimizerState = { className: optimizerInfo.className, paramGroups: optimizerInfo.paramGroups, state };
   }
@@ -224,6 +238,8 @@ function prefixed<T>(path: string, fn: () => T): T {
  * Loads a checkpoint into `model` (strictly: every name and shape must match) and, if given, `optimizer`
  * (its class must be the one saved), then releases the loaded tensors. Nothing is copied unless both fit.
  * `device` first moves the model there (optimizer state follows its parameters).
+ * `ema` restores a moving average saved with the checkpoint; `weights: 'ema'` loads the averaged weights
+ * into `model` instead of the trained ones (for sampling).
  *
  * @returns the caller's metadata saved with the checkpoint.
  * @throws Error prefixed with `path` naming the first missing, unexpected or mis-shaped tensor, plus the
@@ -231,11 +247,12 @@ function prefixed<T>(path: string, fn: () => T): T {
  */
 export function restoreCheckpoint(
   path: string,
-  opts: { model: Module; optimizer?: Optimizer; device?: string },
+  opts: { model: Module; optimizer?: Optimizer; ema?: ExponentialMovingAverage; weights?: 'model' | 'ema'; device?: string },
 ): Record<string, unknown> {
   const { model, optimizer, device } = opts;
   const ckpt = loadCheckpoint(path);
   try {
+    if ((opts.ema !== undefined || opts.weights === 'ema') && ckpt.ema === undefined) throw new CheckpointError(`${path}: the checkpoint holds no EMA weights`);
     const saved = ckpt.optimizerState;
     if (optimizer !== undefined) {
       if (saved === undefined) throw new CheckpointError(`${path}: the checkpoint holds no optimizer state`);
@@ -244,10 +261,11 @@ export function restoreCheckpoint(
       prefixed(path, () => optimizer.checkStateDict(saved));
     }
     if (device !== undefined) model.to({ device });
-    prefixed(path, () => model.loadStateDict(ckpt.tensors));
+    prefixed(path, () => model.loadStateDict(opts.weights === 'ema' ? ckpt.ema! : ckpt.tensors));
+    if (opts.ema !== undefined) prefixed(path, () => opts.ema!.loadStateDict(ckpt.ema!));
     if (optimizer !== undefined) optimizer.loadStateDict(saved!);
     return ckpt.metadata;
   } finally {
-    dispose([ckpt.tensors, [...(ckpt.optimizerState?.state.values() ?? [])]]);
+    dispose([ckpt.tensors, ckpt.ema, [...(ckpt.optimizerState?.state.values() ?? [])]]);
   }
 }

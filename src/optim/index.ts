@@ -9,3 +9,4 @@ export {
 } from './optimizer.ts';
 export { Adam, type AdamHyperparameters, type AdamOptions } from './adam.ts';
 export { AdamW } from './adamw.ts';
+export { ExponentialMovingAverage } from './ema.ts';

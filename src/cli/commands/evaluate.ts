@@ -53,10 +53,11 @@ export const speedCommand = new Command('speed')
   .addOption(samplingOptionList.eta())
   .addOption(samplingOptionList.clip())
   .addOption(samplingOptionList.dynamicThreshold())
+  .option('--no-ema', 'use the trained weights even where a run kept a moving average of them')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .action((o) => {
     const { sampler, steps, eta, clip, dynamicThreshold } = samplingFrom({ ...o, variance: undefined, authorX0: undefined });
-    const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device });
+    const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device, ema: o.ema });
     try {
       const progress = createProgress('speed', o.samples);
       const m = measureSamplingSpeed(pipeline, { samples: o.samples, sampler, steps, eta, clip, dynamicThreshold, onSample: (d) => progress.update(d) });

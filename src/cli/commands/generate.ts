@@ -21,12 +21,13 @@ export const generateCommand = new Command('generate')
   .addOption(samplingOptionList.dynamicThreshold())
   .addOption(samplingOptionList.variance())
   .addOption(samplingOptionList.authorX0())
+  .option('--no-ema', 'use the trained weights even where a run kept a moving average of them')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExample:\n  ssddpm generate --run runs/baseline-1 --count 3334 --out sets/baseline-1')
   .action((o) => {
     checkOutputFolder(o.out, { fresh: true });
     const sampling = samplingFrom(o);
-    const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device });
+    const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device, ema: o.ema });
     try {
       const progress = createProgress('generate', o.count);
       const started = performance.now();

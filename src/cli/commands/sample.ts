@@ -24,12 +24,13 @@ export const sampleCommand = new Command('sample')
   .addOption(samplingOptionList.variance())
   .addOption(samplingOptionList.authorX0())
   .option('--scale <n>', 'pixel magnification in the PNG', positiveInt, 2)
+  .option('--no-ema', 'use the trained weights even where a run kept a moving average of them')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExamples:\n  ssddpm sample --run runs/baseline-1 --labels 0-9 --per-label 10 --out grid.png\n  ssddpm sample --cascade runs/small-1,runs/upscaler-1 --out cascade.png --clip\n  ssddpm sample --run runs/baseline-1 --sampler ddim --steps 10 --out ddim.png')
   .action((o) => {
     checkOutputFile(o.out);
     const sampling = samplingFrom(o);
-    const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device });
+    const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device, ema: o.ema });
     try {
       const steps = pipelineSteps(pipeline, sampling);
       const progress = createProgress('sample', steps);

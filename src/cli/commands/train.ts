@@ -3,7 +3,7 @@ import { DATASET_NAMES } from '../../data/datasets.ts';
 import { MODEL_KINDS, DEFAULT_TRAINING } from '../../experiments/model-config.ts';
 import { trainDiffusion } from '../../experiments/train-diffusion.ts';
 import { createProgress, type Progress } from '../progress.ts';
-import { device, nonNegativeInt, positiveInt, positiveNumber } from '../parse.ts';
+import { device, emaDecay, nonNegativeInt, positiveInt, positiveNumber } from '../parse.ts';
 import { checkOutputFolder } from '../output.ts';
 
 export const trainCommand = new Command('train')
@@ -18,6 +18,7 @@ export const trainCommand = new Command('train')
   .option('--per-class <n>', 'images per class in the balanced subset (5000: the paper\'s 50k)', positiveInt, DEFAULT_TRAINING.perClass)
   .option('--checkpoint-every <steps>', 'also checkpoint every N steps (0: once per epoch)', nonNegativeInt, DEFAULT_TRAINING.checkpointEvery)
   .addOption(new Option('--data-scaling <kind>', "model space: 'standard' (mean 0, std 1: the paper) or 'unit' ([0, 1]: the paper's public code)").choices(['standard', 'unit'] as const).default('standard' as const))
+  .option('--ema <decay>', 'keep an exponential moving average of the weights (e.g. 0.999); sampling uses it', emaDecay)
   .option('--resume', 'continue the run in --out from its newest checkpoint (--epochs may raise its length)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExample:\n  ssddpm train --model baseline --epochs 10 --seed 1 --out runs/baseline-1\n  ssddpm train --out runs/baseline-1 --resume')
@@ -31,7 +32,7 @@ export const trainCommand = new Command('train')
       model: o.model,
       dataset: o.dataset,
       epochs: o.resume && given('epochs') ? o.epochs : undefined,
-      training: { epochs: o.epochs, seed: o.seed, batchSize: o.batchSize, lr: o.lr, perClass: o.perClass, checkpointEvery: o.checkpointEvery, dataScaling: o.dataScaling },
+      training: { epochs: o.epochs, seed: o.seed, batchSize: o.batchSize, lr: o.lr, perClass: o.perClass, checkpointEvery: o.checkpointEvery, dataScaling: o.dataScaling, ema: o.ema },
       device: o.device,
       onProgress: (p) => {
         progress ??= createProgress(`train ${o.model}`, p.totalSteps, ['epoch', 'loss']);
