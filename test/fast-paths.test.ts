@@ -10,7 +10,7 @@ import { crossEntropy } from '../src/nn/functional.ts';
 import { UNet, unetContext, type UNetConfig } from '../src/models/unet.ts';
 import { Generator, manualSeed } from '../src/torch/generator.ts';
 import { inferenceMode, noGrad } from '../src/torch/grad-mode.ts';
-import { int64, rand, randn } from '../src/torch/index.ts';
+import { int64, rand, randn, tensor } from '../src/torch/index.ts';
 import type { Tensor } from '../src/torch/tensor.ts';
 import { withNoLeaks } from './helpers.ts';
 
@@ -157,5 +157,34 @@ test('Classifier channels-last: the same logits (1e-5) and gradients (1e-4) as c
     a.grads.forEach((g, i) => assert.ok(relativeError(b.grads[i]!, g) < 1e-4, `gradient of parameter ${i}: ${relativeError(b.grads[i]!, g)}`));
     dense.dispose();
     fast.dispose();
+  });
+});
+
+test('an upscaler trained with conditioning augmentation: the level reaches the network, and the inference form agrees with the plain path', () => {
+  withNoLeaks(() => {
+    manualSeed(12);
+    const preset = presetModel('upscaler');
+    const model = new DiffusionModel({ ...preset, unet: { ...preset.unet, baseChannels: 4, extraContext: 1 }, conditioningNoise: 0.5, normalization: { mean: 0.13, std: 0.3 } });
+    noGrad(() => model.unet.out.weight.mul_(20));
+    const lowRes = rand([2, 1, 14, 14]);
+    const labels = [4, 8];
+    for (const conditioningLevel of [0, 0.6]) {
+      const fast = model.sample(labels, { generator: new Generator(2), lowRes, conditioningLevel }).sample;
+      const plain = model.sample(labels, { generator: new Generator(2), lowRes, conditioningLevel, plainForward: true }).sample;
+      assert.ok(relativeError(fast, plain) < 1e-5, `level ${conditioningLevel}: ${relativeError(fast, plain)}`);
+    }
+    // The level is a real input: the same noise and conditioning with another level give another prediction.
+    const xt = randn([2, 1, 28, 28]);
+    const cond = model.conditioning(lowRes);
+    const t = int64([3, 3]);
+    const y = int64(labels);
+    const a = model.predictNoise(xt, t, y, cond, tensor([0, 0]));
+    const b = model.predictNoise(xt, t, y, cond, tensor([1, 1]));
+    assert.ok(relativeError(a, b) > 1e-4);
+    assert.throws(() => model.predictNoise(xt, t, y, cond), /noise level/);
+    model.dispose();
+    const plainUpscaler = new DiffusionModel({ ...preset, normalization: { mean: 0.13, std: 0.3 } });
+    assert.throws(() => plainUpscaler.sample([1], { lowRes: rand([1, 1, 14, 14]), conditioningLevel: 0.5 }), /conditioning augmentation/);
+    plainUpscaler.dispose();
   });
 });

@@ -364,3 +364,20 @@ test('EMA: the average moves by (1 − decay) toward the weights, buffers follow
   averaged.dispose();
   raw.dispose();
 });
+
+test('conditioning augmentation: an upscaler trains with it, its run records the level input, a cascade samples with a chosen level', () => {
+  const dir = freshDir('cond-aug');
+  trainDiffusion({ out: dir, model: 'upscaler', conditioningNoise: 0.5, images: mnist, training: { perClass: 2, batchSize: 10, epochs: 1 } });
+  const config = readRunConfig(dir);
+  assert.equal(config.model.conditioningNoise, 0.5);
+  assert.equal(config.model.unet.extraContext, 1);
+  const small = tinyRun('small');
+  withNoLeaks(() => {
+    const p = loadPipeline({ cascade: [small, dir] });
+    const x = samplePipeline(p, [3, 5], { generator: new Generator(1), conditioningLevel: 0.3 });
+    assert.deepEqual(x.shape, [2, 1, 28, 28]);
+    assert.ok(x.toArray().every((v) => v >= 0 && v <= 1));
+    disposePipeline(p);
+  });
+  assert.throws(() => trainDiffusion({ out: freshDir('cond-aug-small'), model: 'small', conditioningNoise: 0.5, images: mnist }), /upscaler/);
+});

@@ -17,6 +17,7 @@ export const samplingOptionList = {
   clip: () => new Option('--clip', "clip x̂0 to the data range at every step (the paper's §1.3 remedy)"),
   dynamicThreshold: () => new Option('--dynamic-threshold <p>', 'dynamic thresholding of x̂0 at percentile p (Imagen; e.g. 0.995) instead of clipping').argParser(unitInterval),
   variance: () => new Option('--variance <kind>', 'DDPM reverse-step variance: posterior β̃ or β').choices(['posterior', 'beta'] as const),
+  conditioningLevel: () => new Option('--cond-level <l>', 'upscalers trained with --cond-noise: conditioning noise level in [0, 1] at sampling (default 0)').argParser(unitInterval),
   authorX0: () => new Option('--author-x0', "DDPM: estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison)"),
 };
 
@@ -28,6 +29,7 @@ export interface ParsedSampling {
   dynamicThreshold?: number;
   variance?: 'posterior' | 'beta';
   authorX0?: true;
+  condLevel?: number;
 }
 
 /** The parsed options as SamplingOptions; throws a RangeError for combinations that mean nothing. */
@@ -43,5 +45,6 @@ export function samplingFrom(o: ParsedSampling): SamplingOptions {
     dynamicThreshold: o.dynamicThreshold,
     variance: o.sampler === 'ddpm' ? (o.variance ?? 'posterior') : undefined,
     authorX0: o.sampler === 'ddpm' ? (o.authorX0 ?? false) : undefined,
+    conditioningLevel: o.condLevel,
   };
 }

@@ -10,6 +10,7 @@ import { UNet, unetContext } from '../models/unet.ts';
 import { InferenceUNet } from '../models/unet-inference.ts';
 import type { Generator } from '../torch/generator.ts';
 import { full, int64 } from '../torch/ops/creation.ts';
+import { randn } from '../torch/ops/random.ts';
 import { cat } from '../torch/ops/shape.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
@@ -27,6 +28,11 @@ export interface SamplingOptions {
   steps?: number;
   /** DDIM only: η ∈ [0, 1] (default 0, deterministic). */
   eta?: number;
+  /**
+   * Upscalers trained with conditioning augmentation: the noise level in [0, 1] (a fraction of the training
+   * maximum) added to the conditioning image and given to the network. Default 0 (clean conditioning).
+   */
+  conditioningLevel?: number;
   /** Reverse-step variance: β̃ ('posterior', default) or β ('beta'). */
   variance?: 'posterior' | 'beta';
   /** Estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison only). */
@@ -45,6 +51,11 @@ export class DiffusionModel {
   readonly unet: UNet;
 
   constructor(config: DiffusionModelConfig, device?: string) {
+    if (config.conditioningNoise !== undefined) {
+      if (config.lowResSize === undefined) throw new RangeError('conditioning augmentation (conditioningNoise) is for upscalers');
+      if (!(config.conditioningNoise > 0)) throw new RangeError(`conditioningNoise must be positive, got ${config.conditioningNoise}`);
+      if ((config.unet.extraContext ?? 0) !== 1) throw new RangeError('an upscaler with conditioning augmentation needs unet.extraContext = 1 (the noise level)');
+    }
     this.config = config;
     this.unet = new UNet(config.unet);
     // Channels-last is faster for libtorch's CPU kernels; on GPUs the default layout is kept.
@@ -117,19 +128,41 @@ export class DiffusionModel {
     return tidy(() => this.toModelSpace(upscale(lowRes, this.config.imageSize)));
   }
 
+  /** Whether the upscaler was trained with conditioning augmentation (and takes a noise level). */
+  get augmentsConditioning(): boolean {
+    return this.config.conditioningNoise !== undefined;
+  }
+
   /**
-   * ε̂(x_t, t, label [, conditioning]).
+   * Conditioning augmentation: cond + level · conditioningNoise · z for levels [N] in [0, 1]. In training the
+   * levels are drawn uniformly; at sampling one level is chosen.
+   */
+  corruptConditioning(cond: Tensor, level: Tensor, generator?: Generator): Tensor {
+    const max = this.config.conditioningNoise;
+    if (max === undefined) throw new Error('this model was not trained with conditioning augmentation');
+    return tidy(() => {
+      const sigma = level.mul(max).view([-1, 1, 1, 1]);
+      return cond.add(randn(cond.shape, { generator, device: cond.device }).mul_(sigma));
+    });
+  }
+
+  /**
+   * ε̂(x_t, t, label [, conditioning [, its noise level]]).
    * @param xt [N, 1, S, S] in model space
    * @param t int64 [N]
    * @param labels int64 [N]
    * @param cond upscaler only: [N, 1, S, S] conditioning image in model space
+   * @param condLevel augmented upscaler only: float32 [N], the conditioning's noise level in [0, 1]
    */
-  predictNoise(xt: Tensor, t: Tensor, labels: Tensor, cond?: Tensor): Tensor {
+  predictNoise(xt: Tensor, t: Tensor, labels: Tensor, cond?: Tensor, condLevel?: Tensor): Tensor {
     if (this.isUpscaler !== (cond !== undefined)) {
       throw new Error(this.isUpscaler ? 'the upscaler needs a conditioning image' : `a ${this.config.kind} model takes no conditioning image`);
     }
+    if (this.augmentsConditioning !== (condLevel !== undefined)) {
+      throw new Error(this.augmentsConditioning ? 'this upscaler was trained with conditioning augmentation: pass the noise level' : 'a conditioning noise level is only for upscalers trained with conditioning augmentation');
+    }
     return tidy(() => {
-      const ctx = unetContext(t, this.config.numStates, labels, this.config.unet.numClasses);
+      const ctx = unetContext(t, this.config.numStates, labels, this.config.unet.numClasses, condLevel?.unsqueeze(1));
       const input = cond === undefined ? xt : cat([xt, cond], 1);
       return this.unet.forward(input, ctx);
     });
@@ -146,6 +179,9 @@ export class DiffusionModel {
       if (!Number.isInteger(l) || l < 0 || l >= this.config.unet.numClasses) throw new RangeError(`label ${l} is outside 0..${this.config.unet.numClasses - 1}`);
     }
     if (this.isUpscaler && opts.lowRes === undefined) throw new Error('the upscaler samples from low-resolution images: pass lowRes');
+    const level = opts.conditioningLevel ?? 0;
+    if (!(level >= 0 && level <= 1)) throw new RangeError(`conditioning level must be in [0, 1], got ${level}`);
+    if (level > 0 && !this.augmentsConditioning) throw new RangeError('a conditioning level needs an upscaler trained with conditioning augmentation');
     const scheduler = this.samplingScheduler(opts);
     const device = this.device;
     this.unet.eval();
@@ -153,10 +189,12 @@ export class DiffusionModel {
     try {
       return tidy(() => {
         const labelTensor = int64(labels, { device });
-        const cond = opts.lowRes === undefined ? undefined : this.conditioning(opts.lowRes);
+        const levels = this.augmentsConditioning ? full([n], level, { device }) : undefined;
+        let cond = opts.lowRes === undefined ? undefined : this.conditioning(opts.lowRes);
+        if (cond !== undefined && levels !== undefined && level > 0) cond = this.corruptConditioning(cond, levels, opts.generator);
         const predict = net === undefined
-          ? (xt: Tensor, t: number) => tidy(() => this.predictNoise(xt, full([n], t, { dtype: 'int64', device }), labelTensor, cond))
-          : this.#inferencePredictor(net, labels, cond);
+          ? (xt: Tensor, t: number) => tidy(() => this.predictNoise(xt, full([n], t, { dtype: 'int64', device }), labelTensor, cond, levels))
+          : this.#inferencePredictor(net, labels, cond, levels === undefined ? undefined : level);
         const result = sampleLoop(
           scheduler,
           predict,
@@ -179,14 +217,15 @@ export class DiffusionModel {
   }
 
   // ε̂ per step through the inference form, with the FiLM modulation of every (step, label) computed up front.
-  #inferencePredictor(net: InferenceUNet, labels: readonly number[], cond: Tensor | undefined): (xt: Tensor, t: number) => Tensor {
+  #inferencePredictor(net: InferenceUNet, labels: readonly number[], cond: Tensor | undefined, level: number | undefined): (xt: Tensor, t: number) => Tensor {
     const n = labels.length;
     const states = this.config.numStates;
     const device = this.device;
     const mod = tidy(() => {
       const t = int64(Array.from({ length: states * n }, (_, k) => Math.floor(k / n)), { device });
       const y = int64(Array.from({ length: states * n }, (_, k) => labels[k % n]!), { device });
-      return net.modulation(unetContext(t, states, y, this.config.unet.numClasses));
+      const extra = level === undefined ? undefined : full([states * n, 1], level, { device });
+      return net.modulation(unetContext(t, states, y, this.config.unet.numClasses, extra));
     });
     return (xt, t) => tidy(() => net.forward(cond === undefined ? xt : cat([xt, cond], 1), InferenceUNet.rows(mod, t * n, n)));
   }

@@ -20,6 +20,13 @@ export interface DiffusionModelConfig {
   lowResSize?: number;
   /** Pixel statistics of the training images ([0, 1] scale): model space is (x − mean) / std. */
   normalization: Normalization;
+  /**
+   * Upscaler only: conditioning augmentation (Ho et al. 2021, Cascaded Diffusion Models). In training, Gaussian
+   * noise of a standard deviation drawn uniformly from [0, conditioningNoise] (model space) corrupts the
+   * conditioning image, and that level (as a fraction of the maximum) is an extra FiLM context value; sampling
+   * chooses the level. Absent: clean conditioning, as the paper.
+   */
+  conditioningNoise?: number;
 }
 
 export interface TrainingConfig {

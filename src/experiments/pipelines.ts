@@ -106,7 +106,7 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
   const total = pipelineSteps(p, opts);
   return tidy(() => {
     if (p.kind === 'cascade') {
-      const low = p.small.sample(labels, { ...opts, keepTrajectory: false, onStep: (d) => opts.onStep?.(d, total) }).sample.clamp_(0, 1);
+      const low = p.small.sample(labels, { ...opts, conditioningLevel: undefined, keepTrajectory: false, onStep: (d) => opts.onStep?.(d, total) }).sample.clamp_(0, 1);
       const offset = pipelineSteps({ kind: 'single', model: p.small }, opts);
       return p.upscaler.sample(labels, { ...opts, keepTrajectory: false, lowRes: low, onStep: (d) => opts.onStep?.(offset + d, total) }).sample.clamp_(0, 1);
     }

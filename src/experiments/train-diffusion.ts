@@ -14,7 +14,7 @@ import { Adam, ExponentialMovingAverage } from '../optim/index.ts';
 import { Generator, manualSeed } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { int64, tensor } from '../torch/ops/creation.ts';
-import { randint, randn } from '../torch/ops/random.ts';
+import { rand, randint, randn } from '../torch/ops/random.ts';
 import { indexSelect } from '../torch/ops/shape.ts';
 import { keep, tidy } from '../torch/scope.ts';
 import type { ImageSet } from '../data/image-set.ts';
@@ -38,6 +38,8 @@ export interface TrainDiffusionOptions {
   /** New runs: which model and dataset, and training settings over the defaults. */
   model?: ModelKind;
   dataset?: DatasetName;
+  /** New upscaler runs: conditioning augmentation up to this noise level (see DiffusionModelConfig.conditioningNoise). */
+  conditioningNoise?: number;
   training?: Partial<TrainingConfig>;
   /** Resumed runs: raise the number of epochs. */
   epochs?: number;
@@ -88,7 +90,10 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
     if (existsSync(configPath(dir))) throw new RunError(`${dir} already holds a run: resume it with --resume, or choose another --out`);
     const training = { ...DEFAULT_TRAINING, ...opts.training };
     validateTraining(training);
-    config = { format: 'ssddpm-run', version: 1, model: { ...presetModel(opts.model ?? 'baseline', opts.dataset), normalization: { mean: 0, std: 1 } }, training };
+    const preset = presetModel(opts.model ?? 'baseline', opts.dataset);
+    const augmented = opts.conditioningNoise === undefined ? {} : { conditioningNoise: opts.conditioningNoise, unet: { ...preset.unet, extraContext: 1 } };
+    if (opts.conditioningNoise !== undefined && preset.lowResSize === undefined) throw new RangeError('conditioning augmentation is for the upscaler');
+    config = { format: 'ssddpm-run', version: 1, model: { ...preset, ...augmented, normalization: { mean: 0, std: 1 } }, training };
   }
   validateTraining(config.training);
   const t = config.training;
@@ -177,8 +182,10 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
           const time = randint(0, m.numStates, [idx.length], { generator, device });
           const noise = randn(x0.shape, { generator, device });
           const xt = scheduler.addNoise(x0, noise, time);
-          const c = cond === undefined ? undefined : indexSelect(cond, 0, index);
-          const eps = model.predictNoise(xt, time, y, c);
+          let c = cond === undefined ? undefined : indexSelect(cond, 0, index);
+          const level = model.augmentsConditioning ? rand([idx.length], { generator, device }) : undefined;
+          if (c !== undefined && level !== undefined) c = model.corruptConditioning(c, level, generator);
+          const eps = model.predictNoise(xt, time, y, c, level);
           const l = mseLoss(eps, noise);
           optimizer.zeroGrad();
           l.backward();

@@ -187,15 +187,16 @@ export class UNet extends Module {
 }
 
 /**
- * The FiLM context [t/(T−1), one-hot(label)] for timesteps t ∈ {0..T−1} (int64 [N]) and labels (int64 [N]),
- * as float32 [N, 1 + numClasses].
+ * The FiLM context [t/(T−1), one-hot(label) (, extra)] for timesteps t ∈ {0..T−1} (int64 [N]) and labels
+ * (int64 [N]), as float32 [N, 1 + numClasses (+ k)]; `extra` [N, k] holds further context values (e.g. the
+ * conditioning-noise level of an augmented upscaler).
  */
-export function unetContext(t: Tensor, numStates: number, labels: Tensor, numClasses: number): Tensor {
+export function unetContext(t: Tensor, numStates: number, labels: Tensor, numClasses: number, extra?: Tensor): Tensor {
   const time = t.float();
   const divided = time.div(Math.max(numStates - 1, 1));
   const scaled = divided.unsqueeze(1);
   const hot = F.oneHot(labels, numClasses);
-  const ctx = cat([scaled, hot], 1);
+  const ctx = cat(extra === undefined ? [scaled, hot] : [scaled, hot, extra], 1);
   for (const x of [time, divided, scaled, hot]) x.dispose();
   return ctx;
 }

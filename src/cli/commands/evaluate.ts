@@ -53,14 +53,15 @@ export const speedCommand = new Command('speed')
   .addOption(samplingOptionList.eta())
   .addOption(samplingOptionList.clip())
   .addOption(samplingOptionList.dynamicThreshold())
+  .addOption(samplingOptionList.conditioningLevel())
   .option('--no-ema', 'use the trained weights even where a run kept a moving average of them')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .action((o) => {
-    const { sampler, steps, eta, clip, dynamicThreshold } = samplingFrom({ ...o, variance: undefined, authorX0: undefined });
+    const { sampler, steps, eta, clip, dynamicThreshold, conditioningLevel } = samplingFrom({ ...o, variance: undefined, authorX0: undefined });
     const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device, ema: o.ema });
     try {
       const progress = createProgress('speed', o.samples);
-      const m = measureSamplingSpeed(pipeline, { samples: o.samples, sampler, steps, eta, clip, dynamicThreshold, onSample: (d) => progress.update(d) });
+      const m = measureSamplingSpeed(pipeline, { samples: o.samples, sampler, steps, eta, clip, dynamicThreshold, conditioningLevel, onSample: (d) => progress.update(d) });
       progress.stop();
       console.log(`${(m.secondsPerSample * 1000).toFixed(2)} ms per sample (${m.steps} network evaluations, batch size 1, ${m.samples} samples)`);
     } finally {

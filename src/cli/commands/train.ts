@@ -18,6 +18,7 @@ export const trainCommand = new Command('train')
   .option('--per-class <n>', 'images per class in the balanced subset (5000: the paper\'s 50k)', positiveInt, DEFAULT_TRAINING.perClass)
   .option('--checkpoint-every <steps>', 'also checkpoint every N steps (0: once per epoch)', nonNegativeInt, DEFAULT_TRAINING.checkpointEvery)
   .addOption(new Option('--data-scaling <kind>', "model space: 'standard' (mean 0, std 1: the paper) or 'unit' ([0, 1]: the paper's public code)").choices(['standard', 'unit'] as const).default('standard' as const))
+  .option('--cond-noise <σ>', 'upscaler: conditioning augmentation, training noise up to σ (model space; e.g. 0.5)', positiveNumber)
   .option('--ema <decay>', 'keep an exponential moving average of the weights (e.g. 0.999); sampling uses it', emaDecay)
   .option('--resume', 'continue the run in --out from its newest checkpoint (--epochs may raise its length)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
@@ -31,6 +32,7 @@ export const trainCommand = new Command('train')
       resume: o.resume ?? false,
       model: o.model,
       dataset: o.dataset,
+      conditioningNoise: o.condNoise,
       epochs: o.resume && given('epochs') ? o.epochs : undefined,
       training: { epochs: o.epochs, seed: o.seed, batchSize: o.batchSize, lr: o.lr, perClass: o.perClass, checkpointEvery: o.checkpointEvery, dataScaling: o.dataScaling, ema: o.ema },
       device: o.device,
