@@ -164,7 +164,8 @@ export class GELU extends Module implements UnaryModule {
     super();
   }
   forward(x: Tensor): Tensor {
-    if (this.memoryFormat === 'channels-last' && x.ndim === 4) return F.geluChannelsLast(x, this.approximate);
+    // Channel stride 1: the activations really are channels-last (NHWC in memory).
+    if (this.memoryFormat === 'channels-last' && x.ndim === 4 && x.stride(1) === 1) return F.geluChannelsLast(x, this.approximate);
     return F.gelu(x, this.approximate);
   }
 }

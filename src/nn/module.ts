@@ -179,8 +179,9 @@ export abstract class Module {
 
   /**
    * Lays out this module and its descendants channels-last ('channels-last': NHWC in memory) or not, as
-   * PyTorch's `module.to(memory_format=torch.channels_last)`: the maths is unchanged, kernels differ. On CPU,
-   * libtorch's convolutions and batch norm train markedly faster channels-last.
+   * PyTorch's `module.to(memory_format=torch.channels_last)`: the maths is unchanged, kernels differ. Measure:
+   * on CPU the paper's U-Net trains about 1.3× faster channels-last, the CAS classifier about 10 % slower.
+   * The module's forward must hand its first layer channels-last input (UNet.forward does).
    */
   setMemoryFormat(format: MemoryFormat): this {
     noGrad(() => {

@@ -166,6 +166,10 @@ export class Tensor {
   contiguous(format?: S.MemoryFormat): Tensor {
     return S.contiguous(this, format);
   }
+  /** The step in memory between neighbours along `dim`, in elements. */
+  stride(dim: number): number {
+    return S.stride(this, dim);
+  }
   reshape(shape: readonly number[]): Tensor {
     return S.reshape(this, shape);
   }

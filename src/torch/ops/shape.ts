@@ -1,5 +1,5 @@
 import { scalarType, type DType } from '../dtype.ts';
-import { tensorOp, tensorsOp } from '../dispatch.ts';
+import { Op, tensorOp, tensorsOp } from '../dispatch.ts';
 import type { Tensor } from '../tensor.ts';
 
 const reshapeOp = tensorOp('reshape');
@@ -23,6 +23,7 @@ const selectOp = tensorOp('select', 'int');
 const indexSelectOp = tensorOp('index_select');
 const gatherOp = tensorOp('gather');
 const contiguousOp = tensorOp('contiguous');
+const strideOp = new Op('stride', 'int');
 const cloneOp = tensorOp('clone');
 const detachOp = tensorOp('detach');
 const toDtypeLayout = tensorOp('to', 'dtype_layout');
@@ -61,6 +62,8 @@ export type MemoryFormat = 'contiguous' | 'channels-last';
 const MEMORY_FORMATS: Record<MemoryFormat, number> = { contiguous: 0, 'channels-last': 2 }; // c10::MemoryFormat
 /** The same values laid out densely in `format` ('channels-last': NHWC order in memory for a 4-D NCHW tensor). */
 export const contiguous = (t: Tensor, format: MemoryFormat = 'contiguous'): Tensor => contiguousOp(t, MEMORY_FORMATS[format]);
+/** The step in memory between neighbours along `dim` (elements). */
+export const stride = (t: Tensor, dim: number): number => strideOp.call(t, dim) as number;
 export const clone = (t: Tensor): Tensor => cloneOp(t);
 /** The same data, cut from the autograd graph. */
 export const detach = (t: Tensor): Tensor => detachOp(t);
