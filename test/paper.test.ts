@@ -6,6 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PAPER_PRESETS, runPaper } from '../src/experiments/paper.ts';
+import { BEYOND_DEFAULTS } from '../src/experiments/beyond.ts';
+import { readRunConfig } from '../src/experiments/run-dir.ts';
 import { TABLE1_ROWS, TABLE1_COLUMNS } from '../src/report/render.ts';
 import type { PaperResults } from '../src/report/results.ts';
 
@@ -47,6 +49,28 @@ test('paper --preset ci writes a complete report, and a rerun skips every finish
     const rerun = again.stages.filter((s) => s.name !== 'figures');
     assert.ok(rerun.every((s) => s.skipped), `skipped on rerun: ${rerun.filter((s) => !s.skipped).map((s) => s.name).join(', ')}`);
     assert.deepEqual(again.cas.map((c) => c.mean), results.cas.map((c) => c.mean));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('paper --beyond (ci preset): every experiment beyond the paper gets its trainings, CAS and report rows', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'ssddpm-beyond-'));
+  try {
+    const out = join(root, 'report');
+    const work = join(root, 'work');
+    const results = await runPaper({ preset: PAPER_PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10] } });
+    const beyond = results.beyond!;
+    assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['conditioning', 'ddim', 'ema', 'thresholding']);
+    assert.equal(beyond.length, 3 + 2 + 2 + 4, 'dynamic ×3 pipelines, DDIM ×2, EMA plain/clipped, augmented cascade ×2 levels ×2');
+    for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1, b.name);
+    assert.deepEqual(beyond.filter((b) => b.group === 'ddim').map((b) => b.steps), [5, 10]);
+    assert.ok(beyond.filter((b) => b.group === 'ddim').every((b) => b.secondsPerSample! > 0));
+    assert.equal(readRunConfig(join(work, 'runs', 'upscaler-aug-1')).model.conditioningNoise, BEYOND_DEFAULTS.conditioningNoise);
+    assert.equal(readRunConfig(join(work, 'runs', 'baseline-ema-1')).training.ema, BEYOND_DEFAULTS.emaDecay);
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    assert.ok(md.includes('Beyond the paper'));
+    for (const b of beyond) assert.ok(md.includes(b.label.replace(/\|/g, '\\|')), `report.md lists '${b.label}'`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -19,6 +19,7 @@ import { MODEL_KINDS, type ModelKind } from './model-config.ts';
 import { disposePipeline, generateSet, loadModel, loadPipeline, writeGeneratedSet, type Pipeline, type PipelineSpec } from './pipelines.ts';
 import { epochCheckpointPath, logPath, readRunConfig } from './run-dir.ts';
 import { PAPER_TOY1D, runToy1d, type Toy1dConfig } from './toy1d.ts';
+import { runBeyond, type BeyondSettings } from './beyond.ts';
 import { trainDiffusion, type TrainProgress } from './train-diffusion.ts';
 
 export interface PaperPreset {
@@ -62,6 +63,8 @@ export interface PaperOptions {
   /** The report folder. */
   out: string;
   seed?: number;
+  /** Also run the experiments beyond the paper (DDIM, dynamic thresholding, EMA, conditioning augmentation). */
+  beyond?: BeyondSettings;
   log?: (line: string) => void;
   /** Progress of the current stage: a label, done and total, and extra fields. */
   progress?: (label: string, done: number, total: number, fields?: Record<string, string>) => void;
@@ -209,6 +212,12 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
     }));
   }
 
+  // 4b. Beyond the paper, on the same protocol.
+  const beyond = opts.beyond === undefined ? undefined : await runBeyond({
+    preset, settings: opts.beyond, seeds, runDir: (name, seed) => join(runsDir, `${name}-${seed}`), extraRunDir: (name, seed) => join(work, 'runs', `${name}-${seed}`), setsDir, evalDir, test,
+    dataset: opts.dataset, stage, progress, readJson, writeJson,
+  });
+
   // 5. The 1-D study, on {−1, 1} and on {0, 2}.
   const toy1d: Toy1dResult[] = [];
   for (const support of [[-1, 1], [0, 2]] as [number, number][]) {
@@ -270,6 +279,7 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
     speed,
     toy1d,
     figures,
+    ...(beyond === undefined ? {} : { beyond }),
     stages,
     totalSeconds: 0,
   };

@@ -1,7 +1,7 @@
 // Markdown and self-contained HTML renderings of a paper reproduction's results. Both are built from
 // the same section model, so they carry the same numbers; nothing here touches tensors.
 
-import type { CasDatasetName, CasResult, PaperResults, SamplingMode, SpeedPipelineName, Toy1dResult } from './results.ts';
+import type { BeyondGroup, CasDatasetName, CasResult, PaperResults, SamplingMode, SpeedPipelineName, Toy1dResult } from './results.ts';
 import { PAPER_TABLE1 } from './results.ts';
 import { CAS_DATASETS, SPEED_PIPELINES, casLabel } from './charts.ts';
 
@@ -250,6 +250,59 @@ function toyBlocks(r: PaperResults): Block[] {
   ];
 }
 
+const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string; reference: [CasDatasetName, SamplingMode][] }[] = [
+  {
+    group: 'conditioning',
+    title: 'Conditioning augmentation for the upscaler',
+    intro: 'The paper blames the cascade on the shift between the clean 14×14 images the upscaler is trained on and the small model’s samples it gets at inference. These upscalers were trained with Gaussian noise of a random level on their conditioning, the level given as an extra FiLM input (Ho et al. 2021), and sampled at the level shown.',
+    reference: [['cascaded', 'plain'], ['cascaded', 'clipped']],
+  },
+  {
+    group: 'thresholding',
+    title: 'Domain constraint: dynamic thresholding',
+    intro: 'Instead of clipping x̂0 to the pixel range at every step, dynamic thresholding (Saharia et al. 2022) rescales it by a per-sample percentile of its values when that exceeds the range.',
+    reference: [['baseline', 'plain'], ['baseline', 'clipped'], ['small-upscaled', 'clipped'], ['cascaded', 'clipped']],
+  },
+  {
+    group: 'ddim',
+    title: 'Fewer steps: DDIM',
+    intro: 'DDIM (Song et al. 2021) with η = 0 samples the baseline over a subsequence of its 30 training timesteps; seconds per sample at batch size 1 as in the speed table.',
+    reference: [['baseline', 'plain']],
+  },
+  {
+    group: 'ema',
+    title: 'EMA of the weights',
+    intro: 'Baselines trained exactly as the others, keeping an exponential moving average of their weights, sampled from the average.',
+    reference: [['baseline', 'plain'], ['baseline', 'clipped']],
+  },
+];
+
+function beyondBlocks(r: PaperResults): Block[] {
+  if (r.beyond === undefined) return [];
+  const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Beyond the paper', id: 'beyond' }];
+  for (const g of BEYOND_GROUPS) {
+    const own = r.beyond.filter((b) => b.group === g.group);
+    if (own.length === 0) continue;
+    const timed = own.some((b) => b.secondsPerSample !== undefined);
+    const refs = g.reference.map(([dataset, sampling]) => {
+      const c = casEntry(r, dataset, sampling);
+      const speed = r.speed.find((sp) => sp.pipeline === dataset);
+      const row = [`${dataset}, ${sampling} sampling (Table 1)`, c ? fmtMeanStd(c.mean, c.std) : 'N/A'];
+      return timed ? [...row, speed && sampling === 'plain' ? `${fmtSig(speed.secondsPerSample)} (${speed.steps} steps)` : '—'] : row;
+    });
+    const rows = own.map((b) => {
+      const row = [b.label, fmtMeanStd(b.cas.mean, b.cas.std)];
+      return timed ? [...row, b.secondsPerSample === undefined ? '—' : `${fmtSig(b.secondsPerSample)} (${b.steps} steps)`] : row;
+    });
+    blocks.push(
+      { kind: 'h', level: 3, text: g.title },
+      { kind: 'p', parts: [g.intro] },
+      { kind: 'table', head: timed ? ['dataset', 'CAS', 's / sample'] : ['dataset', 'CAS'], rows: [...refs, ...rows] },
+    );
+  }
+  return blocks;
+}
+
 function figureBlocks(r: PaperResults): Block[] {
   const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Figures', id: 'figures' }];
   if (r.figures.length === 0) return [...blocks, NOT_RUN('Figures')];
@@ -313,6 +366,7 @@ function documentBlocks(r: PaperResults): Block[] {
     ...table1Blocks(r),
     ...perClassBlocks(r),
     ...chartBlocks(r),
+    ...beyondBlocks(r),
     ...trainingBlocks(r),
     ...toyBlocks(r),
     ...figureBlocks(r),

@@ -57,6 +57,19 @@ export interface Toy1dResult {
   reverseFigure: string;
 }
 
+/** The experiments beyond the paper (src/experiments/beyond.ts), grouped as the report shows them. */
+export type BeyondGroup = 'thresholding' | 'ddim' | 'ema' | 'conditioning';
+
+export interface BeyondResult {
+  group: BeyondGroup;
+  name: string;
+  label: string;
+  cas: { mean: number; std: number; accuracies: number[] };
+  /** Seconds per sample at batch size 1 and network evaluations, where timed. */
+  secondsPerSample?: number;
+  steps?: number;
+}
+
 export interface StageTiming {
   name: string;
   seconds: number;
@@ -92,6 +105,8 @@ export interface PaperResults {
   speed: SpeedResult[];
   toy1d: Toy1dResult[];
   figures: Figure[];
+  /** With `paper --beyond`. */
+  beyond?: BeyondResult[];
   stages: StageTiming[];
   totalSeconds: number;
 }

@@ -2,6 +2,7 @@ import { Command, Option } from '@commander-js/extra-typings';
 import { join } from 'node:path';
 import { DATASET_NAMES } from '../../data/datasets.ts';
 import { PAPER_PRESETS, pretrainedRuns, runPaper } from '../../experiments/paper.ts';
+import { BEYOND_DEFAULTS } from '../../experiments/beyond.ts';
 import { createProgress, type Progress } from '../progress.ts';
 
 export const paperCommand = new Command('paper')
@@ -11,6 +12,7 @@ export const paperCommand = new Command('paper')
   .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES).default('mnist' as const))
   .option('--out <dir>', 'report folder', 'report')
   .option('--work <dir>', 'folder for runs/, sets/ and eval/ (default: paper-work/<preset>)')
+  .option('--beyond', 'also run the experiments beyond the paper on the same protocol: DDIM steps, dynamic thresholding, EMA baselines, an upscaler with conditioning augmentation (6 more trainings)')
   .option('--runs <dir>', 'folder of the training runs (default: <work>/runs; with --quick, pretrained/<dataset> when shipped); finished runs are reused')
   .addHelpText('after', `
 Every stage is skipped when its outputs exist, so an interrupted run continues where it stopped.
@@ -29,6 +31,7 @@ Examples:
       work,
       runs: o.runs ?? (name === 'quick' ? pretrainedRuns(o.dataset) : undefined),
       out: o.out,
+      beyond: o.beyond ? BEYOND_DEFAULTS : undefined,
       log: (line) => {
         bar?.stop();
         bar = undefined;

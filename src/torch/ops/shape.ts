@@ -23,7 +23,7 @@ const selectOp = tensorOp('select', 'int');
 const indexSelectOp = tensorOp('index_select');
 const gatherOp = tensorOp('gather');
 const contiguousOp = tensorOp('contiguous');
-const strideOp = new Op('stride', 'int');
+let strideOp: Op | undefined; // created on first use: dispatch.ts and this module import each other
 const cloneOp = tensorOp('clone');
 const detachOp = tensorOp('detach');
 const toDtypeLayout = tensorOp('to', 'dtype_layout');
@@ -63,7 +63,7 @@ const MEMORY_FORMATS: Record<MemoryFormat, number> = { contiguous: 0, 'channels-
 /** The same values laid out densely in `format` ('channels-last': NHWC order in memory for a 4-D NCHW tensor). */
 export const contiguous = (t: Tensor, format: MemoryFormat = 'contiguous'): Tensor => contiguousOp(t, MEMORY_FORMATS[format]);
 /** The step in memory between neighbours along `dim` (elements). */
-export const stride = (t: Tensor, dim: number): number => strideOp.call(t, dim) as number;
+export const stride = (t: Tensor, dim: number): number => (strideOp ??= new Op('stride', 'int')).call(t, dim) as number;
 export const clone = (t: Tensor): Tensor => cloneOp(t);
 /** The same data, cut from the autograd graph. */
 export const detach = (t: Tensor): Tensor => detachOp(t);
