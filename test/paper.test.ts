@@ -70,6 +70,7 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     assert.equal(readRunConfig(join(work, 'runs', 'baseline-ema-1')).training.ema, BEYOND_DEFAULTS.emaDecay);
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.ok(md.includes('Beyond the paper'));
+    for (const f of ['ddim-cas.svg', 'ddim-speed.svg']) assert.ok(existsSync(join(out, f)) && md.includes(f), f);
     for (const b of beyond) assert.ok(md.includes(b.label.replace(/\|/g, '\\|')), `report.md lists '${b.label}'`);
   } finally {
     rmSync(root, { recursive: true, force: true });

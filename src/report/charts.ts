@@ -179,6 +179,23 @@ export async function speedChart(results: PaperResults): Promise<string> {
   });
 }
 
+/** DDIM against the number of steps (beyond the paper): CAS, and milliseconds per sample, with DDPM's 30-step point. */
+export async function ddimCharts(results: PaperResults): Promise<{ cas: string; speed: string } | undefined> {
+  const ddim = (results.beyond ?? []).filter((b) => b.group === 'ddim' && b.steps !== undefined).sort((a, b) => a.steps! - b.steps!);
+  if (ddim.length === 0) return undefined;
+  const ddpmCas = results.cas.find((c) => c.dataset === 'baseline' && c.sampling === 'plain');
+  const ddpmSpeed = results.speed.find((sp) => sp.pipeline === 'baseline');
+  const series = (y: (b: (typeof ddim)[number]) => number | undefined, ddpm: [number, number] | undefined) => [
+    { name: 'DDIM (η = 0)', points: ddim.map((b): [number, number] => [b.steps!, y(b) ?? Number.NaN]) },
+    ...(ddpm === undefined ? [] : [{ name: 'DDPM (Table 1, plain)', points: [ddpm] }]),
+  ];
+  const [cas, speed] = await Promise.all([
+    lineChart(series((b) => b.cas.mean, ddpmCas && ddpmSpeed ? [ddpmSpeed.steps, ddpmCas.mean] : undefined), { title: 'Baseline CAS against sampling steps', xTitle: 'network evaluations per sample', yTitle: 'CAS' }),
+    lineChart(series((b) => (b.secondsPerSample === undefined ? undefined : b.secondsPerSample * 1000), ddpmSpeed ? [ddpmSpeed.steps, ddpmSpeed.secondsPerSample * 1000] : undefined), { title: 'Baseline time per sample against sampling steps (batch size 1)', xTitle: 'network evaluations per sample', yTitle: 'ms per sample' }),
+  ]);
+  return { cas, speed };
+}
+
 /** Short duration text for chart labels: milliseconds below one second. */
 function formatSecondsShort(s: number): string {
   return s < 1 ? `${Number((s * 1000).toPrecision(3))} ms` : `${Number(s.toPrecision(3))} s`;

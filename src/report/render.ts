@@ -8,6 +8,8 @@ import { CAS_DATASETS, SPEED_PIPELINES, casLabel } from './charts.ts';
 /** File names of the charts that writeReport puts beside the report. */
 export const CAS_CHART_FILE = 'figure1-cas.svg';
 export const SPEED_CHART_FILE = 'speed.svg';
+export const DDIM_CAS_CHART_FILE = 'ddim-cas.svg';
+export const DDIM_SPEED_CHART_FILE = 'ddim-speed.svg';
 
 export const REPORT_TITLE = 'Scale-space DDPM training and inference: reproduction';
 
@@ -302,6 +304,12 @@ function beyondBlocks(r: PaperResults): Block[] {
       { kind: 'p', parts: [g.intro] },
       { kind: 'table', head: timed ? ['dataset', 'CAS', 's / sample'] : ['dataset', 'CAS'], rows: [...refs, ...rows] },
     );
+    if (g.group === 'ddim') {
+      blocks.push(
+        { kind: 'figure', file: DDIM_CAS_CHART_FILE, caption: 'Baseline CAS against the number of network evaluations: DDIM (η = 0) and the 30-step DDPM of Table 1.' },
+        { kind: 'figure', file: DDIM_SPEED_CHART_FILE, caption: 'Milliseconds per baseline sample at batch size 1 against the number of network evaluations.' },
+      );
+    }
   }
   return blocks;
 }

@@ -3,8 +3,8 @@
 
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { casChart, speedChart } from './charts.ts';
-import { CAS_CHART_FILE, SPEED_CHART_FILE, renderHtml, renderMarkdown } from './render.ts';
+import { casChart, ddimCharts, speedChart } from './charts.ts';
+import { CAS_CHART_FILE, DDIM_CAS_CHART_FILE, DDIM_SPEED_CHART_FILE, SPEED_CHART_FILE, renderHtml, renderMarkdown } from './render.ts';
 import type { PaperResults } from './results.ts';
 
 export interface ReportPaths {
@@ -17,12 +17,12 @@ export interface ReportPaths {
 
 /**
  * Renders `results` into `dir` as `results.json`, `report.md`, `report.html`, `figure1-cas.svg` and
- * `speed.svg` (creating `dir` if needed) and returns the paths. Figures named in `results` are only
+ * `speed.svg` (and the DDIM charts with `--beyond` results; creating `dir` if needed) and returns the paths. Figures named in `results` are only
  * referenced, never copied: their paths are relative to `dir`.
  */
 export async function writeReport(dir: string, results: PaperResults): Promise<ReportPaths> {
   // Render everything first so a failing chart leaves the previous report untouched.
-  const [cas, speed] = await Promise.all([casChart(results), speedChart(results)]);
+  const [cas, speed, ddim] = await Promise.all([casChart(results), speedChart(results), ddimCharts(results)]);
   const markdown = renderMarkdown(results);
   const html = renderHtml(results, { cas, speed });
   const json = `${JSON.stringify(results, null, 2)}\n`;
@@ -37,6 +37,10 @@ export async function writeReport(dir: string, results: PaperResults): Promise<R
   writeFileAtomic(paths.json, json);
   writeFileAtomic(paths.casChart, cas);
   writeFileAtomic(paths.speedChart, speed);
+  if (ddim !== undefined) {
+    writeFileAtomic(join(dir, DDIM_CAS_CHART_FILE), ddim.cas);
+    writeFileAtomic(join(dir, DDIM_SPEED_CHART_FILE), ddim.speed);
+  }
   writeFileAtomic(paths.markdown, markdown);
   // The HTML last: its presence means the report folder is complete.
   writeFileAtomic(paths.html, html);
