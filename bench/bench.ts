@@ -218,33 +218,51 @@ function ours(w: Workload): number[] {
   }
 }
 
-function peer(): { version: string; results: Partial<Record<Workload, number[]>> } | string {
-  // Debian's python3-torch shares the addon's libtorch; BENCH_PYTHON names another (a pip CUDA build).
-  const python = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
+// Why the peer cannot run, or undefined when it can.
+function peerUnavailable(python: string): string | undefined {
   if (values['no-peer']) return 'PyTorch peer not run (--no-peer)';
   try {
     execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
+    return undefined;
   } catch {
     return `PyTorch peer skipped: ${python} is missing or has no torch (apt-get install python3-torch)`;
   }
+}
+
+/** The peer's numbers for one workload (its own process, run right after ours so both see the same machine). */
+function peer(python: string, w: Workload): { version: string; values: number[] } | string {
   const script = fileURLToPath(new URL('./peer/bench_peer.py', import.meta.url));
-  const run = spawnSync(python, [script, JSON.stringify(plan)], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (run.status !== 0) return `PyTorch peer failed: ${run.stderr.trim().split('\n').pop()}`;
+  const run = spawnSync(python, [script, JSON.stringify({ ...plan, workloads: [w] })], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (run.status !== 0) return `PyTorch peer failed on ${w}: ${run.stderr.trim().split('\n').pop()}`;
   const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { torch: string; results: Partial<Record<Workload, number[]>> };
-  return { version: out.torch, results: out.results };
+  return { version: out.torch, values: out.results[w]! };
 }
 
 // --- run ---------------------------------------------------------------------------------------------------
+// Each workload runs ours, then the peer, before the next one: shared machines drift over minutes, and
+// adjacent measurements keep the ratio honest.
 const peak = cpuPeak();
 console.log(`libtorch ${torch.torchVersion} on ${device}; ${threads} threads (batch-1 latency: ${plan.latencyThreads}); median of ${plan.reps} repetitions after warm-up`);
+// Debian's python3-torch shares the addon's libtorch; BENCH_PYTHON names another (a pip CUDA build).
+const python = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
+let peerProblem = peerUnavailable(python);
+let peerVersion = '';
 const mine: Partial<Record<Workload, number[]>> = {};
+const theirResults: Partial<Record<Workload, number[]>> = {};
 for (const w of workloads) {
   console.error(`ours: ${w}…`);
   mine[w] = ours(w);
+  torch.setNumThreads(threads);
+  if (peerProblem !== undefined) continue;
+  console.error(`PyTorch: ${w}…`);
+  const r = peer(python, w);
+  if (typeof r === 'string') peerProblem = r;
+  else {
+    peerVersion = r.version;
+    theirResults[w] = r.values;
+  }
 }
-torch.setNumThreads(threads);
-if (!values['no-peer']) console.error('PyTorch peer: the same workloads…');
-const theirs = peer();
+const theirs = peerProblem ?? { version: peerVersion, results: theirResults };
 
 // FLOPs per unit of each workload's rate (per training sample, per network evaluation, per sample).
 const fwd = (k: ModelKind) => unetForwardFlops(models[k].unet, models[k].imageSize);
