@@ -59,7 +59,7 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
   try {
     const out = join(root, 'report');
     const work = join(root, 'work');
-    const results = await runPaper({ preset: PAPER_PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10] } });
+    const results = await runPaper({ preset: PAPER_PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['conditioning', 'ddim', 'ema', 'thresholding']);
     assert.equal(beyond.length, 3 + 2 + 2 + 4, 'dynamic ×3 pipelines, DDIM ×2, EMA plain/clipped, augmented cascade ×2 levels ×2');

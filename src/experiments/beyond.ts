@@ -18,8 +18,9 @@ import { epochCheckpointPath } from './run-dir.ts';
 import { trainDiffusion } from './train-diffusion.ts';
 
 export interface BeyondSettings {
-  /** DDIM network evaluations per baseline sample (η = 0). */
+  /** DDIM network evaluations per baseline sample, and the noise scales η tried at each. */
   ddimSteps: number[];
+  ddimEta: number[];
   /** Percentile of dynamic thresholding. */
   dynamicRatio: number;
   /** Decay of the weight average of the EMA baselines. */
@@ -29,7 +30,7 @@ export interface BeyondSettings {
   conditioningLevels: number[];
 }
 
-export const BEYOND_DEFAULTS: BeyondSettings = { ddimSteps: [5, 10, 20], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2] };
+export const BEYOND_DEFAULTS: BeyondSettings = { ddimSteps: [5, 10, 20], ddimEta: [0, 1], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2] };
 
 interface Variant {
   group: BeyondGroup;
@@ -69,7 +70,7 @@ function variants(s: BeyondSettings, runDir: BeyondContext['runDir'], extraRunDi
   ];
   return [
     ...pipelines.map(([p, spec]): Variant => ({ group: 'thresholding', name: `${p}-dynamic`, label: `${p}, dynamic thresholding (p = ${s.dynamicRatio})`, spec, sampling: { dynamicThreshold: s.dynamicRatio } })),
-    ...s.ddimSteps.map((steps): Variant => ({ group: 'ddim', name: `baseline-ddim${steps}`, label: `baseline, DDIM ${steps} steps (η = 0)`, spec: single('baseline'), sampling: { sampler: 'ddim', steps, eta: 0 }, speed: true })),
+    ...s.ddimEta.flatMap((eta) => s.ddimSteps.map((steps): Variant => ({ group: 'ddim', name: `baseline-ddim${steps}-eta${eta}`, label: `baseline, DDIM ${steps} steps (η = ${eta})`, spec: single('baseline'), sampling: { sampler: 'ddim', steps, eta }, speed: true }))),
     { group: 'ema', name: 'baseline-ema', label: `baseline, EMA of weights (decay ${s.emaDecay})`, spec: ema, sampling: {} },
     { group: 'ema', name: 'baseline-ema-clipped', label: `baseline, EMA of weights (decay ${s.emaDecay}), x̂0 clipped`, spec: ema, sampling: { clip: true } },
     ...s.conditioningLevels.flatMap((level): Variant[] => [false, true].map((clip) => ({
@@ -144,6 +145,7 @@ export async function runBeyond(ctx: BeyondContext): Promise<BeyondResult[]> {
         onStep: (k, step, total) => ctx.progress(`cas ${v.name} ${k + 1}/${preset.classifiers}`, step, total),
       });
       const r: BeyondResult = { group: v.group, name: v.name, label: v.label, cas: { mean: score.mean, std: score.std, accuracies: score.accuracies } };
+      if (v.sampling.eta !== undefined) r.eta = v.sampling.eta;
       if (v.speed) {
         const threads = getNumThreads();
         setNumThreads(preset.speedThreads);

@@ -185,8 +185,9 @@ export async function ddimCharts(results: PaperResults): Promise<{ cas: string; 
   if (ddim.length === 0) return undefined;
   const ddpmCas = results.cas.find((c) => c.dataset === 'baseline' && c.sampling === 'plain');
   const ddpmSpeed = results.speed.find((sp) => sp.pipeline === 'baseline');
+  const etas = [...new Set(ddim.map((b) => b.eta ?? 0))];
   const series = (y: (b: (typeof ddim)[number]) => number | undefined, ddpm: [number, number] | undefined) => [
-    { name: 'DDIM (η = 0)', points: ddim.map((b): [number, number] => [b.steps!, y(b) ?? Number.NaN]) },
+    ...etas.map((eta) => ({ name: `DDIM (η = ${eta})`, points: ddim.filter((b) => (b.eta ?? 0) === eta).map((b): [number, number] => [b.steps!, y(b) ?? Number.NaN]) })),
     ...(ddpm === undefined ? [] : [{ name: 'DDPM (Table 1, plain)', points: [ddpm] }]),
   ];
   const [cas, speed] = await Promise.all([

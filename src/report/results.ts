@@ -68,6 +68,8 @@ export interface BeyondResult {
   /** Seconds per sample at batch size 1 and network evaluations, where timed. */
   secondsPerSample?: number;
   steps?: number;
+  /** DDIM's noise scale, for DDIM variants. */
+  eta?: number;
 }
 
 export interface StageTiming {
