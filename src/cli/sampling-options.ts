@@ -1,6 +1,6 @@
 // The sampling choices shared by `sample`, `generate` and `speed`: sampler (DDPM or DDIM with its steps and η),
 // how x̂0 is kept in the data range, and the author-code variants.
-import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import { InvalidArgumentError, Option, type Command, type OptionValues } from '@commander-js/extra-typings';
 import type { SamplingOptions } from '../experiments/diffusion-model.ts';
 import { positiveInt } from './parse.ts';
 
@@ -20,6 +20,17 @@ export const samplingOptionList = {
   conditioningLevel: () => new Option('--cond-level <l>', 'upscalers trained with --cond-noise: conditioning noise level in [0, 1] at sampling (default 0)').argParser(unitInterval),
   authorX0: () => new Option('--author-x0', "DDPM: estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison)"),
 };
+
+/** Adds the sampler and x̂0-constraint options every sampling command takes. */
+export function withSamplerOptions<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(cmd: Command<Args, Opts, Globals>) {
+  const o = samplingOptionList;
+  return cmd.addOption(o.sampler()).addOption(o.steps()).addOption(o.eta()).addOption(o.clip()).addOption(o.dynamicThreshold()).addOption(o.conditioningLevel());
+}
+
+/** withSamplerOptions plus the DDPM author-code variants (for commands that make images). */
+export function withSamplingOptions<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(cmd: Command<Args, Opts, Globals>) {
+  return withSamplerOptions(cmd).addOption(samplingOptionList.variance()).addOption(samplingOptionList.authorX0());
+}
 
 export interface ParsedSampling {
   sampler: 'ddpm' | 'ddim';

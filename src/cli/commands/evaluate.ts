@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../../io/atomic.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { device, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
 import { checkOutputFile } from '../output.ts';
-import { samplingFrom, samplingOptionList } from '../sampling-options.ts';
+import { samplingFrom, withSamplerOptions } from '../sampling-options.ts';
 
 export const casCommand = new Command('cas')
   .description('Classification Accuracy Score of a labelled image set: train classifiers on it, score them on the real test set')
@@ -42,18 +42,14 @@ export const casCommand = new Command('cas')
     if (o.json !== undefined) writeFileAtomic(o.json, `${JSON.stringify({ set: o.set, ...score }, null, 2)}\n`);
   });
 
-export const speedCommand = new Command('speed')
-  .description('seconds per sample at batch size 1, averaged over many samples, model loading excluded (the paper\'s §0.3)')
-  .option('--run <dir>', 'a baseline or small run folder')
-  .option('--cascade <small,upscaler>', 'time small → ×2 → upscaler', runPair)
-  .option('--upscale', 'with a small run: include the ×2 bilinear upscale')
-  .option('--samples <n>', 'samples timed', positiveInt, 1000)
-  .addOption(samplingOptionList.sampler())
-  .addOption(samplingOptionList.steps())
-  .addOption(samplingOptionList.eta())
-  .addOption(samplingOptionList.clip())
-  .addOption(samplingOptionList.dynamicThreshold())
-  .addOption(samplingOptionList.conditioningLevel())
+export const speedCommand = withSamplerOptions(
+  new Command('speed')
+    .description('seconds per sample at batch size 1, averaged over many samples, model loading excluded (the paper\'s §0.3)')
+    .option('--run <dir>', 'a baseline or small run folder')
+    .option('--cascade <small,upscaler>', 'time small → ×2 → upscaler', runPair)
+    .option('--upscale', 'with a small run: include the ×2 bilinear upscale')
+    .option('--samples <n>', 'samples timed', positiveInt, 1000)
+)
   .option('--no-ema', 'use the trained weights even where a run kept a moving average of them')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .action((o) => {

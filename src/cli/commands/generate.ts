@@ -1,27 +1,21 @@
 import { Command } from '@commander-js/extra-typings';
 import { disposePipeline, generateSet, loadPipeline, writeGeneratedSet } from '../../experiments/pipelines.ts';
 import { createProgress } from '../progress.ts';
-import { samplingFrom, samplingOptionList } from '../sampling-options.ts';
+import { samplingFrom, withSamplingOptions } from '../sampling-options.ts';
 import { device, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
 import { checkOutputFolder } from '../output.ts';
 
-export const generateCommand = new Command('generate')
-  .description('generate a labelled image set, balanced over labels, as MNIST-format IDX files (readable by numpy/torchvision)')
-  .option('--run <dir>', 'a baseline or small run folder')
-  .option('--cascade <small,upscaler>', 'generate with small → ×2 → upscaler', runPair)
-  .option('--upscale', 'with a small run: upscale its samples ×2 bilinearly ("small upscaled")')
-  .requiredOption('--out <dir>', 'folder to create: train-images-idx3-ubyte, train-labels-idx1-ubyte, generated.json')
-  .option('--count <n>', 'number of images', positiveInt, 3334)
-  .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
-  .option('--batch-size <n>', 'images sampled at once', positiveInt, 256)
-  .addOption(samplingOptionList.sampler())
-  .addOption(samplingOptionList.steps())
-  .addOption(samplingOptionList.eta())
-  .addOption(samplingOptionList.clip())
-  .addOption(samplingOptionList.dynamicThreshold())
-  .addOption(samplingOptionList.variance())
-  .addOption(samplingOptionList.authorX0())
-  .addOption(samplingOptionList.conditioningLevel())
+export const generateCommand = withSamplingOptions(
+  new Command('generate')
+    .description('generate a labelled image set, balanced over labels, as MNIST-format IDX files (readable by numpy/torchvision)')
+    .option('--run <dir>', 'a baseline or small run folder')
+    .option('--cascade <small,upscaler>', 'generate with small → ×2 → upscaler', runPair)
+    .option('--upscale', 'with a small run: upscale its samples ×2 bilinearly ("small upscaled")')
+    .requiredOption('--out <dir>', 'folder to create: train-images-idx3-ubyte, train-labels-idx1-ubyte, generated.json')
+    .option('--count <n>', 'number of images', positiveInt, 3334)
+    .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
+    .option('--batch-size <n>', 'images sampled at once', positiveInt, 256)
+)
   .option('--no-ema', 'use the trained weights even where a run kept a moving average of them')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExample:\n  ssddpm generate --run runs/baseline-1 --count 3334 --out sets/baseline-1')

@@ -5,25 +5,19 @@ import { disposePipeline, loadPipeline, pipelineSteps } from '../../experiments/
 import { createProgress } from '../progress.ts';
 import { device, labelList, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
 import { checkOutputFile } from '../output.ts';
-import { samplingFrom, samplingOptionList } from '../sampling-options.ts';
+import { samplingFrom, withSamplingOptions } from '../sampling-options.ts';
 
-export const sampleCommand = new Command('sample')
-  .description('sample a grid of images, one label per column (the paper\'s Figs. 8-10), as a PNG')
-  .option('--run <dir>', 'a baseline or small run folder')
-  .option('--cascade <small,upscaler>', 'sample small → ×2 → upscaler', runPair)
-  .option('--upscale', 'with a small run: upscale its samples ×2 bilinearly ("small upscaled")')
-  .option('--labels <list>', "labels, e.g. '0-9' or '1,3,5'", (v) => labelList(v), labelList('0-9'))
-  .option('--per-label <n>', 'samples per label (rows of the grid)', positiveInt, 10)
-  .requiredOption('--out <file.png>', 'the PNG to write')
-  .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
-  .addOption(samplingOptionList.sampler())
-  .addOption(samplingOptionList.steps())
-  .addOption(samplingOptionList.eta())
-  .addOption(samplingOptionList.clip())
-  .addOption(samplingOptionList.dynamicThreshold())
-  .addOption(samplingOptionList.variance())
-  .addOption(samplingOptionList.authorX0())
-  .addOption(samplingOptionList.conditioningLevel())
+export const sampleCommand = withSamplingOptions(
+  new Command('sample')
+    .description('sample a grid of images, one label per column (the paper\'s Figs. 8-10), as a PNG')
+    .option('--run <dir>', 'a baseline or small run folder')
+    .option('--cascade <small,upscaler>', 'sample small → ×2 → upscaler', runPair)
+    .option('--upscale', 'with a small run: upscale its samples ×2 bilinearly ("small upscaled")')
+    .option('--labels <list>', "labels, e.g. '0-9' or '1,3,5'", (v) => labelList(v), labelList('0-9'))
+    .option('--per-label <n>', 'samples per label (rows of the grid)', positiveInt, 10)
+    .requiredOption('--out <file.png>', 'the PNG to write')
+    .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
+)
   .option('--scale <n>', 'pixel magnification in the PNG', positiveInt, 2)
   .option('--no-ema', 'use the trained weights even where a run kept a moving average of them')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
