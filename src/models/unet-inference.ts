@@ -131,11 +131,7 @@ export class InferenceUNet {
   // Each helper releases its input handle: at large batches, freeing activations as soon as they are used
   // lets the allocator hand the same memory back instead of faulting in fresh pages.
   #gelu(x: Tensor): Tensor {
-    if (!this.channelsLast) return consume(x, F.gelu);
-    const nhwc = x.permute([0, 2, 3, 1]);
-    x.dispose();
-    const g = consume(nhwc, F.gelu);
-    return consume(g, (t) => t.permute([0, 3, 1, 2]));
+    return consume(x, (t) => (this.channelsLast ? F.geluChannelsLast(t) : F.gelu(t)));
   }
 
   #double(x: Tensor, d: FrozenDoubleConv): Tensor {
