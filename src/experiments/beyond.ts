@@ -54,6 +54,7 @@ export interface BeyondContext {
   evalDir: string;
   test: ImageSet;
   dataset: Parameters<typeof trainDiffusion>[0]['dataset'];
+  device?: string;
   stage: <T>(name: string, done: boolean, body: () => T | Promise<T>) => Promise<T>;
   progress: (label: string, done: number, total: number, fields?: Record<string, string>) => void;
   readJson: <T>(path: string) => T | undefined;
@@ -102,6 +103,7 @@ export async function runBeyond(ctx: BeyondContext): Promise<BeyondResult[]> {
           resume,
           model: run.model,
           dataset: ctx.dataset,
+          device: ctx.device,
           conditioningNoise: run.conditioningNoise,
           epochs: resume ? preset.epochs : undefined,
           training: { epochs: preset.epochs, seed, perClass: preset.perClass, ...run.training },
@@ -118,7 +120,7 @@ export async function runBeyond(ctx: BeyondContext): Promise<BeyondResult[]> {
       const dir = setDir(seed);
       await ctx.stage(`generate ${v.name} ${seed}`, existsSync(dir), () => {
         if (existsSync(dir)) return;
-        const p = loadPipeline(v.spec(seed));
+        const p = loadPipeline({ ...v.spec(seed), device: ctx.device });
         try {
           const set = generateSet(p, {
             ...v.sampling,
@@ -142,6 +144,7 @@ export async function runBeyond(ctx: BeyondContext): Promise<BeyondResult[]> {
         classifiers: preset.classifiers,
         epochs: preset.casEpochs,
         seed: 100,
+        device: ctx.device,
         onStep: (k, step, total) => ctx.progress(`cas ${v.name} ${k + 1}/${preset.classifiers}`, step, total),
       });
       const r: BeyondResult = { group: v.group, name: v.name, label: v.label, cas: { mean: score.mean, std: score.std, accuracies: score.accuracies } };
@@ -149,7 +152,7 @@ export async function runBeyond(ctx: BeyondContext): Promise<BeyondResult[]> {
       if (v.speed) {
         const threads = getNumThreads();
         setNumThreads(preset.speedThreads);
-        const p = loadPipeline(v.spec(1));
+        const p = loadPipeline({ ...v.spec(1), device: ctx.device });
         try {
           const m = measureSamplingSpeed(p, { ...v.sampling, samples: preset.speedSamples, onSample: (d, t) => ctx.progress(`speed ${v.name}`, d, t) });
           r.secondsPerSample = m.secondsPerSample;

@@ -63,6 +63,8 @@ export interface PaperOptions {
   /** The report folder. */
   out: string;
   seed?: number;
+  /** Where trainings, sampling, CAS and the speed stage run: cpu (default) or cuda[:N]. The 1-D study stays on the CPU. */
+  device?: string;
   /** Also run the experiments beyond the paper (DDIM, dynamic thresholding, EMA, conditioning augmentation). */
   beyond?: BeyondSettings;
   log?: (line: string) => void;
@@ -105,6 +107,8 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
     return value;
   };
   const runDir = (model: ModelKind, seed: number) => join(runsDir, `${model}-${seed}`);
+  const device = opts.device;
+  const load = (spec: PipelineSpec): Pipeline => loadPipeline({ ...spec, device });
   const seeds = Array.from({ length: preset.runs }, (_, i) => i + 1);
 
   // 1. Trainings: every model, every seed; a finished run has its last epoch's checkpoint.
@@ -121,6 +125,7 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
           resume,
           model,
           dataset: opts.dataset,
+          device,
           epochs: resume ? preset.epochs : undefined,
           training: { epochs: preset.epochs, seed, perClass: preset.perClass },
           onProgress: (p: TrainProgress) => progress(`train ${model}-${seed}`, p.step, p.totalSteps, { loss: p.loss.toFixed(4) }),
@@ -142,7 +147,7 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
         const dir = setDir(pipeline, sampling, seed);
         await stage(`generate ${pipeline} ${sampling} ${seed}`, existsSync(dir), () => {
           if (existsSync(dir)) return;
-          const p = loadPipeline(specOf(pipeline, seed));
+          const p = load(specOf(pipeline, seed));
           try {
             const set = generateSet(p, {
               count: preset.samplesPerRun,
@@ -181,6 +186,7 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
         classifiers: preset.classifiers,
         epochs: preset.casEpochs,
         seed: 100,
+        device,
         onStep: (k, step, total) => progress(`cas ${job.dataset}${job.sampling ? ` ${job.sampling}` : ''} ${k + 1}/${preset.classifiers}`, step, total),
       });
       const r: CasResult = { dataset: job.dataset, sampling: job.sampling, ...score };
@@ -199,7 +205,7 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
       if (cached) return cached;
       const threads = getNumThreads();
       setNumThreads(preset.speedThreads);
-      const p = loadPipeline(specOf(pipeline, 1));
+      const p = load(specOf(pipeline, 1));
       try {
         const m = measureSamplingSpeed(p, { samples: preset.speedSamples, onSample: (d, t) => progress(`speed ${pipeline}`, d, t) });
         const r: SpeedResult = { pipeline, ...m };
@@ -215,7 +221,7 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
   // 4b. Beyond the paper, on the same protocol.
   const beyond = opts.beyond === undefined ? undefined : await runBeyond({
     preset, settings: opts.beyond, seeds, runDir: (name, seed) => join(runsDir, `${name}-${seed}`), extraRunDir: (name, seed) => join(work, 'runs', `${name}-${seed}`), setsDir, evalDir, test,
-    dataset: opts.dataset, stage, progress, readJson, writeJson,
+    dataset: opts.dataset, device, stage, progress, readJson, writeJson,
   });
 
   // 5. The 1-D study, on {−1, 1} and on {0, 2}.
@@ -242,7 +248,7 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
       figures.push({ file, caption });
     };
     for (const model of MODEL_KINDS) {
-      const m = loadModel(runDir(model, 1));
+      const m = loadModel(runDir(model, 1), { device });
       try {
         png(`forward-${model}.png`, `Forward process of the ${model} model's data (T=${m.config.numStates}, ${m.config.imageSize}×${m.config.imageSize}): each column one step of q(x_t | x_{t−1}).`, () => forwardProcessFigure(m, 4));
         if (model !== 'upscaler') {
@@ -254,7 +260,7 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
     }
     const labels = Array.from({ length: 10 }, (_, i) => i);
     for (const pipeline of PIPELINES) {
-      const p: Pipeline = loadPipeline(specOf(pipeline, 1));
+      const p: Pipeline = load(specOf(pipeline, 1));
       try {
         for (const sampling of SAMPLINGS) {
           png(`samples-${pipeline}-${sampling}.png`, `Samples of ${pipeline} (${sampling} sampling), one label per column.`, () => sampleGridFigure(p, labels, preset.gridRows, { clip: sampling === 'clipped', seed: 3 }));
@@ -272,7 +278,7 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
     preset: preset.name,
     dataset: opts.dataset,
     createdAt: new Date().toISOString(),
-    machine: machineInfo(),
+    machine: machineInfo(device),
     settings: { ...Object.fromEntries(Object.entries(preset).filter(([, v]) => typeof v !== 'object')), runsFolder: relative(opts.out, runsDir) },
     training,
     cas,
@@ -301,8 +307,9 @@ function trainingSummary(model: ModelKind, seed: number, dir: string, epochs: nu
   return { model, seed, epochs, finalLoss, seconds, run: dir };
 }
 
-function machineInfo() {
+function machineInfo(device = 'cpu') {
   return {
+    device,
     cpu: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,
     threads: getNumThreads(),

@@ -156,7 +156,7 @@ function table1Blocks(r: PaperResults): Block[] {
       parts: [
         'Each cell: ours (mean ± std over classifiers), the paper’s value in parentheses. The paper reports a single CAS row without saying how it sampled, ' +
           'so its value stands beside both of ours; real data is not sampled, so its CAS appears in both rows. ' +
-          'Single-sample times are seconds per sample at batch size 1 on this machine; the paper’s were measured on a T4 GPU.',
+          `Single-sample times are seconds per sample at batch size 1 on this machine${onDevice(r)}; the paper’s were measured on a T4 GPU.`,
       ],
     },
   ];
@@ -320,6 +320,12 @@ function figureBlocks(r: PaperResults): Block[] {
   return [...blocks, ...r.figures.map((f): Block => ({ kind: 'figure', file: f.file, caption: f.caption }))];
 }
 
+/** ' (on cuda)' when the protocol ran on an accelerator, else nothing. */
+function onDevice(r: PaperResults): string {
+  const d = r.machine?.device;
+  return d === undefined || d === 'cpu' ? '' : ` (on ${d})`;
+}
+
 function machineBlocks(r: PaperResults): Block[] {
   const m = r.machine;
   const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Machine', id: 'machine' }];
@@ -329,6 +335,7 @@ function machineBlocks(r: PaperResults): Block[] {
           kind: 'table',
           head: ['', ''],
           rows: [
+            ['device', m.device ?? 'cpu'],
             ['CPU', m.cpu],
             ['cores', String(m.cores)],
             ['threads', String(m.threads)],

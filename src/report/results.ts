@@ -80,6 +80,8 @@ export interface StageTiming {
 }
 
 export interface MachineInfo {
+  /** Where trainings, sampling, CAS and the speed stage ran (absent in results written before it was recorded: cpu). */
+  device?: string;
   cpu: string;
   cores: number;
   threads: number;

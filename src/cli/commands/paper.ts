@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DATASET_NAMES } from '../../data/datasets.ts';
 import { PAPER_PRESETS, pretrainedRuns, runPaper } from '../../experiments/paper.ts';
 import { BEYOND_DEFAULTS } from '../../experiments/beyond.ts';
+import { device } from '../parse.ts';
 import { createProgress, type Progress } from '../progress.ts';
 
 export const paperCommand = new Command('paper')
@@ -13,6 +14,7 @@ export const paperCommand = new Command('paper')
   .option('--out <dir>', 'report folder', 'report')
   .option('--work <dir>', 'folder for runs/, sets/ and eval/ (default: paper-work/<preset>)')
   .option('--beyond', 'also run the experiments beyond the paper on the same protocol: DDIM steps, dynamic thresholding, EMA baselines, an upscaler with conditioning augmentation (6 more trainings)')
+  .option('--device <dev>', "'cpu' or 'cuda[:N]': trainings, sampling, CAS and the speed stage (the 1-D study stays on the CPU)", device, 'cpu')
   .option('--runs <dir>', 'folder of the training runs (default: <work>/runs; with --quick, pretrained/<dataset> when shipped); finished runs are reused')
   .addHelpText('after', `
 Every stage is skipped when its outputs exist, so an interrupted run continues where it stopped.
@@ -28,6 +30,7 @@ Examples:
     const results = await runPaper({
       preset,
       dataset: o.dataset,
+      device: o.device,
       work,
       runs: o.runs ?? (name === 'quick' ? pretrainedRuns(o.dataset) : undefined),
       out: o.out,
