@@ -242,6 +242,8 @@ function peer(python: string, w: Workload): { version: string; values: number[] 
 // Each workload runs ours, then the peer, before the next one: shared machines drift over minutes, and
 // adjacent measurements keep the ratio honest.
 const peak = cpuPeak();
+// The CPU's peak says nothing about a GPU's work, and a CPU that reports no clock has none.
+const peakGflops = device === 'cpu' && peak.gflops > 0 ? peak.gflops : undefined;
 console.log(`libtorch ${torch.torchVersion} on ${device}; ${threads} threads (batch-1 latency: ${plan.latencyThreads}); median of ${plan.reps} repetitions after warm-up`);
 // Debian's python3-torch shares the addon's libtorch; BENCH_PYTHON names another (a pip CUDA build).
 const python = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
@@ -289,12 +291,14 @@ for (const w of workloads) {
   const pm = p === undefined ? undefined : median(p);
   if (pm !== undefined) ratio[w] = o / pm;
   rows.push([w, unit(w), show(w, o), pm === undefined ? '–' : show(w, pm), pm === undefined ? '–' : `${(o / pm).toFixed(2)}×`,
-    gflops(w, o).toFixed(1), `${((100 * gflops(w, o)) / peak.gflops).toFixed(1)}%`]);
+    gflops(w, o).toFixed(1), peakGflops === undefined ? '–' : `${((100 * gflops(w, o)) / peakGflops).toFixed(1)}%`]);
 }
 const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
 for (const r of rows) console.log(r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
 console.log(typeof theirs === 'string' ? theirs : `PyTorch ${theirs.version} eager from ${process.env.BENCH_PYTHON ?? '/usr/bin/python3'}, same threads and settings`);
-console.log(`peak: ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.description}`);
+console.log(peakGflops === undefined
+  ? `peak: not given (${device === 'cpu' ? 'this CPU reports no clock' : `the CPU's peak does not apply on ${device}`})`
+  : `peak: ${peakGflops.toFixed(0)} GFLOP/s = ${peak.description}`);
 console.log('FLOPs: convolutions and linear layers only (2 per multiply-add); a training step counted as 3 forward passes.');
 
 // The paper protocol (PAPER_PRESETS.full) from our rates: 3 trainings × 10 epochs × 50k images per model;
