@@ -24,6 +24,7 @@ test('paper --preset ci writes a complete report, and a rerun skips every finish
     assert.deepEqual(saved.speed.map((s) => s.pipeline), ['baseline', 'small-upscaled', 'cascaded']);
     assert.equal(saved.training.length, 3);
     assert.equal(saved.toy1d.length, 2);
+    assert.equal(saved.machine.device, 'cpu', 'the device the protocol ran on is recorded');
     for (const c of saved.cas) {
       assert.ok(c.mean >= 0 && c.mean <= 1, `${c.dataset} CAS in [0, 1]`);
       assert.equal(c.perClassMean.length, 10);

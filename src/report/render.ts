@@ -125,7 +125,7 @@ function speedCell(results: PaperResults, dataset: CasDatasetName): string {
 }
 
 function summaryBlocks(r: PaperResults): Block[] {
-  const cpu = r.machine?.cpu ? ` on ${r.machine.cpu}` : '';
+  const cpu = r.machine?.cpu ? ` on ${r.machine.cpu}${onDevice(r)}` : '';
   return [
     { kind: 'h', level: 2, text: 'Summary', id: 'summary' },
     {
@@ -154,8 +154,11 @@ function table1Blocks(r: PaperResults): Block[] {
     {
       kind: 'p',
       parts: [
-        'Each cell: ours (mean ± std over classifiers), the paper’s value in parentheses. The paper reports a single CAS row without saying how it sampled, ' +
-          'so its value stands beside both of ours; real data is not sampled, so its CAS appears in both rows. ' +
+        (onPaperData(r)
+          ? 'Each cell: ours (mean ± std over classifiers), the paper’s value in parentheses. The paper reports a single CAS row without saying how it sampled, ' +
+            'so its value stands beside both of ours; '
+          : `Each cell: mean ± std over classifiers (the paper has no ${r.dataset} numbers); `) +
+          'real data is not sampled, so its CAS appears in both rows. ' +
           `Single-sample times are seconds per sample at batch size 1 on this machine${onDevice(r)}; the paper’s were measured on a T4 GPU.`,
       ],
     },
