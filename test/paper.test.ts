@@ -26,6 +26,9 @@ test('paper --preset ci writes a complete report, and a rerun skips every finish
     assert.equal(saved.toy1d.length, 2);
     assert.equal(saved.machine.device, 'cpu', 'the device the protocol ran on is recorded');
     for (const c of saved.cas) {
+      if (c.sampling === null) assert.equal(c.offRange, undefined, 'real data is not measured');
+      else assert.ok(c.offRange !== undefined && c.offRange.pixels >= 0 && c.offRange.pixels <= 1, `${c.dataset} ${c.sampling} off-range share`);
+      if (c.sampling === 'clipped') assert.deepEqual(c.offRange, { pixels: 0, samples: 0 }, `${c.dataset}: clipping ends inside the range`);
       assert.ok(c.mean >= 0 && c.mean <= 1, `${c.dataset} CAS in [0, 1]`);
       assert.equal(c.perClassMean.length, 10);
     }
@@ -71,6 +74,8 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     assert.equal(readRunConfig(join(work, 'runs', 'baseline-ema-1')).training.ema, BEYOND_DEFAULTS.emaDecay);
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.ok(md.includes('Beyond the paper'));
+    assert.ok(beyond.every((b) => b.offRange !== undefined), 'every variant measured its range');
+    assert.ok(beyond.filter((b) => b.group === 'thresholding').every((b) => b.offRange!.pixels === 0), 'dynamic thresholding ends inside the range');
     for (const f of ['ddim-cas.svg', 'ddim-speed.svg']) assert.ok(existsSync(join(out, f)) && md.includes(f), f);
     for (const b of beyond) assert.ok(md.includes(b.label.replace(/\|/g, '\\|')), `report.md lists '${b.label}'`);
   } finally {

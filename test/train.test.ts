@@ -15,6 +15,7 @@ import {
   balancedLabels,
   disposePipeline,
   generateSet,
+  readOffRange,
   loadModel,
   loadPipeline,
   pipelineImageSize,
@@ -290,6 +291,9 @@ test('generateSet balances labels (25 → counts within 1) and writeGeneratedSet
     assert.deepEqual(generateSet(p, { count: 25, seed: 3, batchSize: 10 }).images, set.images);
     assert.notDeepEqual(generateSet(p, { count: 25, seed: 4, batchSize: 10 }).images, set.images);
     assert.throws(() => generateSet(p, { count: 0, seed: 0 }), RangeError);
+    // A barely trained model leaves the data range when sampled plainly; x̂0 clipping ends inside it by construction.
+    assert.ok(set.offRange.pixels > 0 && set.offRange.pixels <= 1 && set.offRange.samples <= 1, JSON.stringify(set.offRange));
+    assert.deepEqual(generateSet(p, { count: 10, seed: 3, clip: true }).offRange, { pixels: 0, samples: 0 });
 
     const parent = freshDir('sets');
     mkdirSync(parent);
@@ -303,6 +307,9 @@ test('generateSet balances labels (25 → counts within 1) and writeGeneratedSet
     const info = JSON.parse(readFileSync(join(out, 'generated.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(info.count, 25);
     assert.equal(info.seed, 3);
+    assert.deepEqual(info.offRange, set.offRange);
+    assert.deepEqual(readOffRange([out, out]), set.offRange);
+    assert.equal(readOffRange([out, parent]), undefined, 'a set without the measurement gives none');
     assert.deepEqual(readdirSync(parent), ['gen'], 'no temporary folder is left');
     assert.throws(() => writeGeneratedSet(out, set, {}), (e: unknown) => e instanceof RunError && /already exists/.test(e.message));
     assert.deepEqual(readdirSync(parent), ['gen']);

@@ -12,7 +12,7 @@ import type { BeyondGroup, BeyondResult } from '../report/results.ts';
 import { getNumThreads, setNumThreads } from '../torch/runtime.ts';
 import type { SamplingOptions } from './diffusion-model.ts';
 import type { ModelKind } from './model-config.ts';
-import { disposePipeline, generateSet, loadPipeline, writeGeneratedSet, type PipelineSpec } from './pipelines.ts';
+import { disposePipeline, generateSet, loadPipeline, readOffRange, writeGeneratedSet, type PipelineSpec } from './pipelines.ts';
 import type { PaperPreset } from './paper.ts';
 import { epochCheckpointPath } from './run-dir.ts';
 import { trainDiffusion } from './train-diffusion.ts';
@@ -149,6 +149,8 @@ export async function runBeyond(ctx: BeyondContext): Promise<BeyondResult[]> {
       });
       const r: BeyondResult = { group: v.group, name: v.name, label: v.label, cas: { mean: score.mean, std: score.std, accuracies: score.accuracies } };
       if (v.sampling.eta !== undefined) r.eta = v.sampling.eta;
+      const offRange = readOffRange(seeds.map(setDir));
+      if (offRange) r.offRange = offRange;
       if (v.speed) {
         const threads = getNumThreads();
         setNumThreads(preset.speedThreads);

@@ -16,7 +16,7 @@ import { writeReport } from '../report/write.ts';
 import { getNumThreads, setNumThreads, torchVersion } from '../torch/runtime.ts';
 import { forwardProcessFigure, reverseProcessFigure, sampleGridFigure } from './figures.ts';
 import { MODEL_KINDS, type ModelKind } from './model-config.ts';
-import { disposePipeline, generateSet, loadModel, loadPipeline, writeGeneratedSet, type Pipeline, type PipelineSpec } from './pipelines.ts';
+import { disposePipeline, generateSet, loadModel, loadPipeline, readOffRange, writeGeneratedSet, type Pipeline, type PipelineSpec } from './pipelines.ts';
 import { epochCheckpointPath, logPath, readRunConfig } from './run-dir.ts';
 import { PAPER_TOY1D, runToy1d, type Toy1dConfig } from './toy1d.ts';
 import { runBeyond, type BeyondSettings } from './beyond.ts';
@@ -189,7 +189,8 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
         device,
         onStep: (k, step, total) => progress(`cas ${job.dataset}${job.sampling ? ` ${job.sampling}` : ''} ${k + 1}/${preset.classifiers}`, step, total),
       });
-      const r: CasResult = { dataset: job.dataset, sampling: job.sampling, ...score };
+      const offRange = job.sampling === null ? undefined : readOffRange(seeds.map((s) => setDir(job.dataset, job.sampling!, s)));
+      const r: CasResult = { dataset: job.dataset, sampling: job.sampling, ...score, ...(offRange ? { offRange } : {}) };
       writeJson(file, r);
       return r;
     });

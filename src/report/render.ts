@@ -1,7 +1,7 @@
 // Markdown and self-contained HTML renderings of a paper reproduction's results. Both are built from
 // the same section model, so they carry the same numbers; nothing here touches tensors.
 
-import type { BeyondGroup, CasDatasetName, CasResult, PaperResults, SamplingMode, SpeedPipelineName, Toy1dResult } from './results.ts';
+import type { BeyondGroup, CasDatasetName, CasResult, OffRange, PaperResults, SamplingMode, SpeedPipelineName, Toy1dResult } from './results.ts';
 import { PAPER_TABLE1 } from './results.ts';
 import { CAS_DATASETS, SPEED_PIPELINES, casLabel } from './charts.ts';
 
@@ -165,6 +165,36 @@ function table1Blocks(r: PaperResults): Block[] {
   ];
 }
 
+function fmtOffRange(o: OffRange | undefined): string {
+  return o === undefined ? '—' : `${fmtShare(o.pixels)} / ${fmtShare(o.samples)}`;
+}
+
+/** A share that is often exactly zero or tiny: says so rather than rounding to '0.0 %'. */
+function fmtShare(x: number): string {
+  return x === 0 ? '0' : x < 0.001 ? '< 0.1 %' : fmtPercent(x);
+}
+
+/** Where the generated sets left the data range before clamping, when their generation measured it. */
+function offRangeBlocks(r: PaperResults): Block[] {
+  const measured = r.cas.filter((c) => c.offRange !== undefined);
+  if (measured.length === 0) return [];
+  return [
+    { kind: 'h', level: 3, text: 'Samples outside the data range', id: 'off-range' },
+    {
+      kind: 'table',
+      head: ['generated data', 'pixels off by > ½ gray level', 'samples with a pixel off by > 0.1'],
+      rows: measured.map((c) => [`${c.dataset}, ${c.sampling} sampling`, fmtShare(c.offRange!.pixels), fmtShare(c.offRange!.samples)]),
+    },
+    {
+      kind: 'p',
+      parts: [
+        'Measured on the last model’s output before the sets are clamped to [0, 1] and stored as 8-bit images (for “small upscaled”, on the 14×14 samples). ' +
+          'x̂0 clipping and dynamic thresholding end inside the range by construction: their last step returns the constrained x̂0.',
+      ],
+    },
+  ];
+}
+
 function perClassBlocks(r: PaperResults): Block[] {
   const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Class-wise CAS', id: 'per-class' }];
   if (r.cas.length === 0) return [...blocks, NOT_RUN('CAS')];
@@ -292,20 +322,26 @@ function beyondBlocks(r: PaperResults): Block[] {
     const own = r.beyond.filter((b) => b.group === g.group);
     if (own.length === 0) continue;
     const timed = own.some((b) => b.secondsPerSample !== undefined);
+    const ranged = own.some((b) => b.offRange !== undefined);
     const refs = g.reference.map(([dataset, sampling]) => {
       const c = casEntry(r, dataset, sampling);
       const speed = r.speed.find((sp) => sp.pipeline === dataset);
       const row = [`${dataset}, ${sampling} sampling (Table 1)`, c ? fmtMeanStd(c.mean, c.std) : 'N/A'];
-      return timed ? [...row, speed && sampling === 'plain' ? `${fmtSig(speed.secondsPerSample)} (${speed.steps} steps)` : '—'] : row;
+      if (timed) row.push(speed && sampling === 'plain' ? `${fmtSig(speed.secondsPerSample)} (${speed.steps} steps)` : '—');
+      if (ranged) row.push(fmtOffRange(c?.offRange));
+      return row;
     });
     const rows = own.map((b) => {
       const row = [b.label, fmtMeanStd(b.cas.mean, b.cas.std)];
-      return timed ? [...row, b.secondsPerSample === undefined ? '—' : `${fmtSig(b.secondsPerSample)} (${b.steps} steps)`] : row;
+      if (timed) row.push(b.secondsPerSample === undefined ? '—' : `${fmtSig(b.secondsPerSample)} (${b.steps} steps)`);
+      if (ranged) row.push(fmtOffRange(b.offRange));
+      return row;
     });
+    const head = ['dataset', 'CAS', ...(timed ? ['s / sample'] : []), ...(ranged ? ['off range: pixels / samples'] : [])];
     blocks.push(
       { kind: 'h', level: 3, text: g.title },
       { kind: 'p', parts: [g.intro] },
-      { kind: 'table', head: timed ? ['dataset', 'CAS', 's / sample'] : ['dataset', 'CAS'], rows: [...refs, ...rows] },
+      { kind: 'table', head, rows: [...refs, ...rows] },
     );
     if (g.group === 'ddim') {
       blocks.push(
@@ -385,6 +421,7 @@ function documentBlocks(r: PaperResults): Block[] {
   return [
     ...summaryBlocks(r),
     ...table1Blocks(r),
+    ...offRangeBlocks(r),
     ...perClassBlocks(r),
     ...chartBlocks(r),
     ...beyondBlocks(r),

@@ -5,6 +5,15 @@ export type CasDatasetName = 'real' | 'baseline' | 'small-upscaled' | 'cascaded'
 export type SamplingMode = 'plain' | 'clipped';
 export type SpeedPipelineName = 'baseline' | 'small-upscaled' | 'cascaded';
 
+/**
+ * How much of a generated dataset its last model put outside the data range [0, 1] before clamping: the share
+ * of pixels off by more than half a gray level, and the share of samples with a pixel off by more than 0.1.
+ */
+export interface OffRange {
+  pixels: number;
+  samples: number;
+}
+
 /** CAS of one dataset: m classifiers trained on it, each scored on the real test set. */
 export interface CasResult {
   dataset: CasDatasetName;
@@ -20,6 +29,8 @@ export interface CasResult {
   perClassStd: number[];
   /** Images the classifiers were trained on. */
   trainImages: number;
+  /** Generated data: mean over its sets (absent for real data and for sets written without the measurement). */
+  offRange?: OffRange;
 }
 
 /** Seconds per sample at batch size 1 (the paper's §0.3), model loading excluded. */
@@ -70,6 +81,7 @@ export interface BeyondResult {
   steps?: number;
   /** DDIM's noise scale, for DDIM variants. */
   eta?: number;
+  offRange?: OffRange;
 }
 
 export interface StageTiming {
