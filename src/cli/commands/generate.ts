@@ -36,7 +36,9 @@ export const generateCommand = withSamplingOptions(
       progress.stop();
       const source = o.cascade ? { cascade: o.cascade } : { run: o.run, upscale: o.upscale ?? false };
       writeGeneratedSet(o.out, set, { ...source, seed: o.seed, ...sampling });
-      console.log(`wrote ${o.out}: ${set.count} images ${set.height}×${set.width} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+      console.log(`wrote ${o.out}: ${set.count} images ${set.height}×${set.width} in ${((performance.now() - started) / 1000).toFixed(1)} s; ` +
+        `clamped to [0, 1]: ${pct(set.offRange.pixels)} of pixels (> ½ gray level off), ${pct(set.offRange.samples)} of samples (> 0.1 off)`);
     } finally {
       disposePipeline(pipeline);
     }
