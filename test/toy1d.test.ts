@@ -167,6 +167,11 @@ test('runToy1d writes both figures and reports the analysis', async () => {
     assert.ok(result.offSupport >= 0 && result.offSupport <= TINY.samples);
     assert.ok(Math.abs(result.shareNear[0] + result.shareNear[1] - 1) < 1e-12);
     assert.ok(Number.isFinite(result.finalLoss));
+    assert.equal(result.clipped, undefined, 'a clipped study has no second, clipped row');
+    // A plain study also samples the same noise with x̂0 clipped.
+    const plain = await runToy1d({ ...TINY, support: [0, 2] }, dir, 'plain');
+    assert.ok(plain.clipped !== undefined && plain.clipped.offSupport >= 0 && plain.clipped.offSupport <= TINY.samples);
+    assert.ok(Math.abs(plain.clipped.shareNear[0] + plain.clipped.shareNear[1] - 1) < 1e-12);
     await assert.rejects(runToy1d(TINY, dir, 'a/b'), RangeError);
   } finally {
     rmSync(dir, { recursive: true, force: true });

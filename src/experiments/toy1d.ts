@@ -354,10 +354,13 @@ export async function runToy1d(config: Toy1dConfig, outDir: string, prefix: stri
   const { model, finalLoss } = trainToy1d(config, onProgress);
   let forward: Toy1dTrajectories;
   let reverse: Toy1dSamples;
+  let clipped: Toy1dSamples | undefined;
   try {
     // 2. Forward trajectories from the data (Fig. 3) and reverse ones from noise (Fig. 4), on separate streams.
     forward = forwardTrajectories(config, config.samples, new Generator(config.seed + 1));
     reverse = sampleToy1d(model, config, config.samples, { generator: new Generator(config.seed + 2), clip: config.clip ?? false });
+    // The same noise again with x̂0 clipped: what the domain constraint changes for this very model.
+    if (!config.clip) clipped = sampleToy1d(model, config, config.samples, { generator: new Generator(config.seed + 2), clip: true });
   } finally {
     model.dispose();
   }
@@ -373,5 +376,7 @@ export async function runToy1d(config: Toy1dConfig, outDir: string, prefix: stri
     join(outDir, reverseFigure),
     await toy1dFigure(reverse.trajectories, { ...common, title: `Reverse process, data on ${name}${config.clip ? ', x̂0 clipped' : ''}` }),
   );
-  return { support: [config.support[0], config.support[1]], samples: config.samples, offSupport, tolerance: config.tolerance, shareNear, finalLoss, forwardFigure, reverseFigure };
+  const result: Toy1dResult = { support: [config.support[0], config.support[1]], samples: config.samples, offSupport, tolerance: config.tolerance, shareNear, finalLoss, forwardFigure, reverseFigure };
+  if (clipped) result.clipped = analyseEndpoints(clipped.endpoints, config.support, config.tolerance);
+  return result;
 }

@@ -263,13 +263,15 @@ function toyBlocks(r: PaperResults): Block[] {
   const blocks: Block[] = [{ kind: 'h', level: 2, text: '1-D study: sampling artifacts', id: 'toy1d' }];
   if (r.toy1d.length === 0) return [...blocks, NOT_RUN('1-D study')];
   const sup = (t: Toy1dResult): string => `{${t.support[0]}, ${t.support[1]}}`;
-  const rows = r.toy1d.map((t) => [
+  const row = (t: Toy1dResult, sampling: string, e: { offSupport: number; shareNear: [number, number] }) => [
     sup(t),
+    sampling,
     String(t.samples),
-    `${t.offSupport} (${fmtPercent(t.samples > 0 ? t.offSupport / t.samples : NaN)}, tolerance ${t.tolerance})`,
-    `${t.support[0]}: ${fmtPercent(t.shareNear[0])}, ${t.support[1]}: ${fmtPercent(t.shareNear[1])}`,
+    `${e.offSupport} (${fmtPercent(t.samples > 0 ? e.offSupport / t.samples : NaN)}, tolerance ${t.tolerance})`,
+    `${t.support[0]}: ${fmtPercent(e.shareNear[0])}, ${t.support[1]}: ${fmtPercent(e.shareNear[1])}`,
     fmtLoss(t.finalLoss),
-  ]);
+  ];
+  const rows = r.toy1d.flatMap((t) => [row(t, 'plain', t), ...(t.clipped ? [row(t, 'x̂0 clipped (= dynamic thresholding in 1-D)', t.clipped)] : [])]);
   const figures: Block[] = r.toy1d.flatMap((t) => [
     { kind: 'figure', file: t.forwardFigure, caption: `Forward-process trajectories, data on ${sup(t)}.` } as Block,
     { kind: 'figure', file: t.reverseFigure, caption: `Reverse-process trajectories of the trained model, data on ${sup(t)}.` } as Block,
@@ -280,10 +282,11 @@ function toyBlocks(r: PaperResults): Block[] {
       kind: 'p',
       parts: [
         'A DDPM trained on a two-point distribution: endpoints of the reverse process should land on one of the two support points, with equal shares. ' +
-          'Off-support endpoints are farther than the tolerance from both points.',
+          'Off-support endpoints are farther than the tolerance from both points. The clipped rows sample the same model from the same noise with x̂0 clipped to the ' +
+          'support’s interval at every step; with one value per sample, dynamic thresholding rescales x̂0 by max(1, |x̂0|), which is the same map.',
       ],
     },
-    { kind: 'table', head: ['support', 'samples', 'off-support', 'share nearest each point', 'final loss'], rows },
+    { kind: 'table', head: ['support', 'sampling', 'samples', 'off-support', 'share nearest each point', 'final loss'], rows },
     ...figures,
   ];
 }

@@ -62,6 +62,11 @@ export interface Toy1dResult {
   tolerance: number;
   /** Share of endpoints nearest to each support point. */
   shareNear: [number, number];
+  /**
+   * The same model and noise sampled with x̂0 clipped to the support's interval. With one value per sample,
+   * dynamic thresholding is the same map (s = max(1, |x̂0|) in the interval's units), so this row stands for both.
+   */
+  clipped?: { offSupport: number; shareNear: [number, number] };
   finalLoss: number;
   /** Figure files (relative to the report folder). */
   forwardFigure: string;
