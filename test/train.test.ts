@@ -24,7 +24,7 @@ import {
   writeGeneratedSet,
 } from '../src/experiments/pipelines.ts';
 import { RunError, epochCheckpointPath, logPath, readRunConfig } from '../src/experiments/run-dir.ts';
-import { trainDiffusion, type TrainDiffusionOptions } from '../src/experiments/train-diffusion.ts';
+import { trainDiffusion, trainOrContinue, type TrainDiffusionOptions } from '../src/experiments/train-diffusion.ts';
 import { loadCheckpoint } from '../src/io/checkpoint.ts';
 import { UNet, unetContext } from '../src/models/unet.ts';
 import { mseLoss } from '../src/nn/functional.ts';
@@ -319,6 +319,21 @@ test('generateSet balances labels (25 → counts within 1) and writeGeneratedSet
   } finally {
     disposePipeline(p);
   }
+});
+
+test('trainOrContinue: a run stopped inside its first epoch starts over, a run with a checkpoint continues to the length asked', () => {
+  const training = { perClass: 2, batchSize: 20, epochs: 1, seed: 5 };
+  const out = tinyRun('small');
+  rmSync(join(out, 'checkpoints'), { recursive: true });
+  assert.throws(() => trainDiffusion({ out, resume: true }), RunError, 'the trainer alone cannot resume it');
+  const fresh = trainOrContinue({ out, model: 'small', images: mnist, training });
+  assert.equal(fresh.steps, 1);
+  assert.ok(existsSync(epochCheckpointPath(out, 1)));
+  assert.equal(stepLosses(out).length, 1, 'the stopped attempt left nothing in the log');
+  const longer = trainOrContinue({ out, model: 'small', images: mnist, training: { ...training, epochs: 2 } });
+  assert.equal(longer.steps, 2, 'two epochs of one step each');
+  assert.equal(readRunConfig(out).training.epochs, 2);
+  assert.ok(existsSync(epochCheckpointPath(out, 2)));
 });
 
 test('a training step leaves no tensors behind', () => {

@@ -15,7 +15,7 @@ import type { ModelKind } from './model-config.ts';
 import { disposePipeline, generateSet, loadPipeline, readOffRange, writeGeneratedSet, type PipelineSpec } from './pipelines.ts';
 import type { PaperPreset } from './paper.ts';
 import { epochCheckpointPath } from './run-dir.ts';
-import { trainDiffusion } from './train-diffusion.ts';
+import { trainOrContinue } from './train-diffusion.ts';
 
 export interface BeyondSettings {
   /** DDIM network evaluations per baseline sample, and the noise scales η tried at each. */
@@ -53,7 +53,7 @@ export interface BeyondContext {
   setsDir: string;
   evalDir: string;
   test: ImageSet;
-  dataset: Parameters<typeof trainDiffusion>[0]['dataset'];
+  dataset: Parameters<typeof trainOrContinue>[0]['dataset'];
   device?: string;
   stage: <T>(name: string, done: boolean, body: () => T | Promise<T>) => Promise<T>;
   progress: (label: string, done: number, total: number, fields?: Record<string, string>) => void;
@@ -97,15 +97,12 @@ export async function runBeyond(ctx: BeyondContext): Promise<BeyondResult[]> {
       const finished = existsSync(epochCheckpointPath(dir, preset.epochs));
       await ctx.stage(`train ${run.name}-${seed}`, finished, () => {
         if (finished) return;
-        const resume = existsSync(join(dir, 'config.json'));
-        trainDiffusion({
+        trainOrContinue({
           out: dir,
-          resume,
           model: run.model,
           dataset: ctx.dataset,
           device: ctx.device,
           conditioningNoise: run.conditioningNoise,
-          epochs: resume ? preset.epochs : undefined,
           training: { epochs: preset.epochs, seed, perClass: preset.perClass, ...run.training },
           onProgress: (p) => ctx.progress(`train ${run.name}-${seed}`, p.step, p.totalSteps, { loss: p.loss.toFixed(4) }),
         });

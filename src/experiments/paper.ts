@@ -20,7 +20,7 @@ import { disposePipeline, generateSet, loadModel, loadPipeline, readOffRange, wr
 import { epochCheckpointPath, logPath, readRunConfig } from './run-dir.ts';
 import { PAPER_TOY1D, runToy1d, type Toy1dConfig } from './toy1d.ts';
 import { runBeyond, type BeyondSettings } from './beyond.ts';
-import { trainDiffusion, type TrainProgress } from './train-diffusion.ts';
+import { trainOrContinue, type TrainProgress } from './train-diffusion.ts';
 
 export interface PaperPreset {
   name: 'full' | 'quick' | 'ci';
@@ -119,14 +119,11 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
       const finished = existsSync(epochCheckpointPath(dir, preset.epochs));
       await stage(`train ${model}-${seed}`, finished, () => {
         if (finished) return;
-        const resume = existsSync(join(dir, 'config.json'));
-        trainDiffusion({
+        trainOrContinue({
           out: dir,
-          resume,
           model,
           dataset: opts.dataset,
           device,
-          epochs: resume ? preset.epochs : undefined,
           training: { epochs: preset.epochs, seed, perClass: preset.perClass },
           onProgress: (p: TrainProgress) => progress(`train ${model}-${seed}`, p.step, p.totalSteps, { loss: p.loss.toFixed(4) }),
         });

@@ -69,6 +69,21 @@ interface CheckpointMeta {
   generatorState: string;
 }
 
+/**
+ * For pipelines that own their run folders (`ssddpm paper`): trains the run in `opts.out` to the length in
+ * `opts.training.epochs`, continuing from its newest checkpoint when it has one. A folder holding a config but
+ * no checkpoint was stopped inside its first epoch and has nothing to continue from: it starts over.
+ */
+export function trainOrContinue(opts: Omit<TrainDiffusionOptions, 'resume' | 'epochs'>): TrainResult {
+  const dir = opts.out;
+  let resume = existsSync(configPath(dir));
+  if (resume && latestCheckpoint(dir) === undefined) {
+    rmSync(dir, { recursive: true, force: true });
+    resume = false;
+  }
+  return trainDiffusion({ ...opts, resume, epochs: resume ? opts.training?.epochs : undefined });
+}
+
 /** Trains (or resumes) one run; see {@link TrainDiffusionOptions}. */
 export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
   const started = performance.now();
