@@ -11,16 +11,9 @@ import type { BatchNorm2d, Conv2d, Linear } from '../nn/layers.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { addcmul, rsqrt } from '../torch/ops/pointwise.ts';
 import { cat } from '../torch/ops/shape.ts';
-import { keep, tidy } from '../torch/scope.ts';
+import { consume, keep, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { DoubleConv, UNet } from './unet.ts';
-
-/** f(x), then x's handle released unless it is one of `keepers` (autograd is off: nothing else needs it). */
-function consume(x: Tensor, f: (t: Tensor) => Tensor, keepers: readonly Tensor[] = []): Tensor {
-  const y = f(x);
-  if (!keepers.includes(x)) x.dispose();
-  return y;
-}
 
 interface FrozenConv {
   weight: Tensor;

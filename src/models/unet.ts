@@ -2,6 +2,7 @@
 // encoder blocks pool → FiLM → (conv → GELU → BN) ×2, decoder blocks (conv → GELU → BN) ×2 → bilinear
 // upsample (aligned corners) to the skip's size, FiLM fed the context [t/(T−1), one-hot label].
 import { cat } from '../torch/ops/shape.ts';
+import { consume } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import * as F from '../nn/functional.ts';
 import { BatchNorm2d, Conv2d, GELU, Linear } from '../nn/layers.ts';
@@ -68,19 +69,12 @@ export class DoubleConv extends Module {
 
   forward(x: Tensor): Tensor {
     let h = this.conv1.forward(x);
-    h = step(h, (t) => this.act.forward(t));
-    h = step(h, (t) => this.bn1.forward(t));
-    h = step(h, (t) => this.conv2.forward(t));
-    h = step(h, (t) => this.act.forward(t));
-    return step(h, (t) => this.bn2.forward(t));
+    h = consume(h, (t) => this.act.forward(t));
+    h = consume(h, (t) => this.bn1.forward(t));
+    h = consume(h, (t) => this.conv2.forward(t));
+    h = consume(h, (t) => this.act.forward(t));
+    return consume(h, (t) => this.bn2.forward(t));
   }
-}
-
-// Applies f and releases its input handle (autograd keeps what it needs).
-function step(x: Tensor, f: (t: Tensor) => Tensor): Tensor {
-  const y = f(x);
-  x.dispose();
-  return y;
 }
 
 export class EncoderBlock extends Module {
@@ -102,7 +96,7 @@ export class EncoderBlock extends Module {
     const pooled = this.pool ? F.maxPool2d(x, 2) : x;
     const modulated = this.film.forward(pooled, context);
     if (pooled !== x) pooled.dispose();
-    return step(modulated, (t) => this.conv.forward(t));
+    return consume(modulated, (t) => this.conv.forward(t));
   }
 }
 
@@ -118,7 +112,7 @@ export class DecoderBlock extends Module {
   forward(x: Tensor, size?: readonly [number, number]): Tensor {
     const h = this.conv.forward(x);
     if (size === undefined || (h.shape[2] === size[0] && h.shape[3] === size[1])) return h;
-    return step(h, (t) => F.interpolate(t, { size, mode: 'bilinear', alignCorners: true }));
+    return consume(h, (t) => F.interpolate(t, { size, mode: 'bilinear', alignCorners: true }));
   }
 }
 
@@ -182,7 +176,7 @@ export class UNet extends Module {
     for (const s of skips) s.dispose();
     const y = this.out.forward(d!);
     d!.dispose();
-    return channelsLast ? step(y, (t) => t.contiguous()) : y;
+    return channelsLast ? consume(y, (t) => t.contiguous()) : y;
   }
 }
 

@@ -1,7 +1,7 @@
 // The tensor engine's public surface: `import * as torch from './torch/index.ts'`.
 export { Tensor } from './tensor.ts';
 export { type DType, DTYPES, isFloating, elementSize } from './dtype.ts';
-export { tidy, keep, dispose, memory, type MemoryInfo } from './scope.ts';
+export { tidy, keep, dispose, consume, memory, type MemoryInfo } from './scope.ts';
 export { noGrad, enableGrad, inferenceMode, isGradEnabled } from './grad-mode.ts';
 export { Generator, manualSeed } from './generator.ts';
 export { Op, callOp, type OpArg, type OpResult } from './dispatch.ts';

@@ -64,6 +64,16 @@ export function keep<T extends Tensor>(t: T): T {
   return t;
 }
 
+/**
+ * f(x), then x's handle released unless it is one of `spare`: a chain of layers frees each activation as soon
+ * as the next exists instead of at the end of the enclosing tidy (autograd holds what backward needs itself).
+ */
+export function consume(x: Tensor, f: (t: Tensor) => Tensor, spare: readonly Tensor[] = []): Tensor {
+  const y = f(x);
+  if (!spare.includes(x)) x.dispose();
+  return y;
+}
+
 /** Releases every tensor in `container` (a tensor, or arrays/maps/plain objects holding tensors). */
 export function dispose(container: unknown): void {
   const found = new Set<Tensor>();
