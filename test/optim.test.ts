@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Adam, AdamW, type AdamOptions, type Optimizer, type AdamHyperparameters } from '../src/optim/index.ts';
-import { GELU, Linear, Sequential } from '../src/nn/index.ts';
+import { Adam, AdamW, updateBatchNorm, type AdamOptions, type Optimizer, type AdamHyperparameters } from '../src/optim/index.ts';
+import { BatchNorm2d, Conv2d, GELU, Linear, Sequential } from '../src/nn/index.ts';
 import { mseLoss } from '../src/nn/functional.ts';
-import { Generator, dispose, memory, randn, tensor, tidy, type Tensor } from '../src/torch/index.ts';
+import { Generator, dispose, memory, noGrad, randn, tensor, tidy, type Tensor } from '../src/torch/index.ts';
 
 type Ctor = new (params: Tensor[], opts?: AdamOptions) => Optimizer<AdamHyperparameters>;
 
@@ -308,4 +308,37 @@ test('no tensors leak across 50 optimizer steps', () => {
   opt.dispose();
   model.dispose();
   dispose([x, y]);
+});
+
+test('updateBatchNorm: running statistics become the plain average over the given batches; momentum and mode come back', () => {
+  const gen = new Generator(11);
+  const conv = new Conv2d(1, 2, 1);
+  const bn = new BatchNorm2d(2);
+  const net = new Sequential(conv, bn).eval();
+  const xs = [randn([4, 1, 3, 3], { generator: gen }), randn([4, 1, 3, 3], { generator: gen }).mul_(3).add_(1)];
+  // Per channel: each batch's mean and unbiased variance of the conv output, from plain numbers.
+  const expected = { mean: [0, 0], var: [0, 0] };
+  for (const x of xs) {
+    const y = noGrad(() => conv.forward(x));
+    const v = y.toArray();
+    for (let c = 0; c < 2; c++) {
+      const vals: number[] = [];
+      for (let n = 0; n < 4; n++) for (let k = 0; k < 9; k++) vals.push(v[(n * 2 + c) * 9 + k]!);
+      const mean = vals.reduce((a, b) => a + b) / vals.length;
+      expected.mean[c]! += mean / xs.length;
+      expected.var[c]! += vals.reduce((a, b) => a + (b - mean) ** 2, 0) / (vals.length - 1) / xs.length;
+    }
+    y.dispose();
+  }
+  noGrad(() => bn.runningMean!.fill_(7));
+  for (let round = 0; round < 2; round++) {
+    updateBatchNorm(net, () => xs.forEach((x) => net.forward(x).dispose()));
+    assertClose(bn.runningMean!.toArray(), expected.mean, 1e-5, `running mean, round ${round}`);
+    assertClose(bn.runningVar!.toArray(), expected.var, 1e-4, `running variance, round ${round}`);
+    assert.deepEqual(bn.numBatchesTracked!.toArray(), [2], 'counted from zero each time');
+  }
+  assert.equal(bn.momentum, 0.1);
+  assert.equal(net.training, false);
+  assert.equal(bn.training, false);
+  dispose([xs, net]);
 });

@@ -342,7 +342,7 @@ test('a training step leaves no tensors behind', () => {
   assert.equal(memory().numTensors, before);
 });
 
-test('EMA: the average moves by (1 − decay) toward the weights, buffers follow; a run with --ema resumes bit for bit and samples from the average', () => {
+test('EMA: the average moves by (1 − decay) toward the weights, buffers follow; a run with --ema saves it with its own batch-norm statistics, resumes bit for bit and samples from the average', () => {
   withNoLeaks(() => {
     const net = new Sequential(new Conv2d(1, 2, 1), new BatchNorm2d(2));
     const w0 = net.stateDict().get('0.weight')!.toArray();
@@ -371,6 +371,11 @@ test('EMA: the average moves by (1 − decay) toward the weights, buffers follow
   for (const [name, t] of a!.ema!) assert.deepEqual(t.toArray(), b!.ema!.get(name)!.toArray(), `EMA ${name} after resume`);
   const differs = [...a!.ema!].some(([name, t]) => t.toArray().some((v, i) => v !== a!.tensors.get(name)!.toArray()[i]));
   assert.ok(differs, 'the average is not the last iterate');
+  // Its batch-norm statistics were measured on the averaged weights, over all 3 batches of the 40 images.
+  const bn = 'enc0.conv.bn1';
+  assert.deepEqual(a!.tensors.get(`${bn}.num_batches_tracked`)!.toArray(), [9], 'the model saw 3 epochs × 3 batches');
+  assert.deepEqual(a!.ema!.get(`${bn}.num_batches_tracked`)!.toArray(), [3], 'the average was calibrated on 3 batches');
+  assert.notDeepEqual(a!.ema!.get(`${bn}.running_mean`)!.toArray(), a!.tensors.get(`${bn}.running_mean`)!.toArray());
   // Sampling loads the average by default, the trained weights with ema: false; an export keeps both.
   const averaged = loadModel(whole);
   const raw = loadModel(whole, { ema: false });

@@ -10,7 +10,7 @@ import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import { restoreCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { mseLoss } from '../nn/functional.ts';
-import { Adam, ExponentialMovingAverage } from '../optim/index.ts';
+import { Adam, ExponentialMovingAverage, updateBatchNorm } from '../optim/index.ts';
 import { Generator, manualSeed } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { int64, tensor } from '../torch/ops/creation.ts';
@@ -18,6 +18,8 @@ import { rand, randint, randn } from '../torch/ops/random.ts';
 import { indexSelect } from '../torch/ops/shape.ts';
 import { keep, tidy } from '../torch/scope.ts';
 import type { ImageSet } from '../data/image-set.ts';
+import type { StateDict } from '../nn/module.ts';
+import type { Tensor } from '../torch/tensor.ts';
 import { DiffusionModel } from './diffusion-model.ts';
 import { DEFAULT_TRAINING, presetModel, type ModelKind, type RunConfig, type TrainingConfig } from './model-config.ts';
 import { CHECKPOINT_DIR, RunError, checkCheckpointModel, noCheckpointReason, epochCheckpointPath, latestCheckpoint, logPath, readRunConfig, stepCheckpointPath, writeRunConfig, configPath } from './run-dir.ts';
@@ -167,11 +169,42 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
   }
   if (!resume || opts.epochs !== undefined) writeRunConfig(dir, config);
 
+  // ε̂ for one batch of the training data and the noise it should predict (Algorithm 1, lines 2–5).
+  const predictBatch = (net: DiffusionModel, idx: Int32Array, gen: Generator): [Tensor, Tensor] => {
+    const index = int64(idx, { device });
+    const x0 = indexSelect(data, 0, index);
+    const y = indexSelect(labels, 0, index);
+    const time = randint(0, m.numStates, [idx.length], { generator: gen, device });
+    const noise = randn(x0.shape, { generator: gen, device });
+    const xt = scheduler.addNoise(x0, noise, time);
+    let c = cond === undefined ? undefined : indexSelect(cond, 0, index);
+    const level = net.augmentsConditioning ? rand([idx.length], { generator: gen, device }) : undefined;
+    if (c !== undefined && level !== undefined) c = net.corruptConditioning(c, level, gen);
+    return [net.predictNoise(xt, time, y, c, level), noise];
+  };
+
+  // The moving average as saved: its weights, with batch-norm statistics measured on them over the same
+  // training batches at every save (a generator of their own keeps resumption exact).
+  const averaged = ema === undefined ? undefined : new DiffusionModel(config.model, device);
+  const averagedState = (): StateDict | undefined => {
+    if (ema === undefined || averaged === undefined) return undefined;
+    ema.copyTo(averaged.unet);
+    const gen = new Generator(epochSeed(t.seed, -1), device ?? 'cpu');
+    updateBatchNorm(averaged.unet, () => {
+      let k = 0;
+      for (const idx of batches(subset.count, t.batchSize, { seed: epochSeed(t.seed, -1) })) {
+        if (k++ === CALIBRATION_BATCHES) break;
+        tidy(() => void predictBatch(averaged, idx, gen));
+      }
+    });
+    return averaged.unet.stateDict();
+  };
+
   const save = (path: string) => {
     const gen = generator.getState();
     const meta: CheckpointMeta = { config, epoch, stepInEpoch, step, generatorState: Buffer.from(gen.data() as Uint8Array).toString('base64') };
     gen.dispose();
-    saveCheckpoint(path, { model: model.unet, optimizer, ema: ema?.stateDict(), metadata: meta as unknown as Record<string, unknown> });
+    saveCheckpoint(path, { model: model.unet, optimizer, ema: averagedState(), metadata: meta as unknown as Record<string, unknown> });
   };
 
   // 4. Algorithm 1, epoch after epoch.
@@ -191,16 +224,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
       for (const idx of batches(subset.count, t.batchSize, { seed: epochSeed(t.seed, epoch) })) {
         if (k++ < stepInEpoch) continue;
         const loss = tidy(() => {
-          const index = int64(idx, { device });
-          const x0 = indexSelect(data, 0, index);
-          const y = indexSelect(labels, 0, index);
-          const time = randint(0, m.numStates, [idx.length], { generator, device });
-          const noise = randn(x0.shape, { generator, device });
-          const xt = scheduler.addNoise(x0, noise, time);
-          let c = cond === undefined ? undefined : indexSelect(cond, 0, index);
-          const level = model.augmentsConditioning ? rand([idx.length], { generator, device }) : undefined;
-          if (c !== undefined && level !== undefined) c = model.corruptConditioning(c, level, generator);
-          const eps = model.predictNoise(xt, time, y, c, level);
+          const [eps, noise] = predictBatch(model, idx, generator);
           const l = mseLoss(eps, noise);
           optimizer.zeroGrad();
           l.backward();
@@ -234,11 +258,15 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
     for (const x of [data, labels, cond]) x?.dispose();
     optimizer.dispose();
     ema?.dispose();
+    averaged?.dispose();
     scheduler.dispose();
     model.dispose();
   }
   return { config, finalLoss, steps: step, seconds: (performance.now() - started) / 1000 };
 }
+
+// Training batches that measure the moving average's batch-norm statistics (see updateBatchNorm).
+const CALIBRATION_BATCHES = 40;
 
 function epochSeed(seed: number, epoch: number): number {
   return seed * 1_000_003 + epoch;

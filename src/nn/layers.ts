@@ -120,7 +120,8 @@ export class BatchNorm2d extends Module implements UnaryModule {
   readonly runningVar: Tensor | null;
   readonly numBatchesTracked: Tensor | null;
   readonly eps: number;
-  readonly momentum: number | null;
+  /** Mutable, as in PyTorch: null switches the running statistics to a cumulative average (see updateBatchNorm). */
+  momentum: number | null;
 
   constructor(
     readonly numFeatures: number,
@@ -138,6 +139,15 @@ export class BatchNorm2d extends Module implements UnaryModule {
     this.runningMean = this.registerBuffer('running_mean', track ? zeros([numFeatures], { device }) : null);
     this.runningVar = this.registerBuffer('running_var', track ? ones([numFeatures], { device }) : null);
     this.numBatchesTracked = this.registerBuffer('num_batches_tracked', track ? tensor(0, { dtype: 'int64', device }) : null);
+  }
+
+  /** Running statistics back to their initial state: mean 0, variance 1, no batch seen. */
+  resetRunningStats(): void {
+    noGrad(() => {
+      this.runningMean?.zero_();
+      this.runningVar?.fill_(1);
+      this.numBatchesTracked?.zero_();
+    });
   }
 
   forward(x: Tensor): Tensor {

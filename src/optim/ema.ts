@@ -1,6 +1,8 @@
 // An exponential moving average of a model's weights (Polyak averaging; diffusers' EMAModel, PyTorch's
 // AveragedModel with an EMA update). Sampling from the averaged weights usually gives cleaner samples than
-// the last iterate. Parameters are averaged; buffers (batch-norm statistics) follow the model's.
+// the last iterate. Parameters are averaged; buffers (batch-norm statistics) follow the model's, which do not fit
+// the averaged weights: measure them anew with updateBatchNorm before using the average (the trainer does so
+// before every checkpoint).
 import type { Module, StateDict } from '../nn/module.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { lerp_ } from '../torch/ops/pointwise.ts';

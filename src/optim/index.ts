@@ -10,3 +10,4 @@ export {
 export { Adam, type AdamHyperparameters, type AdamOptions } from './adam.ts';
 export { AdamW } from './adamw.ts';
 export { ExponentialMovingAverage } from './ema.ts';
+export { updateBatchNorm } from './update-batch-norm.ts';
