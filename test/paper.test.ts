@@ -66,10 +66,12 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const results = await runPaper({ preset: PAPER_PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['conditioning', 'ddim', 'ema', 'thresholding']);
-    assert.equal(beyond.length, 3 + 2 + 2 + 4, 'dynamic ×3 pipelines, DDIM ×2, EMA plain/clipped, augmented cascade ×2 levels ×2');
+    assert.equal(beyond.length, 3 + 4 + 2 + 4, 'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA plain/clipped, augmented cascade ×2 levels ×2');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1, b.name);
-    assert.deepEqual(beyond.filter((b) => b.group === 'ddim').map((b) => b.steps), [5, 10]);
-    assert.ok(beyond.filter((b) => b.group === 'ddim').every((b) => b.secondsPerSample! > 0));
+    const ddim = beyond.filter((b) => b.group === 'ddim');
+    assert.deepEqual(ddim.map((b) => [b.steps, b.clip ?? false]), [[5, false], [10, false], [5, true], [10, true]]);
+    assert.ok(ddim.every((b) => (b.secondsPerSample! > 0) === !b.clip), 'plain DDIM is timed, clipped DDIM is not');
+    assert.ok(ddim.filter((b) => b.clip).every((b) => b.offRange!.pixels === 0), 'clipped DDIM ends inside the range');
     assert.equal(readRunConfig(join(work, 'runs', 'upscaler-aug-1')).model.conditioningNoise, BEYOND_DEFAULTS.conditioningNoise);
     assert.equal(readRunConfig(join(work, 'runs', 'baseline-ema-1')).training.ema, BEYOND_DEFAULTS.emaDecay);
     const md = readFileSync(join(out, 'report.md'), 'utf8');

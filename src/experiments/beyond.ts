@@ -21,6 +21,8 @@ export interface BeyondSettings {
   /** DDIM network evaluations per baseline sample, and the noise scales η tried at each. */
   ddimSteps: number[];
   ddimEta: number[];
+  /** DDIM without and/or with x̂0 clipped at every step. */
+  ddimClip: boolean[];
   /** Percentile of dynamic thresholding. */
   dynamicRatio: number;
   /** Decay of the weight average of the EMA baselines. */
@@ -30,7 +32,7 @@ export interface BeyondSettings {
   conditioningLevels: number[];
 }
 
-export const BEYOND_DEFAULTS: BeyondSettings = { ddimSteps: [5, 10, 20], ddimEta: [0, 1], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2] };
+export const BEYOND_DEFAULTS: BeyondSettings = { ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2] };
 
 interface Variant {
   group: BeyondGroup;
@@ -71,7 +73,15 @@ function variants(s: BeyondSettings, runDir: BeyondContext['runDir'], extraRunDi
   ];
   return [
     ...pipelines.map(([p, spec]): Variant => ({ group: 'thresholding', name: `${p}-dynamic`, label: `${p}, dynamic thresholding (p = ${s.dynamicRatio})`, spec, sampling: { dynamicThreshold: s.dynamicRatio } })),
-    ...s.ddimEta.flatMap((eta) => s.ddimSteps.map((steps): Variant => ({ group: 'ddim', name: `baseline-ddim${steps}-eta${eta}`, label: `baseline, DDIM ${steps} steps (η = ${eta})`, spec: single('baseline'), sampling: { sampler: 'ddim', steps, eta }, speed: true }))),
+    ...s.ddimClip.flatMap((clip) => s.ddimEta.flatMap((eta) => s.ddimSteps.map((steps): Variant => ({
+      group: 'ddim',
+      name: `baseline-ddim${steps}-eta${eta}${clip ? '-clipped' : ''}`,
+      label: `baseline, DDIM ${steps} steps (η = ${eta})${clip ? ', x̂0 clipped' : ''}`,
+      spec: single('baseline'),
+      sampling: { sampler: 'ddim', steps, eta, clip },
+      // Clipping costs nothing measurable: the plain variant's time stands for both.
+      speed: !clip,
+    })))),
     { group: 'ema', name: 'baseline-ema', label: `baseline, EMA of weights (decay ${s.emaDecay})`, spec: ema, sampling: {} },
     { group: 'ema', name: 'baseline-ema-clipped', label: `baseline, EMA of weights (decay ${s.emaDecay}), x̂0 clipped`, spec: ema, sampling: { clip: true } },
     ...s.conditioningLevels.flatMap((level): Variant[] => [false, true].map((clip) => ({
@@ -146,6 +156,8 @@ export async function runBeyond(ctx: BeyondContext): Promise<BeyondResult[]> {
       });
       const r: BeyondResult = { group: v.group, name: v.name, label: v.label, cas: { mean: score.mean, std: score.std, accuracies: score.accuracies } };
       if (v.sampling.eta !== undefined) r.eta = v.sampling.eta;
+      if (v.sampling.steps !== undefined) r.steps = v.sampling.steps;
+      if (v.sampling.clip) r.clip = true;
       const offRange = readOffRange(seeds.map(setDir));
       if (offRange) r.offRange = offRange;
       if (v.speed) {

@@ -179,20 +179,30 @@ export async function speedChart(results: PaperResults): Promise<string> {
   });
 }
 
-/** DDIM against the number of steps (beyond the paper): CAS, and milliseconds per sample, with DDPM's 30-step point. */
+/** DDIM against the number of steps (beyond the paper): CAS, and milliseconds per sample, with DDPM's 30-step points. */
 export async function ddimCharts(results: PaperResults): Promise<{ cas: string; speed: string } | undefined> {
   const ddim = (results.beyond ?? []).filter((b) => b.group === 'ddim' && b.steps !== undefined).sort((a, b) => a.steps! - b.steps!);
   if (ddim.length === 0) return undefined;
-  const ddpmCas = results.cas.find((c) => c.dataset === 'baseline' && c.sampling === 'plain');
   const ddpmSpeed = results.speed.find((sp) => sp.pipeline === 'baseline');
-  const etas = [...new Set(ddim.map((b) => b.eta ?? 0))];
-  const series = (y: (b: (typeof ddim)[number]) => number | undefined, ddpm: [number, number] | undefined) => [
-    ...etas.map((eta) => ({ name: `DDIM (η = ${eta})`, points: ddim.filter((b) => (b.eta ?? 0) === eta).map((b): [number, number] => [b.steps!, y(b) ?? Number.NaN]) })),
-    ...(ddpm === undefined ? [] : [{ name: 'DDPM (Table 1, plain)', points: [ddpm] }]),
-  ];
+  const name = (eta: number, clip: boolean) => `DDIM (η = ${eta}${clip ? ', x̂0 clipped' : ''})`;
+  const keys = [...new Map(ddim.map((b) => [name(b.eta ?? 0, b.clip ?? false), [b.eta ?? 0, b.clip ?? false] as const])).entries()];
+  // One line per (η, clipping), points without a value left out; then DDPM's point(s) from Table 1.
+  const series = (y: (b: (typeof ddim)[number]) => number | undefined, ddpm: { name: string; point: [number, number] }[]): LineSeries[] =>
+    [
+      ...keys.map(([key, [eta, clip]]) => ({
+        name: key,
+        points: ddim.filter((b) => (b.eta ?? 0) === eta && (b.clip ?? false) === clip && y(b) !== undefined).map((b): [number, number] => [b.steps!, y(b)!]),
+      })),
+      ...ddpm.map((d) => ({ name: d.name, points: [d.point] })),
+    ].filter((s) => s.points.length > 0);
+  const ddpmCas = (['plain', 'clipped'] as const).flatMap((sampling) => {
+    const c = results.cas.find((e) => e.dataset === 'baseline' && e.sampling === sampling);
+    return c && ddpmSpeed ? [{ name: `DDPM (Table 1, ${sampling})`, point: [ddpmSpeed.steps, c.mean] as [number, number] }] : [];
+  });
+  const ddpmMs = ddpmSpeed ? [{ name: 'DDPM (Table 1)', point: [ddpmSpeed.steps, ddpmSpeed.secondsPerSample * 1000] as [number, number] }] : [];
   const [cas, speed] = await Promise.all([
-    lineChart(series((b) => b.cas.mean, ddpmCas && ddpmSpeed ? [ddpmSpeed.steps, ddpmCas.mean] : undefined), { title: 'Baseline CAS against sampling steps', xTitle: 'network evaluations per sample', yTitle: 'CAS' }),
-    lineChart(series((b) => (b.secondsPerSample === undefined ? undefined : b.secondsPerSample * 1000), ddpmSpeed ? [ddpmSpeed.steps, ddpmSpeed.secondsPerSample * 1000] : undefined), { title: 'Baseline time per sample against sampling steps (batch size 1)', xTitle: 'network evaluations per sample', yTitle: 'ms per sample' }),
+    lineChart(series((b) => b.cas.mean, ddpmCas), { title: 'Baseline CAS against sampling steps', xTitle: 'network evaluations per sample', yTitle: 'CAS' }),
+    lineChart(series((b) => (b.secondsPerSample === undefined ? undefined : b.secondsPerSample * 1000), ddpmMs), { title: 'Baseline time per sample against sampling steps (batch size 1)', xTitle: 'network evaluations per sample', yTitle: 'ms per sample' }),
   ]);
   return { cas, speed };
 }

@@ -81,11 +81,13 @@ export interface BeyondResult {
   name: string;
   label: string;
   cas: { mean: number; std: number; accuracies: number[] };
-  /** Seconds per sample at batch size 1 and network evaluations, where timed. */
+  /** Seconds per sample at batch size 1, where timed; network evaluations per sample, where timed or set. */
   secondsPerSample?: number;
   steps?: number;
   /** DDIM's noise scale, for DDIM variants. */
   eta?: number;
+  /** Sampled with x̂0 clipped at every step (DDIM variants). */
+  clip?: boolean;
   offRange?: OffRange;
 }
 
