@@ -16,11 +16,11 @@ import * as torch from '../src/torch/index.ts';
 import { crossEntropy, mseLoss } from '../src/nn/functional.ts';
 import { Classifier } from '../src/models/classifier.ts';
 import { Adam, AdamW } from '../src/optim/index.ts';
-import { DiffusionModel } from '../src/experiments/diffusion-model.ts';
-import { presetModel, type ModelKind } from '../src/experiments/model-config.ts';
-import { samplePipeline, type Pipeline } from '../src/experiments/pipelines.ts';
-import { PAPER_PRESETS } from '../src/experiments/paper.ts';
-import { cosineBetas, scheduleTerms } from '../src/diffusion/schedule.ts';
+import { DiffusionModel } from '../src/pipelines/diffusion-model.ts';
+import { presetModel, type ModelKind } from '../src/pipelines/model-config.ts';
+import { samplePipeline, type Pipeline } from '../src/pipelines/pipeline.ts';
+import { PRESETS } from '../src/experiments/protocol.ts';
+import { NoiseSchedule } from '../src/diffusion/schedule.ts';
 import { cpuPeak, classifierForwardFlops, unetForwardFlops, TRAINING_FLOPS_PER_FORWARD } from './flops.ts';
 
 const WORKLOADS = [
@@ -97,10 +97,10 @@ const plan = {
   // What the peer needs to build the same networks and sample the same chain.
   models: Object.fromEntries(
     Object.entries(models).map(([kind, m]) => {
-      const terms = scheduleTerms(cosineBetas(m.numStates, m.cosinePower));
+      const terms = new NoiseSchedule(m.schedule).terms;
       const plain = (a: Float64Array) => Array.from(a);
       return [kind, {
-        imageSize: m.imageSize, numStates: m.numStates, inChannels: m.unet.inChannels, ...m.normalization,
+        imageSize: m.imageSize, numTimesteps: m.schedule.numTimesteps, inChannels: m.unet.inChannels, ...m.normalization,
         schedule: {
           sqrtAlphasCumprod: plain(terms.sqrtAlphasCumprod), sqrtOneMinusAlphasCumprod: plain(terms.sqrtOneMinusAlphasCumprod),
           posteriorMeanCoef1: plain(terms.posteriorMeanCoef1), posteriorMeanCoef2: plain(terms.posteriorMeanCoef2),
@@ -127,7 +127,7 @@ function timed(fn: () => void, warmup: number, reps: number, inner: number): num
   return out;
 }
 
-// The trainer's step (src/experiments/train-diffusion.ts) on synthetic data.
+// The trainer's step (src/training/train-diffusion.ts) on synthetic data.
 function trainUNet(kind: ModelKind): number[] {
   torch.manualSeed(0);
   const model = new DiffusionModel(models[kind], device);
@@ -141,7 +141,7 @@ function trainUNet(kind: ModelKind): number[] {
   model.unet.train();
   const step = () => {
     torch.tidy(() => {
-      const t = torch.randint(0, model.config.numStates, [b], { device });
+      const t = torch.randint(0, model.numTimesteps, [b], { device });
       const noise = torch.randn(x0.shape, { device });
       const loss = mseLoss(model.predictNoise(scheduler.addNoise(x0, noise, t), t, labels, cond), noise);
       optimizer.zeroGrad();
@@ -188,7 +188,7 @@ function sampleBatched(): number[] {
   const labels = Array.from({ length: plan.sampleBatch }, (_, i) => i % 10);
   const secs = timed(() => model.sample(labels).sample.dispose(), 1, plan.sampleReps, 1);
   model.dispose();
-  return secs.map((s) => (plan.sampleBatch * models.baseline.numStates) / s);
+  return secs.map((s) => (plan.sampleBatch * models.baseline.schedule.numTimesteps) / s);
 }
 
 function latency(name: 'baseline' | 'small-upscaled' | 'cascaded'): number[] {
@@ -197,9 +197,9 @@ function latency(name: 'baseline' | 'small-upscaled' | 'cascaded'): number[] {
   const small = new DiffusionModel(models.small, device);
   const upscaler = new DiffusionModel(models.upscaler, device);
   const p: Pipeline =
-    name === 'baseline' ? { kind: 'single', model: baseline } :
-    name === 'small-upscaled' ? { kind: 'upscaled', model: small, size: 28 } :
-    { kind: 'cascade', small, upscaler };
+    name === 'baseline' ? { models: [baseline] } :
+    name === 'small-upscaled' ? { models: [small], upscaleTo: 28 } :
+    { models: [small, upscaler] };
   let i = 0;
   const secs = timed(() => samplePipeline(p, [i++ % 10]).dispose(), plan.latencyWarmup, plan.reps, plan.latencySamples);
   for (const m of [baseline, small, upscaler]) m.dispose();
@@ -274,9 +274,9 @@ const unitFlops: Record<Workload, number> = {
   'train-upscaler': TRAINING_FLOPS_PER_FORWARD * fwd('upscaler'),
   'train-classifier': TRAINING_FLOPS_PER_FORWARD * classifierForwardFlops(),
   'sample-batched': fwd('baseline'),
-  'latency-baseline': models.baseline.numStates * fwd('baseline'),
-  'latency-small-upscaled': models.small.numStates * fwd('small'),
-  'latency-cascaded': models.small.numStates * fwd('small') + models.upscaler.numStates * fwd('upscaler'),
+  'latency-baseline': models.baseline.schedule.numTimesteps * fwd('baseline'),
+  'latency-small-upscaled': models.small.schedule.numTimesteps * fwd('small'),
+  'latency-cascaded': models.small.schedule.numTimesteps * fwd('small') + models.upscaler.schedule.numTimesteps * fwd('upscaler'),
 };
 const isLatency = (w: Workload) => w.startsWith('latency');
 const unit = (w: Workload) => (isLatency(w) ? 'ms/sample' : w === 'sample-batched' ? 'evals/s' : 'samples/s');
@@ -301,7 +301,7 @@ console.log(peakGflops === undefined
   : `peak: ${peakGflops.toFixed(0)} GFLOP/s = ${peak.description}`);
 console.log('FLOPs: convolutions and linear layers only (2 per multiply-add); a training step counted as 3 forward passes.');
 
-// The paper protocol (PAPER_PRESETS.full) from our rates: 3 trainings × 10 epochs × 50k images per model;
+// The paper protocol (PRESETS.full) from our rates: 3 trainings × 10 epochs × 50k images per model;
 // 3 pipelines × 2 samplings × 3 runs × 3334 samples at batch 256; 7 CAS datasets × 5 classifiers × 5 epochs
 // × 10k images; 3 × 1000 batch-1 samples. Small-model evaluations are costed by FLOPs relative to the baseline's.
 function protocolHours(): number | undefined {
@@ -309,12 +309,12 @@ function protocolHours(): number | undefined {
   const tb = get('train-baseline'), ts = get('train-small'), tu = get('train-upscaler'), tc = get('train-classifier'), sb = get('sample-batched');
   const lb = get('latency-baseline'), ls = get('latency-small-upscaled'), lc = get('latency-cascaded');
   if ([tb, ts, tu, tc, sb, lb, ls, lc].some((v) => v === undefined)) return undefined;
-  const f = PAPER_PRESETS.full;
+  const f = PRESETS.full;
   const images = f.runs * f.epochs * 10 * f.perClass;
   const training = images / tb! + images / ts! + images / tu!;
   const evalSeconds = (k: ModelKind) => fwd(k) / fwd('baseline') / sb!;
-  const perSample = models.baseline.numStates * evalSeconds('baseline') + models.small.numStates * evalSeconds('small') +
-    models.small.numStates * evalSeconds('small') + models.upscaler.numStates * evalSeconds('upscaler');
+  const perSample = models.baseline.schedule.numTimesteps * evalSeconds('baseline') + models.small.schedule.numTimesteps * evalSeconds('small') +
+    models.small.schedule.numTimesteps * evalSeconds('small') + models.upscaler.schedule.numTimesteps * evalSeconds('upscaler');
   const generation = 2 * f.runs * f.samplesPerRun * perSample;
   const cas = 7 * f.classifiers * f.casEpochs * f.casImages / tc!;
   const speed = f.speedSamples * (lb! + ls! + lc!);

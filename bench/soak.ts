@@ -11,8 +11,9 @@ import { loadMnist } from '../src/data/datasets.ts';
 import { balancedSubset, batches } from '../src/data/sampling.ts';
 import { downscale } from '../src/data/tensor-dataset.ts';
 import { DDPMScheduler } from '../src/diffusion/ddpm.ts';
-import { DiffusionModel } from '../src/experiments/diffusion-model.ts';
-import { presetModel } from '../src/experiments/model-config.ts';
+import { NoiseSchedule } from '../src/diffusion/schedule.ts';
+import { DiffusionModel } from '../src/pipelines/diffusion-model.ts';
+import { presetModel } from '../src/pipelines/model-config.ts';
 import { mseLoss } from '../src/nn/functional.ts';
 import { Adam } from '../src/optim/index.ts';
 import * as torch from '../src/torch/index.ts';
@@ -57,13 +58,13 @@ const model = new DiffusionModel({ ...preset, normalization: { mean, std } });
 const data = torch.keep(model.toModelSpace(pixels));
 pixels.dispose();
 const labels = torch.keep(torch.tensor(BigInt64Array.from(subset.labels, (l) => BigInt(l))));
-const scheduler = new DDPMScheduler({ numTrainTimesteps: preset.numStates, cosinePower: preset.cosinePower });
+const scheduler = new DDPMScheduler({ schedule: new NoiseSchedule(preset.schedule) });
 const optimizer = new Adam(model.unet.parameters(), { lr: 1e-3 });
 const generator = new torch.Generator(seed);
 model.unet.train();
 
 console.log(
-  `soak: small U-Net ${preset.imageSize}×${preset.imageSize}, T=${preset.numStates}, ${subset.count} MNIST images, batch ${batchSize}, Adam; ` +
+  `soak: small U-Net ${preset.imageSize}×${preset.imageSize}, T=${preset.schedule.numTimesteps}, ${subset.count} MNIST images, batch ${batchSize}, Adam; ` +
     `${steps} steps, memory every ${every}, warm-up ${warmup}; libtorch ${torch.torchVersion}, ${torch.getNumThreads()} thread(s)`,
 );
 
@@ -84,7 +85,7 @@ while (step < steps) {
       const index = torch.tensor(BigInt64Array.from(idx, (i) => BigInt(i)));
       const x0 = torch.indexSelect(data, 0, index);
       const y = torch.indexSelect(labels, 0, index);
-      const t = torch.randint(0, preset.numStates, [idx.length], { generator });
+      const t = torch.randint(0, preset.schedule.numTimesteps, [idx.length], { generator });
       const noise = torch.randn(x0.shape, { generator });
       const eps = model.predictNoise(scheduler.addNoise(x0, noise, t), t, y);
       const l = mseLoss(eps, noise);

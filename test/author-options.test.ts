@@ -7,17 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DDPMScheduler } from '../src/diffusion/ddpm.ts';
 import { loadMnist } from '../src/data/datasets.ts';
-import { trainDiffusion } from '../src/experiments/train-diffusion.ts';
-import { readRunConfig } from '../src/experiments/run-dir.ts';
+import { trainDiffusion } from '../src/training/train-diffusion.ts';
+import { readRunConfig } from '../src/pipelines/run-dir.ts';
 import { tensor } from '../src/torch/index.ts';
-import { withNoLeaks } from './helpers.ts';
+import { cosineSchedule, withNoLeaks } from './helpers.ts';
 
 test('authorX0 divides by √α_t, the default by √ᾱ_t (T=30, t=17, one value)', () => {
   withNoLeaks(() => {
     const xt = tensor([0.8]);
     const eps = tensor([-0.3]);
     for (const authorX0 of [false, true]) {
-      const s = new DDPMScheduler({ numTrainTimesteps: 30, authorX0 });
+      const s = new DDPMScheduler({ schedule: cosineSchedule(30), authorX0 });
       const t = 17;
       const got = s.predictStartFromNoise(xt, t, eps).item();
       const abar = s.terms.alphasCumprod[t]!;

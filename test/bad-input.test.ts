@@ -12,9 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { loadMnist } from '../src/data/datasets.ts';
 import { DataError, parseIdx } from '../src/data/idx.ts';
 import { writeImageSet, type ImageSet } from '../src/data/image-set.ts';
-import { DDPMScheduler } from '../src/diffusion/ddpm.ts';
-import { loadModel } from '../src/experiments/pipelines.ts';
-import { trainDiffusion } from '../src/experiments/train-diffusion.ts';
+import { NoiseSchedule } from '../src/diffusion/schedule.ts';
+import { loadModel } from '../src/pipelines/pipeline.ts';
+import { trainDiffusion } from '../src/training/train-diffusion.ts';
 import { loadCheckpoint } from '../src/io/checkpoint.ts';
 import { SafetensorsError, parseSafetensors } from '../src/io/safetensors.ts';
 import { PAPER_UNET, UNet } from '../src/models/unet.ts';
@@ -335,7 +335,7 @@ test('a diverging training (lr 1e30) stops at the NaN with the step and the last
 });
 
 test('library-level refusals: T = 0, a U-Net with 0 channels, a safetensors header that lies, IDX with a wrong magic', () => {
-  assert.throws(() => new DDPMScheduler({ numTrainTimesteps: 0 }), { name: 'RangeError', message: 'DDPMScheduler: numTrainTimesteps (T) must be a positive integer, got 0' });
+  assert.throws(() => new NoiseSchedule({ kind: 'cosine', numTimesteps: 0 }), { name: 'RangeError', message: 'schedule: numTimesteps (T) must be a positive integer, got 0' });
   assert.throws(() => new UNet({ ...PAPER_UNET, baseChannels: 0 }), { name: 'RangeError', message: 'UNet: baseChannels must be a positive integer, got 0' });
   assert.throws(() => new UNet({ ...PAPER_UNET, inChannels: 0 }), { name: 'RangeError', message: 'UNet: inChannels must be a positive integer, got 0' });
 

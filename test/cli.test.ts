@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeGrayPng } from '../src/images/png.ts';
 import { gridGeometry } from '../src/images/grid.ts';
 import { readImageSet } from '../src/data/image-set.ts';
-import { readRunConfig } from '../src/experiments/run-dir.ts';
+import { readRunConfig } from '../src/pipelines/run-dir.ts';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'ssddpm-cli-test-'));

@@ -2,15 +2,16 @@
 // the forward process by its statistics, the reverse step by its closed form, and sampling determinism.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cosineBetas, linearBetas, scheduleTerms } from '../src/diffusion/schedule.ts';
-import { DDPMScheduler, DEFAULT_DDPM, type DDPMConfig } from '../src/diffusion/ddpm.ts';
+import { NoiseSchedule, cosineBetas, linearBetas, scheduleTerms, type ScheduleConfig } from '../src/diffusion/schedule.ts';
+import { DDPMScheduler, type DDPMConfig } from '../src/diffusion/ddpm.ts';
+import { DDIMScheduler } from '../src/diffusion/ddim.ts';
 import { sampleLoop } from '../src/diffusion/sample.ts';
-import { DiffusionModel } from '../src/experiments/diffusion-model.ts';
-import { presetModel, type ModelKind } from '../src/experiments/model-config.ts';
+import { DiffusionModel } from '../src/pipelines/diffusion-model.ts';
+import { presetModel, type ModelKind } from '../src/pipelines/model-config.ts';
 import { Generator } from '../src/torch/generator.ts';
 import { full, randn, rand, tensor, zeros } from '../src/torch/index.ts';
 import type { Tensor } from '../src/torch/tensor.ts';
-import { assertClose, assertShape, withNoLeaks } from './helpers.ts';
+import { assertClose, assertShape, cosineSchedule, withNoLeaks } from './helpers.ts';
 
 const f32 = (t: Tensor) => t.data() as Float32Array;
 const longs = (values: readonly number[]) => tensor(BigInt64Array.from(values, (v) => BigInt(v)));
@@ -45,9 +46,10 @@ test('cosineBetas matches f(t)=cos(((t/T+0.003)/1.003)·π/2)^p, β_t=min(1−f(
   // The schedules the three presets use: T = 30, 20, 10.
   for (const kind of ['baseline', 'small', 'upscaler'] as ModelKind[]) {
     const m = presetModel(kind);
-    const s = new DDPMScheduler({ numTrainTimesteps: m.numStates, cosinePower: m.cosinePower });
-    assertClose(s.terms.betas, cosineReference(m.numStates, 1.5), { atol: 1e-15, rtol: 1e-12, what: kind });
-    assert.deepEqual(Array.from(s.timesteps), Array.from({ length: m.numStates }, (_, i) => m.numStates - 1 - i));
+    const T = m.schedule.numTimesteps;
+    const s = new DDPMScheduler({ schedule: new NoiseSchedule(m.schedule) });
+    assertClose(s.terms.betas, cosineReference(T, 1.5), { atol: 1e-15, rtol: 1e-12, what: kind });
+    assert.deepEqual(Array.from(s.timesteps), Array.from({ length: T }, (_, i) => T - 1 - i));
   }
   const lin = linearBetas(1000);
   assert.equal(lin[0], 1e-4);
@@ -98,7 +100,7 @@ test('scheduleTerms: ᾱ products, ᾱ_{t−1}, square roots, posterior variance
 
 test('addNoise: x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε exactly for a given ε, per-sample t', () => {
   withNoLeaks(() => {
-    const s = new DDPMScheduler();
+    const s = new DDPMScheduler({ schedule: cosineSchedule(30) });
     const x0 = rand([4, 1, 3, 3]).mul_(2).sub_(1);
     const eps = randn([4, 1, 3, 3]);
     const ts = [0, 9, 17, 29];
@@ -117,7 +119,7 @@ test('addNoise: x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε exactly for a given ε, 
 
 test('addNoise statistics: for x0 = c, mean ≈ √ᾱ_t·c and std ≈ √(1−ᾱ_t) (tolerances reject ᾱ_{t±1} and ᾱ for √ᾱ)', () => {
   withNoLeaks(() => {
-    const s = new DDPMScheduler(); // T = 30, cosine 1.5
+    const s = new DDPMScheduler({ schedule: cosineSchedule(30) });
     const c = 1.5;
     const ts = [5, 15, 25];
     const n = 40_000;
@@ -145,7 +147,7 @@ test('addNoise statistics: for x0 = c, mean ≈ √ᾱ_t·c and std ≈ √(1−
 
 test('a forwardStep chain from a constant has mean √ᾱ_t·c and variance 1−ᾱ_t at every t', () => {
   withNoLeaks(() => {
-    const s = new DDPMScheduler({ numTrainTimesteps: 20 });
+    const s = new DDPMScheduler({ schedule: cosineSchedule(20) });
     const c = -0.8;
     const n = 40_000;
     const g = new Generator(7);
@@ -171,7 +173,7 @@ test('a forwardStep chain from a constant has mean √ᾱ_t·c and variance 1−
 
 test('step() with the true noise and σ forced to 0: x̂0 = x0 and x_{t−1} = the posterior mean; with noise z: mean + σ_t·z', () => {
   withNoLeaks(() => {
-    const s = new DDPMScheduler();
+    const s = new DDPMScheduler({ schedule: cosineSchedule(30) });
     const shape = [2, 1, 4, 4];
     for (const t of [0, 1, 12, 28, 29]) {
       const x0 = rand(shape, { generator: new Generator(t) }).mul_(2).sub_(1);
@@ -207,11 +209,11 @@ test('step() with the true noise and σ forced to 0: x̂0 = x0 and x_{t−1} = t
   });
 });
 
-test('clipSample clamps x̂0 to clipRange and takes the posterior mean from the clipped estimate', () => {
+test('clip clamps x̂0 to clipRange and takes the posterior mean from the clipped estimate', () => {
   withNoLeaks(() => {
     const range: [number, number] = [-0.5, 2];
-    const clipped = new DDPMScheduler({ clipSample: true, clipRange: range });
-    const free = new DDPMScheduler({ clipSample: false, clipRange: range });
+    const clipped = new DDPMScheduler({ schedule: cosineSchedule(30), clip: true, clipRange: range });
+    const free = new DDPMScheduler({ schedule: cosineSchedule(30), clip: false, clipRange: range });
     const t = 20;
     const xt = tensor(Float32Array.from([3, -3, 0.1, 0, 1.5, -0.2]), { shape: [1, 1, 2, 3] });
     const eps = zeros([1, 1, 2, 3]);
@@ -232,8 +234,8 @@ test('clipSample clamps x̂0 to clipRange and takes the posterior mean from the 
 });
 
 test('variance(t): 0 at t = 0, β̃_t (posterior) or β_t (beta) otherwise', () => {
-  const post = new DDPMScheduler({ varianceType: 'posterior' });
-  const beta = new DDPMScheduler({ varianceType: 'beta' });
+  const post = new DDPMScheduler({ schedule: cosineSchedule(30), variance: 'posterior' });
+  const beta = new DDPMScheduler({ schedule: cosineSchedule(30), variance: 'beta' });
   assert.equal(post.variance(0), 0);
   assert.equal(beta.variance(0), 0);
   for (const t of [1, 10, 29]) {
@@ -243,28 +245,54 @@ test('variance(t): 0 at t = 0, β̃_t (posterior) or β_t (beta) otherwise', () 
   }
 });
 
-test('invalid schedules and schedulers throw RangeErrors', () => {
-  const bad: Partial<DDPMConfig>[] = [
-    { numTrainTimesteps: 0 },
-    { numTrainTimesteps: 2.5 },
-    { numTrainTimesteps: -3 },
-    { varianceType: 'fixed' as DDPMConfig['varianceType'] },
-    { betaSchedule: 'quadratic' as DDPMConfig['betaSchedule'] },
-    { clipRange: [1, -1] },
-    { clipRange: [0, 0] },
+test('invalid schedules and schedulers throw RangeErrors naming the field', () => {
+  const badSchedules: [ScheduleConfig, RegExp][] = [
+    [{ kind: 'cosine', numTimesteps: 0 }, /numTimesteps/],
+    [{ kind: 'cosine', numTimesteps: 2.5 }, /numTimesteps/],
+    [{ kind: 'cosine', numTimesteps: -3 }, /numTimesteps/],
+    [{ kind: 'cosine', numTimesteps: 10, power: 0 }, /power/],
+    [{ kind: 'quadratic' as ScheduleConfig['kind'], numTimesteps: 10 }, /kind/],
+    [{ kind: 'linear', numTimesteps: 10, power: 2 }, /power is for the cosine/],
   ];
-  for (const cfg of bad) assert.throws(() => new DDPMScheduler(cfg), RangeError, JSON.stringify(cfg));
+  for (const [cfg, message] of badSchedules) assert.throws(() => new NoiseSchedule(cfg), { name: 'RangeError', message }, JSON.stringify(cfg));
+  // DDPM and DDIM share one validation of what they have in common.
+  const schedule = cosineSchedule(10);
+  const badSchedulers: [Partial<DDPMConfig>, RegExp][] = [
+    [{ variance: 'fixed' as DDPMConfig['variance'] }, /variance/],
+    [{ clipRange: [1, -1] }, /clipRange/],
+    [{ clipRange: [0, 0] }, /clipRange/],
+    [{ clip: true, dynamicThreshold: 0.99 }, /exclude/],
+    [{ dynamicThreshold: 1.5 }, /ratio/],
+    [{ schedule: undefined }, /schedule is required/],
+  ];
+  for (const [cfg, message] of badSchedulers) {
+    assert.throws(() => new DDPMScheduler({ schedule, ...cfg } as DDPMConfig), { name: 'RangeError', message }, JSON.stringify(cfg));
+    if (cfg.variance === undefined) assert.throws(() => new DDIMScheduler({ schedule, ...cfg } as DDPMConfig), { name: 'RangeError', message }, `DDIM ${JSON.stringify(cfg)}`);
+  }
   assert.throws(() => cosineBetas(0), RangeError);
   assert.throws(() => cosineBetas(10, 0), RangeError);
   assert.throws(() => cosineBetas(10, -1), RangeError);
   assert.throws(() => linearBetas(0), RangeError);
-  assert.equal(new DDPMScheduler().numTimesteps, DEFAULT_DDPM.numTrainTimesteps);
-  assert.equal(new DDPMScheduler({ numTrainTimesteps: 1 }).numTimesteps, 1);
+  assert.equal(new DDPMScheduler({ schedule: cosineSchedule(1) }).numTimesteps, 1);
+});
+
+test('a model builds its schedule once, from its configuration, and every scheduler shares it', () => {
+  const model = new DiffusionModel({ ...presetModel('small'), schedule: { kind: 'cosine', numTimesteps: 7, power: 2 }, normalization: { mean: 0, std: 1 } });
+  try {
+    assert.deepEqual(Array.from(model.schedule.terms.betas), Array.from(cosineBetas(7, 2)));
+    for (const s of [model.scheduler(), model.samplingScheduler({ sampler: 'ddim', steps: 3 }), model.samplingScheduler({ clip: true })]) {
+      assert.equal((s as DDPMScheduler | DDIMScheduler).schedule, model.schedule, 'the same object');
+      s.dispose();
+    }
+    assert.equal(model.numTimesteps, 7);
+  } finally {
+    model.dispose();
+  }
 });
 
 test('sampleLoop walks t = T−1 … 0, one predictor call and one onStep per step', () => {
   withNoLeaks(() => {
-    const s = new DDPMScheduler({ numTrainTimesteps: 6 });
+    const s = new DDPMScheduler({ schedule: cosineSchedule(6) });
     const seen: number[] = [];
     const steps: [number, number][] = [];
     const { sample, trajectory } = sampleLoop(

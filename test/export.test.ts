@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withNoLeaks } from './helpers.ts';
 import { loadMnist } from '../src/data/datasets.ts';
-import { exportRun } from '../src/experiments/export-run.ts';
-import { loadModel } from '../src/experiments/pipelines.ts';
-import { trainDiffusion } from '../src/experiments/train-diffusion.ts';
+import { exportRun } from '../src/pipelines/export-run.ts';
+import { loadModel } from '../src/pipelines/pipeline.ts';
+import { trainDiffusion } from '../src/training/train-diffusion.ts';
 import { Generator } from '../src/torch/index.ts';
 
 test('export keeps config, log and weights (no optimizer state) and samples bit-identically', () => {

@@ -2,11 +2,13 @@
 // sampling through it, and channels-last training of the U-Net and the CAS classifier.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DiffusionModel } from '../src/experiments/diffusion-model.ts';
-import { presetModel } from '../src/experiments/model-config.ts';
+import { DiffusionModel } from '../src/pipelines/diffusion-model.ts';
+import { presetModel } from '../src/pipelines/model-config.ts';
 import { Classifier } from '../src/models/classifier.ts';
 import { InferenceUNet } from '../src/models/unet-inference.ts';
 import { crossEntropy } from '../src/nn/functional.ts';
+import { BatchNorm2d } from '../src/nn/layers.ts';
+import type { Module } from '../src/nn/module.ts';
 import { UNet, unetContext, type UNetConfig } from '../src/models/unet.ts';
 import { Generator, manualSeed } from '../src/torch/generator.ts';
 import { inferenceMode, noGrad } from '../src/torch/grad-mode.ts';
@@ -28,7 +30,26 @@ function relativeError(a: Tensor, b: Tensor): number {
   return err / scale;
 }
 
-/** A U-Net whose batch norms hold non-trivial running statistics and whose output is not near zero. */
+/**
+ * Gives every batch norm in `module` random affine parameters (γ uniform in [0.5, 1.5], β normal · 0.3) and random
+ * running statistics (mean normal, variance uniform in [0.5, 2]), so a fold that dropped any of the four would
+ * change the output by tens of percent. Returns the number of batch norms.
+ */
+function randomizeBatchNorms(module: Module): number {
+  const norms = module.namedModules().map(([, m]) => m).filter((m): m is BatchNorm2d => m instanceof BatchNorm2d);
+  noGrad(() => {
+    for (const bn of norms) {
+      const c = [bn.numFeatures];
+      bn.weight!.copy_(rand(c).add_(0.5));
+      bn.bias!.copy_(randn(c).mul_(0.3));
+      bn.runningMean!.copy_(randn(c));
+      bn.runningVar!.copy_(rand(c).mul_(1.5).add_(0.5));
+    }
+  });
+  return norms.length;
+}
+
+/** A U-Net whose batch norms hold non-trivial affine parameters and running statistics and whose output is not near zero. */
 function trainedLooking(config: UNetConfig, size: number): UNet {
   const unet = new UNet(config);
   unet.train();
@@ -39,6 +60,8 @@ function trainedLooking(config: UNetConfig, size: number): UNet {
     }
     unet.out.weight.mul_(40);
   });
+  // Two batch norms per encoder and decoder block.
+  assert.equal(randomizeBatchNorms(unet), 2 * (unet.encoders.length + unet.decoders.length));
   return unet.eval();
 }
 
@@ -97,6 +120,7 @@ test('DiffusionModel.sample through the inference form gives the plain path\'s s
       const preset = presetModel(kind);
       const model = new DiffusionModel({ ...preset, unet: { ...preset.unet, baseChannels: 4 }, normalization: { mean: 0.13, std: 0.3 } });
       noGrad(() => model.unet.out.weight.mul_(20));
+      assert.ok(randomizeBatchNorms(model.unet) > 0);
       const lowRes = kind === 'upscaler' ? rand([3, 1, 14, 14]) : undefined;
       const labels = [2, 7, 7];
       const fast = model.sample(labels, { generator: new Generator(9), lowRes }).sample;
@@ -166,6 +190,7 @@ test('an upscaler trained with conditioning augmentation: the level reaches the 
     const preset = presetModel('upscaler');
     const model = new DiffusionModel({ ...preset, unet: { ...preset.unet, baseChannels: 4, extraContext: 1 }, conditioningNoise: 0.5, normalization: { mean: 0.13, std: 0.3 } });
     noGrad(() => model.unet.out.weight.mul_(20));
+    assert.ok(randomizeBatchNorms(model.unet) > 0);
     const lowRes = rand([2, 1, 14, 14]);
     const labels = [4, 8];
     for (const conditioningLevel of [0, 0.6]) {

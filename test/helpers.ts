@@ -1,4 +1,5 @@
 // Shared test utilities: leak checks, a seeded PRNG, plain-JS array helpers and tolerant comparisons.
+import { NoiseSchedule } from '../src/diffusion/schedule.ts';
 import assert from 'node:assert/strict';
 import { memory, tidy } from '../src/torch/scope.ts';
 import { tensor } from '../src/torch/ops/creation.ts';
@@ -125,4 +126,9 @@ export function assertClose(
 
 export function assertShape(t: Tensor, shape: readonly number[], what = 'shape'): void {
   assert.deepEqual([...t.shape], [...shape], what);
+}
+
+/** The paper's cosine schedule (exponent 1.5 unless given) over T timesteps. */
+export function cosineSchedule(numTimesteps: number, power = 1.5): NoiseSchedule {
+  return new NoiseSchedule({ kind: 'cosine', numTimesteps, power });
 }

@@ -1,35 +1,54 @@
-// The paper pipeline end to end on the CI-sized preset: every stage runs, the report holds every Table 1
-// row and figure, and a second run skips every stage whose outputs exist.
+// The paper protocol end to end on the CI-sized preset: every stage runs, the report holds every Table 1 row and
+// figure, its CAS numbers are what the CAS core computes from the sets on disk, and the stage cache reruns
+// exactly what a changed setting or a changed output affects, saying why.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PAPER_PRESETS, runPaper } from '../src/experiments/paper.ts';
-import { BEYOND_DEFAULTS } from '../src/experiments/beyond.ts';
-import { readRunConfig } from '../src/experiments/run-dir.ts';
+import { loadDataset } from '../src/data/datasets.ts';
+import { readImageSetDir } from '../src/data/image-set.ts';
+import { balancedSubset } from '../src/data/sampling.ts';
+import { classificationAccuracyScore, combineBalanced } from '../src/eval/cas.ts';
+import { runPaper } from '../src/experiments/paper.ts';
+import { BEYOND_DEFAULTS, PRESETS, SEEDS } from '../src/experiments/protocol.ts';
+import { readRunConfig } from '../src/pipelines/run-dir.ts';
 import { TABLE1_ROWS, TABLE1_COLUMNS } from '../src/report/render.ts';
-import type { PaperResults } from '../src/report/results.ts';
+import type { PaperResults, StageTiming } from '../src/report/results.ts';
 
-test('paper --preset ci writes a complete report, and a rerun skips every finished stage', async () => {
+const ran = (stages: StageTiming[]) => stages.filter((s) => s.status === 'ran' && s.name !== 'figures').map((s) => s.name);
+
+test('paper --preset ci: a complete report whose CAS is the CAS of the sets on disk; reruns follow the keys', async () => {
   const root = mkdtempSync(join(tmpdir(), 'ssddpm-paper-'));
   try {
     const out = join(root, 'report');
-    const opts = { preset: PAPER_PRESETS.ci, dataset: 'mnist' as const, work: join(root, 'work'), out };
+    const work = join(root, 'work');
+    const opts = { preset: PRESETS.ci, dataset: 'mnist' as const, work, out };
     const results = await runPaper(opts);
 
     for (const file of ['report.html', 'report.md', 'results.json', 'figure1-cas.svg', 'speed.svg']) assert.ok(existsSync(join(out, file)), file);
     const saved = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as PaperResults;
-    assert.equal(saved.cas.length, 7, 'real + 3 pipelines × {plain, clipped}');
-    assert.deepEqual(saved.speed.map((s) => s.pipeline), ['baseline', 'small-upscaled', 'cascaded']);
+    assert.deepEqual(saved.cas.map((c) => [c.dataset, c.x0]), [['real', null], ['baseline', 'none'], ['baseline', 'clip'], ['small-upscaled', 'none'], ['small-upscaled', 'clip'], ['cascaded', 'none'], ['cascaded', 'clip']]);
+    assert.deepEqual(saved.speed.map((s) => [s.pipeline, s.steps]), [['baseline', 30], ['small-upscaled', 20], ['cascaded', 30]]);
     assert.equal(saved.training.length, 3);
     assert.equal(saved.toy1d.length, 2);
     assert.equal(saved.machine.device, 'cpu', 'the device the protocol ran on is recorded');
+    assert.ok(saved.stages.every((s) => s.status === 'ran'), 'a first run runs every stage');
+
+    // Each CAS is what the CAS core gives for the sets on disk, pooled and scored with the protocol's seeds.
+    const test = balancedSubset(loadDataset('mnist', 'test'), PRESETS.ci.testImages! / 10, SEEDS.realTest);
+    const score = (train: Parameters<typeof classificationAccuracyScore>[0]) =>
+      classificationAccuracyScore(train, test, { classifiers: PRESETS.ci.classifiers, epochs: PRESETS.ci.casEpochs, seed: SEEDS.cas }).accuracies;
+    const real = balancedSubset(loadDataset('mnist', 'train'), PRESETS.ci.casImages / 10, SEEDS.realTrain);
+    assert.deepEqual(saved.cas[0]!.accuracies, score(real), 'real anchor');
+    for (const name of ['baseline-clip', 'cascaded']) {
+      const c = saved.cas.find((x) => `${x.dataset}${x.x0 === 'clip' ? '-clip' : ''}` === name)!;
+      assert.deepEqual(c.accuracies, score(combineBalanced([readImageSetDir(join(work, 'sets', `${name}-1`))], PRESETS.ci.casImages, SEEDS.casPool)), name);
+    }
     for (const c of saved.cas) {
-      if (c.sampling === null) assert.equal(c.offRange, undefined, 'real data is not measured');
-      else assert.ok(c.offRange !== undefined && c.offRange.pixels >= 0 && c.offRange.pixels <= 1, `${c.dataset} ${c.sampling} off-range share`);
-      if (c.sampling === 'clipped') assert.deepEqual(c.offRange, { pixels: 0, samples: 0 }, `${c.dataset}: clipping ends inside the range`);
-      assert.ok(c.mean >= 0 && c.mean <= 1, `${c.dataset} CAS in [0, 1]`);
+      if (c.x0 === null) assert.equal(c.offRange, undefined, 'real data is not measured');
+      else assert.ok(c.offRange !== undefined && c.offRange.pixels >= 0 && c.offRange.pixels <= 1, `${c.dataset} ${c.x0} off-range share`);
+      if (c.x0 === 'clip') assert.deepEqual(c.offRange, { pixels: 0, samples: 0 }, `${c.dataset}: clipping ends inside the range`);
       assert.equal(c.perClassMean.length, 10);
     }
     const md = readFileSync(join(out, 'report.md'), 'utf8');
@@ -38,21 +57,36 @@ test('paper --preset ci writes a complete report, and a rerun skips every finish
       assert.ok(md.includes(label), `report.md has '${label}'`);
       assert.ok(html.includes(label), `report.html has '${label}'`);
     }
+    assert.ok(!md.includes('| —'), 'every cell of the report is filled');
     const expectedFigures = ['forward-baseline.png', 'forward-small.png', 'forward-upscaler.png', 'reverse-baseline.png', 'reverse-small.png',
-      ...['baseline', 'small-upscaled', 'cascaded'].flatMap((p) => [`samples-${p}-plain.png`, `samples-${p}-clipped.png`])];
+      ...['baseline', 'small-upscaled', 'cascaded'].flatMap((p) => [`samples-${p}.png`, `samples-${p}-clip.png`])];
     for (const f of expectedFigures) {
       assert.ok(existsSync(join(out, f)), f);
       assert.ok(results.figures.some((g) => g.file === f), `${f} listed in results`);
       assert.ok(md.includes(f) && html.includes(f), `${f} shown in the report`);
     }
-    for (const t of saved.toy1d) {
-      assert.ok(existsSync(join(out, t.forwardFigure)) && existsSync(join(out, t.reverseFigure)));
-    }
 
+    // Same settings: every stage is cached.
     const again = await runPaper(opts);
-    const rerun = again.stages.filter((s) => s.name !== 'figures');
-    assert.ok(rerun.every((s) => s.skipped), `skipped on rerun: ${rerun.filter((s) => !s.skipped).map((s) => s.name).join(', ')}`);
-    assert.deepEqual(again.cas.map((c) => c.mean), results.cas.map((c) => c.mean));
+    assert.deepEqual(ran(again.stages), []);
+    assert.deepEqual(again.cas, results.cas);
+
+    // Another CAS setting reruns every CAS stage, and nothing else, naming the setting.
+    const moreEpochs = await runPaper({ ...opts, preset: { ...PRESETS.ci, casEpochs: 2 } });
+    const casStages = ran(moreEpochs.stages);
+    assert.deepEqual(casStages, ['cas real', ...['baseline', 'baseline-clip', 'small-upscaled', 'small-upscaled-clip', 'cascaded', 'cascaded-clip'].map((n) => `cas ${n}`)]);
+    assert.ok(moreEpochs.stages.filter((s) => s.status === 'ran' && s.name.startsWith('cas')).every((s) => /epochs: 1 → 2/.test(s.reason!)), 'the reason names the setting');
+
+    // A generated set changed on disk: its generation reruns (restoring it), then the CAS that reads it.
+    const images = join(work, 'sets', 'baseline-clip-1', 'train-images-idx3-ubyte');
+    const original = readFileSync(images);
+    const tampered = Buffer.from(original);
+    tampered[tampered.length - 1] ^= 0xff;
+    writeFileSync(images, tampered);
+    const repaired = await runPaper({ ...opts, preset: { ...PRESETS.ci, casEpochs: 2 } });
+    assert.deepEqual(ran(repaired.stages), ['generate baseline-clip 1']);
+    assert.match(repaired.stages.find((s) => s.name === 'generate baseline-clip 1')!.reason!, /was changed/);
+    assert.deepEqual(readFileSync(images), original, 'the same key makes the same set again');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -63,23 +97,40 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
   try {
     const out = join(root, 'report');
     const work = join(root, 'work');
-    const results = await runPaper({ preset: PAPER_PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0] } });
+    const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['conditioning', 'ddim', 'ema', 'thresholding']);
     assert.equal(beyond.length, 3 + 4 + 2 + 4, 'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA plain/clipped, augmented cascade ×2 levels ×2');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1, b.name);
     const ddim = beyond.filter((b) => b.group === 'ddim');
-    assert.deepEqual(ddim.map((b) => [b.steps, b.clip ?? false]), [[5, false], [10, false], [5, true], [10, true]]);
-    assert.ok(ddim.every((b) => (b.secondsPerSample! > 0) === !b.clip), 'plain DDIM is timed, clipped DDIM is not');
-    assert.ok(ddim.filter((b) => b.clip).every((b) => b.offRange!.pixels === 0), 'clipped DDIM ends inside the range');
+    assert.deepEqual(ddim.map((b) => [b.steps, b.x0]), [[5, 'none'], [10, 'none'], [5, 'clip'], [10, 'clip']]);
+    assert.ok(ddim.every((b) => (b.secondsPerSample! > 0) === (b.x0 === 'none')), 'plain DDIM is timed, clipped DDIM is not');
+    assert.ok(ddim.filter((b) => b.x0 === 'clip').every((b) => b.offRange!.pixels === 0), 'clipped DDIM ends inside the range');
+    assert.ok(beyond.filter((b) => b.group === 'thresholding').every((b) => b.x0 === 'dynamic' && b.offRange!.pixels === 0), 'dynamic thresholding ends inside the range');
     assert.equal(readRunConfig(join(work, 'runs', 'upscaler-aug-1')).model.conditioningNoise, BEYOND_DEFAULTS.conditioningNoise);
     assert.equal(readRunConfig(join(work, 'runs', 'baseline-ema-1')).training.ema, BEYOND_DEFAULTS.emaDecay);
+    // The Table 1 variants are the same stages with or without --beyond: a Table 1 rerun finds them all cached.
+    const table1 = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out: join(root, 'report-table1') });
+    assert.deepEqual(ran(table1.stages), []);
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.ok(md.includes('Beyond the paper'));
-    assert.ok(beyond.every((b) => b.offRange !== undefined), 'every variant measured its range');
-    assert.ok(beyond.filter((b) => b.group === 'thresholding').every((b) => b.offRange!.pixels === 0), 'dynamic thresholding ends inside the range');
     for (const f of ['ddim-cas.svg', 'ddim-speed.svg']) assert.ok(existsSync(join(out, f)) && md.includes(f), f);
     for (const b of beyond) assert.ok(md.includes(b.label.replace(/\|/g, '\\|')), `report.md lists '${b.label}'`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a run folder that is not the protocol\'s run is refused, not reused or overwritten', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'ssddpm-paper-runs-'));
+  try {
+    const work = join(root, 'work');
+    const runs = join(root, 'runs');
+    const { trainDiffusion } = await import('../src/training/train-diffusion.ts');
+    trainDiffusion({ out: join(runs, 'baseline-1'), model: 'baseline', training: { epochs: 1, perClass: 20, seed: 1, lr: 2e-3 } });
+    const before = readFileSync(join(runs, 'baseline-1', 'config.json'), 'utf8');
+    await assert.rejects(runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, runs, out: join(root, 'report') }), /baseline-1 is not the protocol's baseline-1: lr 0\.002 \(the protocol: 0\.001\)/);
+    assert.equal(readFileSync(join(runs, 'baseline-1', 'config.json'), 'utf8'), before);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

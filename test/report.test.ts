@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { casChart, lineChart, speedChart } from '../src/report/charts.ts';
 import { TABLE1_COLUMNS, TABLE1_ROWS, escapeHtml, fmtDuration, renderHtml, renderMarkdown } from '../src/report/render.ts';
 import { writeReport } from '../src/report/write.ts';
-import type { CasDatasetName, CasResult, PaperResults, SamplingMode } from '../src/report/results.ts';
+import { migrateResults, type CasDatasetName, type CasResult, type PaperResults, type Table1X0 } from '../src/report/results.ts';
 
 /** Deterministic pseudo-random numbers, so the fake results are the same on every run. */
 function rng(seed: number): () => number {
@@ -17,14 +17,14 @@ function rng(seed: number): () => number {
   };
 }
 
-function fakeCas(dataset: CasDatasetName, sampling: SamplingMode | null, level: number, seed: number): CasResult {
+function fakeCas(dataset: CasDatasetName, x0: Table1X0 | null, level: number, seed: number): CasResult {
   const r = rng(seed);
   const accuracies = Array.from({ length: 5 }, () => level + (r() - 0.5) * 0.04);
   const mean = accuracies.reduce((a, b) => a + b, 0) / accuracies.length;
   const std = Math.sqrt(accuracies.reduce((a, b) => a + (b - mean) ** 2, 0) / (accuracies.length - 1));
   return {
     dataset,
-    sampling,
+    x0,
     mean,
     std,
     accuracies,
@@ -38,12 +38,12 @@ function fakeResults(): PaperResults {
   const cas: CasResult[] = [fakeCas('real', null, 0.981, 1)];
   let seed = 2;
   for (const [dataset, level] of [['baseline', 0.82], ['small-upscaled', 0.88], ['cascaded', 0.61]] as const) {
-    cas.push(fakeCas(dataset, 'plain', level, seed++), fakeCas(dataset, 'clipped', level + 0.03, seed++));
+    cas.push(fakeCas(dataset, 'none', level, seed++), fakeCas(dataset, 'clip', level + 0.03, seed++));
   }
   const models = ['baseline', 'small', 'upscaler'] as const;
   return {
     format: 'ssddpm-paper-results',
-    version: 1,
+    version: 2,
     preset: 'full',
     dataset: 'MNIST',
     createdAt: '2024-05-01T12:00:00.000Z',
@@ -68,11 +68,11 @@ function fakeResults(): PaperResults {
       { file: 'trajectories/reverse baseline.png', caption: 'A reverse-process trajectory of the baseline model.' },
     ],
     stages: [
-      { name: 'train', seconds: 41000, skipped: true },
-      { name: 'sample', seconds: 5400, skipped: false },
-      { name: 'cas', seconds: 7300, skipped: false },
-      { name: 'speed', seconds: 95.2, skipped: false },
-      { name: 'toy1d', seconds: 0.35, skipped: false },
+      { name: 'train', seconds: 41000, status: 'cached' },
+      { name: 'sample', seconds: 5400, status: 'ran', reason: 'not run before' },
+      { name: 'cas', seconds: 7300, status: 'ran', reason: 'its settings changed (epochs: 1 → 2)' },
+      { name: 'speed', seconds: 95.2, status: 'ran', reason: 'not run before' },
+      { name: 'toy1d', seconds: 0.35, status: 'ran' },
     ],
     totalSeconds: 54195.55,
   };
@@ -91,7 +91,7 @@ test('Table 1: every row and column label in Markdown and HTML, with the paper�
     assert.ok(html.includes(escapeHtml(label)), `html lacks ${label}`);
   }
   const real = r.cas[0];
-  const baseClipped = r.cas.find((c) => c.dataset === 'baseline' && c.sampling === 'clipped')!;
+  const baseClipped = r.cas.find((c) => c.dataset === 'baseline' && c.x0 === 'clip')!;
   const cells = [
     `${real.mean.toFixed(3)} ± ${real.std.toFixed(3)} (paper 0.976 ± 0.004)`,
     `${baseClipped.mean.toFixed(3)} ± ${baseClipped.std.toFixed(3)} (paper 0.730 ± 0.040)`,
@@ -110,7 +110,7 @@ test('Table 1: every row and column label in Markdown and HTML, with the paper�
   const at = order.map((h) => md.indexOf(`## ${h}`));
   assert.ok(at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1]!)), `section order: ${at.join(',')}`);
   // Other sections carry their numbers.
-  for (const s of ['runs/upscaler-s2', '1 h 00 min', 'Intel(R) Xeon(R) CPU @ 2.20GHz', 'skipped (outputs existed)', 'ssddpm paper --quick', '{0, 2}', '61.0 %', 'toy1d/reverse-0-2.png']) {
+  for (const s of ['runs/upscaler-s2', '1 h 00 min', 'Intel(R) Xeon(R) CPU @ 2.20GHz', 'cached (same key)', 'ran: its settings changed (epochs: 1 → 2)', 'ssddpm paper --quick', '{0, 2}', '61.0 %', 'toy1d/reverse-0-2.png']) {
     assert.ok(md.includes(s), `markdown lacks ${s}`);
     assert.ok(html.includes(escapeHtml(s)), `html lacks ${s}`);
   }
@@ -143,7 +143,7 @@ test('SVG charts are well-formed: class labels 0–9 and dataset legend names', 
   assert.ok(!cas.includes('(plain)'), 'clipped entries should stand for generated data when present');
 
   // Without clipped entries the plain ones stand in; a missing dataset is simply left out.
-  const plainOnly = await casChart({ ...r, cas: r.cas.filter((c) => c.sampling !== 'clipped' && c.dataset !== 'cascaded') });
+  const plainOnly = await casChart({ ...r, cas: r.cas.filter((c) => c.x0 !== 'clip' && c.dataset !== 'cascaded') });
   assert.ok(plainOnly.includes('>baseline (plain)</text>') && !plainOnly.includes('cascaded'));
 
   const speed = await speedChart(r);
@@ -194,4 +194,27 @@ test('empty CAS, speed, 1-D study and figures render "not run" notes without thr
   // Table 1 still shows the paper's values, with N/A for ours.
   assert.ok(md.includes('N/A (paper 0.976 ± 0.004)'));
   assert.ok(html.includes('N/A (paper 0.0607)'));
+});
+
+test('results.json of version 1 read as version 2: same numbers, the current names', () => {
+  const v2 = fakeResults();
+  const v1 = {
+    ...v2,
+    version: 1,
+    cas: v2.cas.map(({ x0, ...c }) => ({ ...c, sampling: x0 === null ? null : x0 === 'clip' ? 'clipped' : 'plain' })),
+    stages: v2.stages.map(({ status, reason: _, ...s }) => ({ ...s, skipped: status === 'cached' })),
+    beyond: [
+      { group: 'ddim', name: 'baseline-ddim5-eta0-clipped', label: 'DDIM', cas: { mean: 0.9, std: 0.01, accuracies: [0.9] }, clip: true, eta: 0, steps: 5 },
+      { group: 'thresholding', name: 'baseline-dynamic', label: 'dyn', cas: { mean: 0.8, std: 0.01, accuracies: [0.8] } },
+      { group: 'ema', name: 'baseline-ema', label: 'ema', cas: { mean: 0.7, std: 0.01, accuracies: [0.7] } },
+    ],
+  };
+  const migrated = migrateResults(JSON.parse(JSON.stringify(v1)));
+  assert.equal(migrated.version, 2);
+  assert.deepEqual(migrated.cas, v2.cas);
+  assert.deepEqual(migrated.stages.map((s) => s.status), v2.stages.map((s) => s.status));
+  assert.deepEqual(migrated.beyond!.map((b) => [b.name, b.x0]), [['baseline-ddim5-eta0-clip', 'clip'], ['baseline-dynamic', 'dynamic'], ['baseline-ema', 'none']]);
+  assert.equal(migrateResults(v2), v2, 'the current version is returned as it is');
+  assert.throws(() => migrateResults({ ...v2, version: 3 }), /version 3 is newer/);
+  assert.throws(() => migrateResults({ cas: [] }), /not an ssddpm results file/);
 });

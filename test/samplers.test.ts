@@ -6,12 +6,12 @@ import { DDIMScheduler, ddimTimesteps } from '../src/diffusion/ddim.ts';
 import { DDPMScheduler } from '../src/diffusion/ddpm.ts';
 import { sampleLoop } from '../src/diffusion/sample.ts';
 import { constrainX0 } from '../src/diffusion/thresholding.ts';
-import { DiffusionModel } from '../src/experiments/diffusion-model.ts';
-import { presetModel } from '../src/experiments/model-config.ts';
+import { DiffusionModel } from '../src/pipelines/diffusion-model.ts';
+import { presetModel } from '../src/pipelines/model-config.ts';
 import { Generator } from '../src/torch/generator.ts';
 import { sin, tensor } from '../src/torch/index.ts';
 import type { Tensor } from '../src/torch/tensor.ts';
-import { assertClose, withNoLeaks } from './helpers.ts';
+import { assertClose, cosineSchedule, withNoLeaks } from './helpers.ts';
 
 // A fixed, input-dependent stand-in for the network: enough to make every step's arithmetic matter.
 const fakeEps = (x: Tensor, t: number) => sin(x.mul(0.4 + 0.01 * t));
@@ -19,9 +19,9 @@ const fakeEps = (x: Tensor, t: number) => sin(x.mul(0.4 + 0.01 * t));
 for (const clip of [false, true]) {
   test(`DDIM with η = 1 over all timesteps reproduces DDPM ancestral sampling${clip ? ' with x̂0 clipping' : ''}`, () => {
     withNoLeaks(() => {
-      const common = { numTrainTimesteps: 12, cosinePower: 1.5, clipSample: clip, clipRange: [-0.5, 0.8] as const };
-      const ddpm = new DDPMScheduler({ ...common, varianceType: 'posterior' });
-      const ddim = new DDIMScheduler({ ...common, numInferenceSteps: 12, eta: 1 });
+      const common = { schedule: cosineSchedule(12), clip, clipRange: [-0.5, 0.8] as const };
+      const ddpm = new DDPMScheduler({ ...common, variance: 'posterior' });
+      const ddim = new DDIMScheduler({ ...common, steps: 12, eta: 1 });
       assert.deepEqual(Array.from(ddim.timesteps), Array.from(ddpm.timesteps));
       const a = sampleLoop(ddpm, fakeEps, [3, 1, 4, 4], { generator: new Generator(5) }).sample;
       const b = sampleLoop(ddim, fakeEps, [3, 1, 4, 4], { generator: new Generator(5) }).sample;
@@ -37,9 +37,9 @@ test('DDIM timesteps: evenly spread from T−1 to 0, distinct; η = 0 is determi
   assert.deepEqual(Array.from(ddimTimesteps(10, 10)), [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
   for (const n of [2, 7, 29]) assert.equal(new Set(ddimTimesteps(30, n)).size, n);
   assert.throws(() => ddimTimesteps(30, 31), /1\.\.30/);
-  assert.throws(() => new DDIMScheduler({ eta: 1.5 }), /eta/);
+  assert.throws(() => new DDIMScheduler({ schedule: cosineSchedule(30), eta: 1.5 }), /eta/);
   withNoLeaks(() => {
-    const ddim = new DDIMScheduler({ numTrainTimesteps: 20, numInferenceSteps: 5, eta: 0 });
+    const ddim = new DDIMScheduler({ schedule: cosineSchedule(20), steps: 5, eta: 0 });
     const x = tensor([0.3, -1.2, 2.0, 0.1], { shape: [1, 1, 2, 2] });
     // Step noise would come from the generator; with η = 0 two different generators agree.
     const run = (seed: number) => ddim.timesteps.reduce((acc, t) => ddim.step(fakeEps(acc, t), t, acc, { generator: new Generator(seed) }).prevSample, x);
@@ -59,7 +59,7 @@ test('dynamic thresholding: samples inside the range are only clipped; a saturat
     // A lower percentile clips the outlier first: s = the 50 % quantile of |y| = 1.5 (of 0, 1, 2, 3).
     const half = constrainX0(x0, [0, 2], { kind: 'dynamic', ratio: 0.5 }).toArray().slice(4);
     assertClose(half, [1 - 1.5 / 1.5, 1 + 1.5 / 1.5, 1, 1 - 1 / 1.5], { atol: 1e-6 });
-    assert.throws(() => new DDPMScheduler({ clipSample: true, dynamicThresholding: 0.99 }), /exclude/);
+    assert.throws(() => new DDPMScheduler({ schedule: cosineSchedule(30), clip: true, dynamicThreshold: 0.99 }), /exclude/);
   });
 });
 

@@ -9,31 +9,23 @@ import { loadMnist } from '../src/data/datasets.ts';
 import { classCounts, readImageSet, type ImageSet } from '../src/data/image-set.ts';
 import { downscale } from '../src/data/tensor-dataset.ts';
 import { DDPMScheduler } from '../src/diffusion/ddpm.ts';
-import { DiffusionModel } from '../src/experiments/diffusion-model.ts';
-import { presetModel, type ModelKind } from '../src/experiments/model-config.ts';
-import {
-  balancedLabels,
-  disposePipeline,
-  generateSet,
-  readOffRange,
-  loadModel,
-  loadPipeline,
-  pipelineImageSize,
-  pipelineSteps,
-  samplePipeline,
-  writeGeneratedSet,
-} from '../src/experiments/pipelines.ts';
-import { RunError, epochCheckpointPath, logPath, readRunConfig } from '../src/experiments/run-dir.ts';
-import { trainDiffusion, trainOrContinue, type TrainDiffusionOptions } from '../src/experiments/train-diffusion.ts';
+import { DiffusionModel } from '../src/pipelines/diffusion-model.ts';
+import { presetModel, type ModelKind } from '../src/pipelines/model-config.ts';
+import { readOffRange, writeGeneratedSet } from '../src/data/generated-set.ts';
+import { DataError } from '../src/data/idx.ts';
+import { balancedLabels, generateSet } from '../src/pipelines/generate.ts';
+import { disposePipeline, loadModel, loadPipeline, pipelineImageSize, pipelineSteps, samplePipeline } from '../src/pipelines/pipeline.ts';
+import { RunError, epochCheckpointPath, logPath, readRunConfig } from '../src/pipelines/run-dir.ts';
+import { trainDiffusion, trainOrContinue, type TrainDiffusionOptions } from '../src/training/train-diffusion.ts';
 import { loadCheckpoint } from '../src/io/checkpoint.ts';
 import { UNet, unetContext } from '../src/models/unet.ts';
 import { mseLoss } from '../src/nn/functional.ts';
 import { Adam, ExponentialMovingAverage } from '../src/optim/index.ts';
 import { BatchNorm2d, Conv2d, Sequential } from '../src/nn/layers.ts';
-import { exportRun } from '../src/experiments/export-run.ts';
+import { exportRun } from '../src/pipelines/export-run.ts';
 import { Generator, dispose, manualSeed, memory, noGrad, rand, randn, tensor, tidy } from '../src/torch/index.ts';
 import type { Tensor } from '../src/torch/tensor.ts';
-import { assertShape, withNoLeaks } from './helpers.ts';
+import { assertShape, cosineSchedule, withNoLeaks } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ssddpm-train-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -98,7 +90,7 @@ test('the U-Net overfits 4 images at a fixed t and fixed noise with Adam: the lo
     const net = new UNet(presetModel('small').unet);
     const n = 4;
     const x0 = downscale(tensor(mnist.images.slice(0, n * 784), { shape: [n, 1, 28, 28] }).float().div_(255), 14).sub_(0.13).div_(0.3);
-    const scheduler = new DDPMScheduler({ numTrainTimesteps: 20 });
+    const scheduler = new DDPMScheduler({ schedule: cosineSchedule(20) });
     const t = longs([10, 10, 10, 10]);
     const noise = randn([n, 1, 14, 14], { generator: new Generator(3) });
     const xt = scheduler.addNoise(x0, noise, t);
@@ -226,7 +218,7 @@ test('the upscaler\'s conditioning reaches the network; predictNoise checks that
   });
 });
 
-test('pipelines: loadPipeline checks cascades and runs; samplePipeline shapes for single, upscaled (14→28) and cascade', () => {
+test('pipelines: loadPipeline checks the chain of runs; samplePipeline shapes for one model, upscaled (14→28) and cascade', () => {
   const small = tinyRun('small');
   const upscaler = tinyRun('upscaler');
   const baseline = tinyRun('baseline');
@@ -234,27 +226,27 @@ test('pipelines: loadPipeline checks cascades and runs; samplePipeline shapes fo
   withNoLeaks(() => {
     const before = memory().numTensors;
     const refused: [Parameters<typeof loadPipeline>[0], RegExp][] = [
-      [{ cascade: [small, baseline] }, /not an upscaler/],
-      [{ cascade: [upscaler, upscaler] }, /is an upscaler; the cascade starts from a small model/],
-      [{ cascade: [baseline, upscaler] }, /expects 14×14 inputs but the small model makes 28×28/],
-      [{ run: upscaler }, /is an upscaler/],
-      [{}, /either one run folder or a cascade/],
-      [{ run: small, cascade: [small, upscaler] }, /either one run folder or a cascade/],
-      [{ run: freshDir('nothing') }, /no such run folder/],
+      [{ runs: [small, baseline] }, /is a baseline model, not an upscaler/],
+      [{ runs: [upscaler, upscaler] }, /is an upscaler; the cascade starts from a small model/],
+      [{ runs: [baseline, upscaler] }, /expects 14×14 inputs but .* makes 28×28/],
+      [{ runs: [upscaler] }, /is an upscaler: sample it in a cascade/],
+      [{ runs: [] }, /either one run folder or a cascade/],
+      [{ runs: [small, upscaler], upscale: true }, /upscaling .* is for a single small model/],
+      [{ runs: [freshDir('nothing')] }, /no such run folder/],
     ];
     for (const [spec, message] of refused) assert.throws(() => loadPipeline(spec), (e: unknown) => e instanceof RunError && message.test(e.message), message.source);
     assert.equal(memory().numTensors, before, 'refused pipelines release their models');
 
     const labels = [0, 4, 9];
     const cases: [Parameters<typeof loadPipeline>[0], string, number, number][] = [
-      [{ run: baseline }, 'single', 28, 30],
-      [{ run: small }, 'single', 14, 20],
-      [{ run: small, upscale: true }, 'upscaled', 28, 20],
-      [{ cascade: [small, upscaler] }, 'cascade', 28, 30],
+      [{ runs: [baseline] }, 'baseline', 28, 30],
+      [{ runs: [small] }, 'small', 14, 20],
+      [{ runs: [small], upscale: true }, 'small', 28, 20],
+      [{ runs: [small, upscaler] }, 'small,upscaler', 28, 30],
     ];
     for (const [spec, kind, size, steps] of cases) {
       const p = loadPipeline(spec);
-      assert.equal(p.kind, kind);
+      assert.equal(p.models.map((m) => m.config.kind).join(','), kind);
       assert.equal(pipelineImageSize(p), size);
       assert.equal(pipelineSteps(p), steps);
       let calls = 0;
@@ -275,7 +267,7 @@ test('pipelines: loadPipeline checks cascades and runs; samplePipeline shapes fo
 
 test('generateSet balances labels (25 → counts within 1) and writeGeneratedSet writes readable IDX files, atomically', () => {
   const small = tinyRun('small');
-  const p = loadPipeline({ run: small });
+  const p = loadPipeline({ runs: [small] });
   try {
     assert.deepEqual(balancedLabels(12), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]);
     const progress: number[] = [];
@@ -311,7 +303,7 @@ test('generateSet balances labels (25 → counts within 1) and writeGeneratedSet
     assert.deepEqual(readOffRange([out, out]), set.offRange);
     assert.equal(readOffRange([out, parent]), undefined, 'a set without the measurement gives none');
     assert.deepEqual(readdirSync(parent), ['gen'], 'no temporary folder is left');
-    assert.throws(() => writeGeneratedSet(out, set, {}), (e: unknown) => e instanceof RunError && /already exists/.test(e.message));
+    assert.throws(() => writeGeneratedSet(out, set, {}), (e: unknown) => e instanceof DataError && /already exists/.test(e.message));
     assert.deepEqual(readdirSync(parent), ['gen']);
     // A set that cannot be written (label out of range) leaves nothing behind.
     assert.throws(() => writeGeneratedSet(join(parent, 'bad'), { ...set, labels: set.labels.map(() => 12) }, {}));
@@ -400,7 +392,7 @@ test('conditioning augmentation: an upscaler trains with it, its run records the
   assert.equal(config.model.unet.extraContext, 1);
   const small = tinyRun('small');
   withNoLeaks(() => {
-    const p = loadPipeline({ cascade: [small, dir] });
+    const p = loadPipeline({ runs: [small, dir] });
     const x = samplePipeline(p, [3, 5], { generator: new Generator(1), conditioningLevel: 0.3 });
     assert.deepEqual(x.shape, [2, 1, 28, 28]);
     assert.ok(x.toArray().every((v) => v >= 0 && v <= 1));

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { PAPER_UNET, UNet, unetContext, type UNetConfig } from '../src/models/unet.ts';
-import { MODEL_KINDS, presetModel, type ModelKind } from '../src/experiments/model-config.ts';
+import { MODEL_KINDS, presetModel, type ModelKind } from '../src/pipelines/model-config.ts';
 import { noGrad } from '../src/torch/grad-mode.ts';
 import { memory } from '../src/torch/scope.ts';
 import { randn, tensor } from '../src/torch/index.ts';
@@ -14,7 +14,7 @@ import { assertClose, assertShape, withNoLeaks } from './helpers.ts';
 interface ConfigFixture {
   inChannels: number;
   size: number;
-  numStates: number;
+  numTimesteps: number;
   paper: { numParameters: number; stateDict: [string, number[]][] };
   det: {
     baseChannels: number;
@@ -83,7 +83,8 @@ test('every preset gives [N, 1, S, S]: baseline 1×28×28 → 1×28×28, small 1
       const net = new UNet(m.unet);
       const n = 3;
       const x = randn([n, m.unet.inChannels, m.imageSize, m.imageSize]);
-      const ctx = unetContext(longs([0, 1, m.numStates - 1]), m.numStates, longs([0, 5, 9]), 10);
+      const T = m.schedule.numTimesteps;
+      const ctx = unetContext(longs([0, 1, T - 1]), T, longs([0, 5, 9]), 10);
       for (const mode of ['train', 'eval'] as const) {
         net.train(mode === 'train');
         const y = noGrad(() => net.forward(x, ctx));
@@ -144,7 +145,7 @@ test('outputs equal PyTorch\'s within 1e-5 for deterministic weights, in eval mo
       const f = fixture.configs[kind];
       const net = detUNet(kind);
       const x = tensor(Float32Array.from(f.det.input), { shape: [fixture.labels.length, f.inChannels, f.size, f.size] });
-      const ctx = unetContext(longs(f.det.timesteps), f.numStates, longs(fixture.labels), 10);
+      const ctx = unetContext(longs(f.det.timesteps), f.numTimesteps, longs(fixture.labels), 10);
       assertClose(ctx.data() as Float32Array, f.det.context, { atol: 0, rtol: 1e-7, what: `${kind} context` });
       net.eval();
       const yEval = noGrad(() => net.forward(x, ctx));
@@ -163,9 +164,9 @@ test('the fixture is sensitive: another timestep or label changes the output', (
     const f = fixture.configs.small;
     const net = detUNet('small').eval();
     const x = tensor(Float32Array.from(f.det.input), { shape: [3, 1, 14, 14] });
-    const y0 = noGrad(() => net.forward(x, unetContext(longs(f.det.timesteps), f.numStates, longs(fixture.labels), 10))).data() as Float32Array;
-    const yT = noGrad(() => net.forward(x, unetContext(longs([1, 8, 18]), f.numStates, longs(fixture.labels), 10))).data() as Float32Array;
-    const yL = noGrad(() => net.forward(x, unetContext(longs(f.det.timesteps), f.numStates, longs([4, 1, 8]), 10))).data() as Float32Array;
+    const y0 = noGrad(() => net.forward(x, unetContext(longs(f.det.timesteps), f.numTimesteps, longs(fixture.labels), 10))).data() as Float32Array;
+    const yT = noGrad(() => net.forward(x, unetContext(longs([1, 8, 18]), f.numTimesteps, longs(fixture.labels), 10))).data() as Float32Array;
+    const yL = noGrad(() => net.forward(x, unetContext(longs(f.det.timesteps), f.numTimesteps, longs([4, 1, 8]), 10))).data() as Float32Array;
     const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
     assert.ok(maxDiff(y0, yT) > 1e-3, 'the timestep reaches the output');
     assert.ok(maxDiff(y0, yL) > 1e-3, 'the label reaches the output');

@@ -28,13 +28,13 @@ class Diffusion:
         self.s = s
 
     def context(self, t, labels):
-        return torch.cat([(t.float() / max(self.spec["numStates"] - 1, 1)).unsqueeze(1), F.one_hot(labels, 10).float()], 1)
+        return torch.cat([(t.float() / max(self.spec["numTimesteps"] - 1, 1)).unsqueeze(1), F.one_hot(labels, 10).float()], 1)
 
     def sample(self, labels, cond=None):
         n, size = labels.shape[0], self.spec["imageSize"]
         x = torch.randn(n, 1, size, size, device=DEVICE)
         s = self.s
-        for t in reversed(range(self.spec["numStates"])):
+        for t in reversed(range(self.spec["numTimesteps"])):
             inp = x if cond is None else torch.cat([x, cond], 1)
             eps = self.net(inp, self.context(torch.full((n,), t, dtype=torch.long, device=DEVICE), labels))
             x0 = (x - eps * s["sqrtOneMinusAlphasCumprod"][t]) / s["sqrtAlphasCumprod"][t]
@@ -82,7 +82,7 @@ def train_unet(plan, spec):
     cond = torch.randn(b, 1, size, size, device=DEVICE) if spec["inChannels"] == 2 else None
 
     def step():
-        t = torch.randint(0, spec["numStates"], (b,), device=DEVICE)
+        t = torch.randint(0, spec["numTimesteps"], (b,), device=DEVICE)
         noise = torch.randn_like(x0)
         xt = model.sqrt_ab[t].view(-1, 1, 1, 1) * x0 + model.sqrt_1mab[t].view(-1, 1, 1, 1) * noise
         inp = xt if cond is None else torch.cat([xt, cond], 1)
@@ -132,7 +132,7 @@ def main():
             labels = torch.arange(plan["sampleBatch"], device=DEVICE) % 10
             with torch.inference_mode():
                 secs = timed(lambda: model.sample(labels), 1, plan["sampleReps"], 1)
-            results[name] = [plan["sampleBatch"] * specs["baseline"]["numStates"] / s for s in secs]
+            results[name] = [plan["sampleBatch"] * specs["baseline"]["numTimesteps"] / s for s in secs]
         else:
             pipeline = name[len("latency-"):]
             torch.manual_seed(0)

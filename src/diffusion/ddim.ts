@@ -5,66 +5,48 @@ import type { Generator } from '../torch/generator.ts';
 import { randn } from '../torch/ops/random.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
-import { x0Constraint } from './ddpm.ts';
-import { cosineBetas, linearBetas, scheduleTerms, type ScheduleTerms } from './schedule.ts';
-import type { Scheduler, StepOutput } from './scheduler.ts';
+import type { NoiseSchedule, ScheduleTerms } from './schedule.ts';
+import { checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
 import { constrainX0, type X0Constraint } from './thresholding.ts';
 
-export interface DDIMConfig {
-  /** Number of training states T (timesteps 0..T−1). */
-  numTrainTimesteps: number;
-  betaSchedule: 'cosine' | 'linear';
-  cosinePower: number;
-  /** Network evaluations per sample: timesteps spread evenly from T−1 down to 0. */
-  numInferenceSteps: number;
-  /** Noise scale η ∈ [0, 1]. */
-  eta: number;
-  clipSample: boolean;
-  dynamicThresholding?: number;
-  /** The data range in model space, [min, max]. */
-  clipRange: readonly [number, number];
+export interface DDIMConfig extends Omit<SchedulerConfig, 'clipRange'> {
+  /** Network evaluations per sample: timesteps spread evenly from T−1 down to 0 (default T). */
+  steps?: number;
+  /** Noise scale η ∈ [0, 1] (default 0). */
+  eta?: number;
+  /** The data range in model space, [min, max] (default [−1, 1]). */
+  clipRange?: readonly [number, number];
 }
 
-export const DEFAULT_DDIM: DDIMConfig = {
-  numTrainTimesteps: 30,
-  betaSchedule: 'cosine',
-  cosinePower: 1.5,
-  numInferenceSteps: 10,
-  eta: 0,
-  clipSample: false,
-  clipRange: [-1, 1],
-};
-
 /** `count` timesteps evenly spaced over T−1 … 0 (rounded, distinct, both ends included). */
-export function ddimTimesteps(numTrainTimesteps: number, count: number): Int32Array {
-  if (!Number.isInteger(count) || count < 1 || count > numTrainTimesteps) {
-    throw new RangeError(`DDIM: the number of inference steps must be an integer in 1..${numTrainTimesteps} (T), got ${count}`);
+export function ddimTimesteps(numTimesteps: number, count: number): Int32Array {
+  if (!Number.isInteger(count) || count < 1 || count > numTimesteps) {
+    throw new RangeError(`DDIM: the number of inference steps must be an integer in 1..${numTimesteps} (T), got ${count}`);
   }
-  if (count === 1) return Int32Array.of(numTrainTimesteps - 1);
-  return Int32Array.from({ length: count }, (_, i) => Math.round(((numTrainTimesteps - 1) * (count - 1 - i)) / (count - 1)));
+  if (count === 1) return Int32Array.of(numTimesteps - 1);
+  return Int32Array.from({ length: count }, (_, i) => Math.round(((numTimesteps - 1) * (count - 1 - i)) / (count - 1)));
 }
 
 export class DDIMScheduler implements Scheduler {
-  readonly config: Readonly<DDIMConfig>;
-  readonly terms: ScheduleTerms;
+  readonly config: Readonly<Required<Omit<DDIMConfig, 'dynamicThreshold'>>> & { readonly dynamicThreshold?: number };
+  readonly schedule: NoiseSchedule;
   readonly timesteps: Int32Array;
   readonly #constraint: X0Constraint;
   /** The timestep each one steps to (−1 after the last: ᾱ = 1, the clean sample). */
   readonly #next = new Map<number, number>();
 
-  constructor(config: Partial<DDIMConfig> = {}) {
-    const c = { ...DEFAULT_DDIM, ...config };
-    if (!Number.isInteger(c.numTrainTimesteps) || c.numTrainTimesteps < 1) {
-      throw new RangeError(`DDIMScheduler: numTrainTimesteps (T) must be a positive integer, got ${c.numTrainTimesteps}`);
-    }
+  constructor(config: DDIMConfig) {
+    const c = { clip: false, clipRange: [-1, 1] as const, eta: 0, steps: config.schedule?.numTimesteps, ...config };
     if (!(c.eta >= 0 && c.eta <= 1)) throw new RangeError(`DDIMScheduler: eta must be in [0, 1], got ${c.eta}`);
-    if (!(c.clipRange[0] < c.clipRange[1])) throw new RangeError(`DDIMScheduler: clipRange must be [min, max] with min < max, got [${c.clipRange.join(', ')}]`);
-    this.#constraint = x0Constraint(c);
+    this.#constraint = checkSchedulerConfig('DDIMScheduler', c);
     this.config = Object.freeze({ ...c, clipRange: [c.clipRange[0], c.clipRange[1]] as const });
-    const betas = c.betaSchedule === 'cosine' ? cosineBetas(c.numTrainTimesteps, c.cosinePower) : linearBetas(c.numTrainTimesteps);
-    this.terms = scheduleTerms(betas);
-    this.timesteps = ddimTimesteps(c.numTrainTimesteps, c.numInferenceSteps);
+    this.schedule = c.schedule;
+    this.timesteps = ddimTimesteps(this.schedule.numTimesteps, c.steps);
     this.timesteps.forEach((t, i) => this.#next.set(t, i + 1 < this.timesteps.length ? this.timesteps[i + 1]! : -1));
+  }
+
+  get terms(): ScheduleTerms {
+    return this.schedule.terms;
   }
 
   step(eps: Tensor, t: number, xt: Tensor, opts: { generator?: Generator; noise?: Tensor } = {}): StepOutput {

@@ -6,30 +6,15 @@ import { tensor } from '../torch/ops/creation.ts';
 import { indexSelect } from '../torch/ops/shape.ts';
 import { keep, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
-import { cosineBetas, linearBetas, scheduleTerms, type ScheduleTerms } from './schedule.ts';
-import type { Scheduler, StepOutput } from './scheduler.ts';
-import { checkConstraint, constrainX0, type X0Constraint } from './thresholding.ts';
+import type { NoiseSchedule, ScheduleTerms } from './schedule.ts';
+import { checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
+import { constrainX0, type X0Constraint } from './thresholding.ts';
 
-export interface DDPMConfig {
-  /** Number of states T; timesteps are 0..T−1. */
-  numTrainTimesteps: number;
-  betaSchedule: 'cosine' | 'linear';
-  /** Exponent of the cosine schedule (the paper: 1.5; Nichol & Dhariwal: 2). */
-  cosinePower: number;
-  /** Reverse-step variance: 'posterior' is β̃_t, 'beta' is β_t (Ho et al. found both work). */
-  varianceType: 'posterior' | 'beta';
-  /**
-   * Clip the predicted x̂0 to `clipRange` at every step and take the posterior mean from the clipped
-   * estimate (the paper's §1.3 remedy; diffusers' `clip_sample`).
-   */
-  clipSample: boolean;
-  /**
-   * Dynamic thresholding of x̂0 at this percentile (Imagen; diffusers' `dynamic_thresholding_ratio`, e.g. 0.995)
-   * instead of clipping; undefined: off. Excludes `clipSample`.
-   */
-  dynamicThresholding?: number;
-  /** The data range in model space, [min, max]. */
-  clipRange: readonly [number, number];
+export interface DDPMConfig extends Omit<SchedulerConfig, 'clipRange'> {
+  /** Reverse-step variance: 'posterior' is β̃_t (default), 'beta' is β_t (Ho et al. found both work). */
+  variance?: 'posterior' | 'beta';
+  /** The data range in model space, [min, max] (default [−1, 1]). */
+  clipRange?: readonly [number, number];
   /**
    * Divide by √α_t instead of √ᾱ_t when estimating x̂0, as the paper's public code did. Wrong; offered
    * only to reproduce that code's samples.
@@ -37,57 +22,34 @@ export interface DDPMConfig {
   authorX0?: boolean;
 }
 
-export const DEFAULT_DDPM: DDPMConfig = {
-  numTrainTimesteps: 30,
-  betaSchedule: 'cosine',
-  cosinePower: 1.5,
-  varianceType: 'posterior',
-  clipSample: false,
-  clipRange: [-1, 1],
-};
-
 export type { StepOutput } from './scheduler.ts';
 
-/** The x̂0 constraint a DDPM or DDIM configuration asks for. */
-export function x0Constraint(c: { clipSample: boolean; dynamicThresholding?: number }): X0Constraint {
-  if (c.dynamicThresholding !== undefined) {
-    if (c.clipSample) throw new RangeError('clipSample and dynamicThresholding exclude each other');
-    const constraint: X0Constraint = { kind: 'dynamic', ratio: c.dynamicThresholding };
-    checkConstraint(constraint);
-    return constraint;
-  }
-  return c.clipSample ? { kind: 'clip' } : { kind: 'none' };
-}
-
 export class DDPMScheduler implements Scheduler {
-  readonly config: Readonly<DDPMConfig>;
-  readonly terms: ScheduleTerms;
+  readonly config: Readonly<Required<Omit<DDPMConfig, 'dynamicThreshold'>>> & { readonly dynamicThreshold?: number };
+  readonly schedule: NoiseSchedule;
   /** The reverse order the sampling loop walks: T−1, …, 0. */
   readonly timesteps: Int32Array;
   readonly #constraint: X0Constraint;
   readonly #coefficients = new Map<string, { sqrtAb: Tensor; sqrtOneMinusAb: Tensor }>();
 
-  constructor(config: Partial<DDPMConfig> = {}) {
-    const c = { ...DEFAULT_DDPM, ...config };
-    if (!Number.isInteger(c.numTrainTimesteps) || c.numTrainTimesteps < 1) {
-      throw new RangeError(`DDPMScheduler: numTrainTimesteps (T) must be a positive integer, got ${c.numTrainTimesteps}`);
+  constructor(config: DDPMConfig) {
+    const c = { clip: false, clipRange: [-1, 1] as const, variance: 'posterior' as const, authorX0: false, ...config };
+    if (c.variance !== 'posterior' && c.variance !== 'beta') {
+      throw new RangeError(`DDPMScheduler: variance must be 'posterior' or 'beta', got '${String(c.variance)}'`);
     }
-    if (c.betaSchedule !== 'cosine' && c.betaSchedule !== 'linear') {
-      throw new RangeError(`DDPMScheduler: betaSchedule must be 'cosine' or 'linear', got '${String(c.betaSchedule)}'`);
-    }
-    if (c.varianceType !== 'posterior' && c.varianceType !== 'beta') {
-      throw new RangeError(`DDPMScheduler: varianceType must be 'posterior' or 'beta', got '${String(c.varianceType)}'`);
-    }
-    if (!(c.clipRange[0] < c.clipRange[1])) throw new RangeError(`DDPMScheduler: clipRange must be [min, max] with min < max, got [${c.clipRange.join(', ')}]`);
-    this.#constraint = x0Constraint(c);
+    this.#constraint = checkSchedulerConfig('DDPMScheduler', c);
     this.config = Object.freeze({ ...c, clipRange: [c.clipRange[0], c.clipRange[1]] as const });
-    const betas = c.betaSchedule === 'cosine' ? cosineBetas(c.numTrainTimesteps, c.cosinePower) : linearBetas(c.numTrainTimesteps);
-    this.terms = scheduleTerms(betas);
-    this.timesteps = Int32Array.from({ length: c.numTrainTimesteps }, (_, i) => c.numTrainTimesteps - 1 - i);
+    this.schedule = c.schedule;
+    const T = this.schedule.numTimesteps;
+    this.timesteps = Int32Array.from({ length: T }, (_, i) => T - 1 - i);
+  }
+
+  get terms(): ScheduleTerms {
+    return this.schedule.terms;
   }
 
   get numTimesteps(): number {
-    return this.config.numTrainTimesteps;
+    return this.schedule.numTimesteps;
   }
 
   #coefficientsOn(device: string) {
@@ -127,7 +89,7 @@ export class DDPMScheduler implements Scheduler {
   /** The variance of the reverse step at t (0 at t = 0: the last step adds no noise). */
   variance(t: number): number {
     if (t === 0) return 0;
-    return this.config.varianceType === 'posterior' ? this.terms.posteriorVariance[t]! : this.terms.betas[t]!;
+    return this.config.variance === 'posterior' ? this.terms.posteriorVariance[t]! : this.terms.betas[t]!;
   }
 
   /**

@@ -1,24 +1,25 @@
-// Noise schedules, computed once in float64 (lucidrains' habit) and handed to schedulers as plain arrays.
+// Noise schedules: a model's configuration names one (kind, number of timesteps, exponent); NoiseSchedule builds
+// its terms once, in float64 (lucidrains' habit), and the same object serves training and every scheduler.
 
 /**
  * The cosine β schedule of Nichol & Dhariwal (2021) with a configurable exponent:
  *   f(t) = cos(((t/T + s) / (1 + s)) · π/2)^power,  β_t = min(1 − f(t+1)/f(t), maxBeta),  t = 0..T−1.
  * Nichol & Dhariwal use power 2; the paper uses 1.5, which leaves the high-noise regime sooner.
  */
-export function cosineBetas(numStates: number, power = 1.5, s = 0.003, maxBeta = 0.999): Float64Array {
-  if (!Number.isInteger(numStates) || numStates < 1) throw new RangeError(`cosineBetas: the number of states T must be a positive integer, got ${numStates}`);
+export function cosineBetas(numTimesteps: number, power = 1.5, s = 0.003, maxBeta = 0.999): Float64Array {
+  if (!Number.isInteger(numTimesteps) || numTimesteps < 1) throw new RangeError(`cosineBetas: the number of timesteps T must be a positive integer, got ${numTimesteps}`);
   if (!(power > 0)) throw new RangeError(`cosineBetas: power must be positive, got ${power}`);
-  const f = (t: number) => Math.cos(((t / numStates + s) / (1 + s)) * (Math.PI / 2)) ** power;
-  const betas = new Float64Array(numStates);
-  for (let t = 0; t < numStates; t++) betas[t] = Math.min(Math.max(1 - f(t + 1) / f(t), 0), maxBeta);
+  const f = (t: number) => Math.cos(((t / numTimesteps + s) / (1 + s)) * (Math.PI / 2)) ** power;
+  const betas = new Float64Array(numTimesteps);
+  for (let t = 0; t < numTimesteps; t++) betas[t] = Math.min(Math.max(1 - f(t + 1) / f(t), 0), maxBeta);
   return betas;
 }
 
 /** β_t evenly spaced from `start` to `end` (Ho et al. 2020 use 1e-4 → 0.02 over 1000 steps). */
-export function linearBetas(numStates: number, start = 1e-4, end = 0.02): Float64Array {
-  if (!Number.isInteger(numStates) || numStates < 1) throw new RangeError(`linearBetas: the number of states T must be a positive integer, got ${numStates}`);
-  const betas = new Float64Array(numStates);
-  for (let t = 0; t < numStates; t++) betas[t] = numStates === 1 ? start : start + ((end - start) * t) / (numStates - 1);
+export function linearBetas(numTimesteps: number, start = 1e-4, end = 0.02): Float64Array {
+  if (!Number.isInteger(numTimesteps) || numTimesteps < 1) throw new RangeError(`linearBetas: the number of timesteps T must be a positive integer, got ${numTimesteps}`);
+  const betas = new Float64Array(numTimesteps);
+  for (let t = 0; t < numTimesteps; t++) betas[t] = numTimesteps === 1 ? start : start + ((end - start) * t) / (numTimesteps - 1);
   return betas;
 }
 
@@ -76,4 +77,41 @@ export function scheduleTerms(betas: Float64Array): ScheduleTerms {
     posteriorMeanCoef1,
     posteriorMeanCoef2,
   };
+}
+
+/** How a model's β schedule is made: the kind, the number of timesteps T (0..T−1) and the cosine exponent. */
+export interface ScheduleConfig {
+  kind: 'cosine' | 'linear';
+  numTimesteps: number;
+  /** Exponent of the cosine schedule (the paper: 1.5; Nichol & Dhariwal: 2); cosine only. */
+  power?: number;
+}
+
+export const SCHEDULE_KINDS = ['cosine', 'linear'] as const;
+
+/** A schedule built once from its configuration: β_t and every derived term. */
+export class NoiseSchedule {
+  readonly config: Readonly<ScheduleConfig>;
+  readonly terms: ScheduleTerms;
+
+  constructor(config: ScheduleConfig) {
+    checkScheduleConfig(config);
+    this.config = Object.freeze({ ...config });
+    const betas = config.kind === 'cosine' ? cosineBetas(config.numTimesteps, config.power ?? 1.5) : linearBetas(config.numTimesteps);
+    this.terms = scheduleTerms(betas);
+  }
+
+  /** T: timesteps are 0..T−1. */
+  get numTimesteps(): number {
+    return this.config.numTimesteps;
+  }
+}
+
+/** Throws a RangeError naming the first invalid field. */
+export function checkScheduleConfig(c: ScheduleConfig): void {
+  if (c === null || typeof c !== 'object') throw new RangeError('schedule: expected { kind, numTimesteps, power }');
+  if (!(SCHEDULE_KINDS as readonly string[]).includes(c.kind)) throw new RangeError(`schedule: kind must be one of ${SCHEDULE_KINDS.join(', ')}, got '${String(c.kind)}'`);
+  if (!Number.isInteger(c.numTimesteps) || c.numTimesteps < 1) throw new RangeError(`schedule: numTimesteps (T) must be a positive integer, got ${c.numTimesteps}`);
+  if (c.power !== undefined && !(c.power > 0 && Number.isFinite(c.power))) throw new RangeError(`schedule: power must be a positive number, got ${c.power}`);
+  if (c.kind === 'linear' && c.power !== undefined) throw new RangeError('schedule: power is for the cosine schedule');
 }

@@ -1,6 +1,9 @@
-// What the sampling loop needs from a reverse-process scheduler (DDPM, DDIM), as diffusers' SchedulerMixin.
+// What the sampling loop needs from a reverse-process scheduler (DDPM, DDIM), as diffusers' SchedulerMixin, and
+// the configuration every scheduler shares: the model's noise schedule and how x̂0 is kept in the data range.
 import type { Generator } from '../torch/generator.ts';
 import type { Tensor } from '../torch/tensor.ts';
+import type { NoiseSchedule } from './schedule.ts';
+import { x0Constraint, type X0Constraint } from './thresholding.ts';
 
 export interface StepOutput {
   /** The sample at the next (smaller) timestep, or the final sample after the last step. */
@@ -15,4 +18,28 @@ export interface Scheduler {
   /** One reverse step from x_t given the network's noise prediction ε̂(x_t, t). */
   step(eps: Tensor, t: number, xt: Tensor, opts?: { generator?: Generator; noise?: Tensor }): StepOutput;
   dispose(): void;
+}
+
+/** The part of a scheduler's configuration that DDPM and DDIM share. */
+export interface SchedulerConfig {
+  /** The model's noise schedule (the same object training used). */
+  schedule: NoiseSchedule;
+  /**
+   * Clip the predicted x̂0 to `clipRange` at every step and take the step from the clipped estimate (the
+   * paper's §1.3 remedy; diffusers' `clip_sample`).
+   */
+  clip?: boolean;
+  /** Dynamic thresholding of x̂0 at this percentile (Imagen; e.g. 0.995) instead of clipping; undefined: off. */
+  dynamicThreshold?: number;
+  /** The data range in model space, [min, max]. */
+  clipRange: readonly [number, number];
+}
+
+/** Checks the shared configuration; returns the x̂0 constraint it asks for. */
+export function checkSchedulerConfig(who: string, c: SchedulerConfig): X0Constraint {
+  if (c.schedule === undefined || typeof c.schedule.numTimesteps !== 'number') throw new RangeError(`${who}: a noise schedule is required`);
+  if (!Array.isArray(c.clipRange) || c.clipRange.length !== 2 || !(c.clipRange[0] < c.clipRange[1])) {
+    throw new RangeError(`${who}: clipRange must be [min, max] with min < max, got [${Array.isArray(c.clipRange) ? c.clipRange.join(', ') : String(c.clipRange)}]`);
+  }
+  return x0Constraint(c);
 }

@@ -10,8 +10,16 @@ import type { Tensor } from '../torch/tensor.ts';
 /** How x̂0 is kept in range: not at all, clipped, or dynamically thresholded at percentile `ratio`. */
 export type X0Constraint = { kind: 'none' } | { kind: 'clip' } | { kind: 'dynamic'; ratio: number };
 
-export function checkConstraint(c: X0Constraint): void {
-  if (c.kind === 'dynamic' && !(c.ratio > 0 && c.ratio <= 1)) throw new RangeError(`dynamic thresholding ratio must be in (0, 1], got ${c.ratio}`);
+export type X0ConstraintKind = X0Constraint['kind'];
+
+/** The constraint that sampling options ask for: `clip`, or `dynamicThreshold` (a percentile), or neither. */
+export function x0Constraint(o: { clip?: boolean; dynamicThreshold?: number }): X0Constraint {
+  if (o.dynamicThreshold !== undefined) {
+    if (o.clip) throw new RangeError('clip and dynamicThreshold exclude each other');
+    if (!(o.dynamicThreshold > 0 && o.dynamicThreshold <= 1)) throw new RangeError(`dynamic thresholding ratio must be in (0, 1], got ${o.dynamicThreshold}`);
+    return { kind: 'dynamic', ratio: o.dynamicThreshold };
+  }
+  return o.clip ? { kind: 'clip' } : { kind: 'none' };
 }
 
 /**

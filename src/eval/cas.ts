@@ -4,7 +4,6 @@
 import type { ImageSet } from '../data/image-set.ts';
 import { DataError } from '../data/idx.ts';
 import { Rng, shuffle, subset } from '../data/sampling.ts';
-import type { CasResult } from '../report/results.ts';
 import { scoreClassifier, trainClassifier } from './classifier.ts';
 
 export interface CasOptions {
@@ -21,12 +20,23 @@ export interface CasOptions {
   onStep?: (classifier: number, step: number, totalSteps: number, loss: number) => void;
 }
 
-/** A CAS without its dataset label (the report's CasResult minus `dataset` and `sampling`). */
-export type CasScore = Omit<CasResult, 'dataset' | 'sampling'>;
+/** The score of one dataset: m classifiers trained on it, each scored on the real test set. */
+export interface CasScore {
+  /** Mean and standard deviation of the m test accuracies. */
+  mean: number;
+  std: number;
+  /** Test accuracy of each classifier. */
+  accuracies: number[];
+  /** Per-class accuracy: mean and std over the m classifiers, one entry per class. */
+  perClassMean: number[];
+  perClassStd: number[];
+  /** Images the classifiers were trained on. */
+  trainImages: number;
+}
 
-function meanStd(xs: readonly number[]): [number, number] {
+/** Mean and sample standard deviation (n − 1, as numpy's std(ddof=1); 0 for a single value). */
+export function meanStd(xs: readonly number[]): [number, number] {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-  // The sample standard deviation (n − 1), as numpy's std(ddof=1); 0 for a single classifier.
   const variance = xs.length > 1 ? xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1) : 0;
   return [mean, Math.sqrt(variance)];
 }

@@ -1,9 +1,9 @@
 // Sampling speed as the paper measures it (§0.3): wall time of producing one sample at batch size 1,
 // averaged over many samples; loading and initialising the models is not timed.
-import { pipelineDevice, samplePipeline, pipelineSteps, type Pipeline } from '../experiments/pipelines.ts';
+import type { SamplingOptions } from '../pipelines/diffusion-model.ts';
+import { pipelineDevice, samplePipeline, pipelineSteps, type Pipeline } from '../pipelines/pipeline.ts';
 import { Generator } from '../torch/generator.ts';
 import { cuda } from '../torch/runtime.ts';
-import type { SamplingOptions } from '../experiments/diffusion-model.ts';
 
 export interface SpeedOptions extends Pick<SamplingOptions, 'clip' | 'dynamicThreshold' | 'sampler' | 'steps' | 'eta' | 'conditioningLevel'> {
   /** Samples timed (the paper: 1000). */

@@ -1,64 +1,40 @@
-// The paper's whole protocol as one resumable pipeline: trainings → generated sets → CAS → sampling speed
-// → the 1-D study → figures → report. Each stage writes its outputs atomically into the work folder and
-// is skipped when they already exist, so an interrupted run continues where it stopped.
-import { existsSync, readFileSync } from 'node:fs';
+// The paper's protocol and the experiments beyond it, run by one stage runner: trainings → for every variant its
+// generated sets, CAS and (where asked) sampling speed → the real-data anchor → the 1-D study → figures →
+// report. Every stage but the figures is cached under a key of everything it depends on (stage-cache.ts), so
+// an interrupted run continues where it stopped and a changed setting, input or code version reruns exactly the
+// stages it affects, saying why.
+import { existsSync, rmSync } from 'node:fs';
 import { cpus, platform, release } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadDataset, type DatasetName } from '../data/datasets.ts';
-import { readImageSetDir } from '../data/image-set.ts';
+import { readOffRange, writeGeneratedSet } from '../data/generated-set.ts';
+import { readImageSetDir, type ImageSet } from '../data/image-set.ts';
 import { balancedSubset } from '../data/sampling.ts';
-import { classificationAccuracyScore, combineBalanced } from '../eval/cas.ts';
-import { measureSamplingSpeed } from '../eval/speed.ts';
+import { classificationAccuracyScore, combineBalanced, type CasScore } from '../eval/cas.ts';
+import { measureSamplingSpeed, type SpeedMeasurement } from '../eval/speed.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
-import type { CasDatasetName, CasResult, Figure, PaperResults, SamplingMode, SpeedPipelineName, SpeedResult, StageTiming, Toy1dResult, TrainingResult } from '../report/results.ts';
+import { forwardProcessFigure, reverseProcessFigure, sampleGridFigure } from '../pipelines/figures.ts';
+import { generateSet } from '../pipelines/generate.ts';
+import { MODEL_KINDS } from '../pipelines/model-config.ts';
+import { PAPER_PIPELINES, PAPER_PIPELINE_MODELS, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
+import { disposePipeline, loadModel, loadPipeline, type PipelineSpec } from '../pipelines/pipeline.ts';
+import type { BeyondResult, CasResult, Table1X0, Figure, PaperResults, SpeedResult, StageTiming, Toy1dResult, TrainingResult } from '../report/results.ts';
 import { writeReport } from '../report/write.ts';
 import { getNumThreads, setNumThreads, torchVersion } from '../torch/runtime.ts';
-import { forwardProcessFigure, reverseProcessFigure, sampleGridFigure } from './figures.ts';
-import { MODEL_KINDS, type ModelKind } from './model-config.ts';
-import { disposePipeline, generateSet, loadModel, loadPipeline, readOffRange, writeGeneratedSet, type Pipeline, type PipelineSpec } from './pipelines.ts';
-import { epochCheckpointPath, logPath, readRunConfig } from './run-dir.ts';
+import { findRun, type RunLocation } from './find-run.ts';
+import { SEEDS, labelOffset, trainings, variants, type BeyondSettings, type ProtocolPreset, type Variant } from './protocol.ts';
+import { STAGE_VERSIONS, StageCache, sha256, type StageKey } from './stage-cache.ts';
 import { PAPER_TOY1D, runToy1d, type Toy1dConfig } from './toy1d.ts';
-import { runBeyond, type BeyondSettings } from './beyond.ts';
-import { trainOrContinue, type TrainProgress } from './train-diffusion.ts';
 
-export interface PaperPreset {
-  name: 'full' | 'quick' | 'ci';
-  /** Independent trainings per model (the paper: 3). */
-  runs: number;
-  epochs: number;
-  /** Images per class in each training subset (5000: the paper's 50k). */
-  perClass: number;
-  /** Samples generated per training run (the paper: 3334). */
-  samplesPerRun: number;
-  /** Size of each CAS training set (the paper: 10,000), real anchor included. */
-  casImages: number;
-  /** Classifiers per CAS dataset (the paper: 5) and their epochs (5). */
-  classifiers: number;
-  casEpochs: number;
-  /** Real test images the classifiers are scored on, balanced (undefined: the whole test set, as the paper). */
-  testImages?: number;
-  /** Samples timed at batch size 1 (the paper: 1000), and the threads used for it. */
-  speedSamples: number;
-  speedThreads: number;
-  toy1d: Partial<Toy1dConfig>;
-  /** Rows of the sample-grid figures. */
-  gridRows: number;
-}
-
-export const PAPER_PRESETS: Record<PaperPreset['name'], PaperPreset> = {
-  full: { name: 'full', runs: 3, epochs: 10, perClass: 5000, samplesPerRun: 3334, casImages: 10_000, classifiers: 5, casEpochs: 5, speedSamples: 1000, speedThreads: 1, toy1d: {}, gridRows: 10 },
-  // The paper's models (one run each: the shipped pretrained ones when present), evaluated on reduced settings.
-  quick: { name: 'quick', runs: 1, epochs: 10, perClass: 5000, samplesPerRun: 1000, casImages: 1000, classifiers: 2, casEpochs: 5, speedSamples: 50, speedThreads: 1, toy1d: { samples: 500 }, gridRows: 4 },
-  ci: { name: 'ci', runs: 1, epochs: 1, perClass: 20, samplesPerRun: 40, casImages: 40, classifiers: 1, casEpochs: 1, testImages: 500, speedSamples: 2, speedThreads: 1, toy1d: { epochs: 2, batchesPerEpoch: 10, samples: 50 }, gridRows: 1 },
-};
+export { PRESETS } from './protocol.ts';
 
 export interface PaperOptions {
-  preset: PaperPreset;
+  preset: ProtocolPreset;
   dataset: DatasetName;
-  /** Where runs/, sets/ and eval/ live. */
+  /** Where runs/, sets/ and stages/ live. */
   work: string;
-  /** Where the trainings live (default `<work>/runs`). */
+  /** Where finished trainings are looked for first (e.g. the shipped pretrained runs); missing ones train into `<work>/runs`. */
   runs?: string;
   /** The report folder. */
   out: string;
@@ -72,212 +48,215 @@ export interface PaperOptions {
   progress?: (label: string, done: number, total: number, fields?: Record<string, string>) => void;
 }
 
-const PIPELINES: readonly SpeedPipelineName[] = ['baseline', 'small-upscaled', 'cascaded'];
-const SAMPLINGS: readonly SamplingMode[] = ['plain', 'clipped'];
-
-function readJson<T>(path: string): T | undefined {
-  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as T) : undefined;
-}
-
-function writeJson(path: string, value: unknown): void {
-  writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
-}
-
 /** The shipped pretrained runs of a dataset (`pretrained/<dataset>`), when the package has them. */
 export function pretrainedRuns(dataset: DatasetName): string | undefined {
   const dir = fileURLToPath(new URL(`../../pretrained/${dataset}`, import.meta.url));
   return existsSync(dir) ? dir : undefined;
 }
 
+// Images sampled at once: the noise drawn depends on it, so it is part of a set's key.
+const GENERATION_BATCH = 256;
+
+/** A content hash of an in-memory image set. */
+function imageSetHash(set: ImageSet): string {
+  return sha256(`${set.count}×${set.height}×${set.width}/${set.numClasses}`, set.images, set.labels);
+}
+
+function withThreads<T>(n: number, body: () => T): T {
+  const threads = getNumThreads();
+  setNumThreads(n);
+  try {
+    return body();
+  } finally {
+    setNumThreads(threads);
+  }
+}
+
 /** Runs (or resumes) the protocol and writes the report; returns the results written to results.json. */
 export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
   const started = performance.now();
   const { preset, work } = opts;
-  const runsDir = opts.runs ?? join(work, 'runs');
+  const device = opts.device ?? 'cpu';
   const setsDir = join(work, 'sets');
-  const evalDir = join(work, 'eval');
+  const cache = new StageCache(join(work, 'stages'));
   const log = opts.log ?? (() => {});
   const progress = opts.progress ?? (() => {});
-  const stages: StageTiming[] = [];
-  const stage = async <T>(name: string, done: boolean, body: () => T | Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    log(done ? `${name}: done before, skipped` : `${name}…`);
-    const value = await body();
-    stages.push({ name, seconds: (performance.now() - t0) / 1000, skipped: done });
-    return value;
-  };
-  const runDir = (model: ModelKind, seed: number) => join(runsDir, `${model}-${seed}`);
-  const device = opts.device;
-  const load = (spec: PipelineSpec): Pipeline => loadPipeline({ ...spec, device });
   const seeds = Array.from({ length: preset.runs }, (_, i) => i + 1);
+  const stages: StageTiming[] = [];
 
-  // 1. Trainings: every model, every seed; a finished run has its last epoch's checkpoint.
+  // Runs `body` unless the stage `id` is cached under `key`; `outputs` are the files it writes.
+  const stage = async <T>(name: string, id: string, key: StageKey, outputs: readonly string[], body: () => T | Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const found = cache.lookup<T>(id, key);
+    if ('result' in found) {
+      log(`${name}: cached`);
+      stages.push({ name, seconds: (performance.now() - t0) / 1000, status: 'cached' });
+      return found.result;
+    }
+    log(`${name}: running (${found.reason})`);
+    for (const o of outputs) rmSync(o, { recursive: true, force: true });
+    const result = await body();
+    cache.store(id, key, result, outputs);
+    stages.push({ name, seconds: (performance.now() - t0) / 1000, status: 'ran', reason: found.reason });
+    return result;
+  };
+
+  // 1. Trainings: every training of the protocol, every seed; finished runs matching the protocol are reused.
+  const runs = new Map<string, RunLocation>();
   const training: TrainingResult[] = [];
-  for (const model of MODEL_KINDS) {
+  for (const spec of trainings(opts.beyond)) {
     for (const seed of seeds) {
-      const dir = runDir(model, seed);
-      const finished = existsSync(epochCheckpointPath(dir, preset.epochs));
-      await stage(`train ${model}-${seed}`, finished, () => {
-        if (finished) return;
-        trainOrContinue({
-          out: dir,
-          model,
-          dataset: opts.dataset,
-          device,
-          training: { epochs: preset.epochs, seed, perClass: preset.perClass },
-          onProgress: (p: TrainProgress) => progress(`train ${model}-${seed}`, p.step, p.totalSteps, { loss: p.loss.toFixed(4) }),
-        });
-      });
-      training.push(trainingSummary(model, seed, dir, preset.epochs));
+      const t0 = performance.now();
+      const name = `train ${spec.name}-${seed}`;
+      const found = findRun({ spec, seed, preset, dataset: opts.dataset, device, runs: opts.runs, work, onProgress: (p) => progress(name, p.step, p.totalSteps, { loss: p.loss.toFixed(4) }), log: (line) => log(`${name}: ${line}`) });
+      runs.set(`${spec.name}-${seed}`, found);
+      stages.push({ name, seconds: (performance.now() - t0) / 1000, status: found.trained ? 'ran' : 'cached', ...(found.trained ? { reason: found.reason } : {}) });
+      if (spec.name === spec.model) training.push({ model: spec.model, seed, epochs: preset.epochs, finalLoss: found.finalLoss, seconds: found.seconds, run: found.dir });
     }
   }
+  const run = (name: string, seed: number) => runs.get(`${name}-${seed}`)!;
+  const pipelineSpec = (v: Pick<Variant, 'pipeline' | 'trainings'>, seed: number): PipelineSpec => {
+    const p = PAPER_PIPELINE_MODELS[v.pipeline];
+    return { runs: p.models.map((m) => run(v.trainings?.[m] ?? m, seed).dir), upscale: p.upscale, device };
+  };
+  const pipelineInputs = (v: Variant, seed: number): Record<string, string> => {
+    const p = PAPER_PIPELINE_MODELS[v.pipeline];
+    return Object.fromEntries(p.models.map((m) => [m, run(v.trainings?.[m] ?? m, seed).hash]));
+  };
 
-  // 2. Generated sets: each pipeline × sampling mode × run, MNIST-format IDX in sets/.
-  const specOf = (pipeline: SpeedPipelineName, seed: number): PipelineSpec =>
-    pipeline === 'baseline' ? { run: runDir('baseline', seed) } :
-    pipeline === 'small-upscaled' ? { run: runDir('small', seed), upscale: true } :
-    { cascade: [runDir('small', seed), runDir('upscaler', seed)] };
-  const setDir = (pipeline: string, sampling: SamplingMode, seed: number) => join(setsDir, `${pipeline}-${sampling}-${seed}`);
-  for (const pipeline of PIPELINES) {
-    for (const sampling of SAMPLINGS) {
-      for (const seed of seeds) {
-        const dir = setDir(pipeline, sampling, seed);
-        await stage(`generate ${pipeline} ${sampling} ${seed}`, existsSync(dir), () => {
-          if (existsSync(dir)) return;
-          const p = load(specOf(pipeline, seed));
-          try {
-            const set = generateSet(p, {
-              count: preset.samplesPerRun,
-              seed: 1000 + seed,
-              clip: sampling === 'clipped',
-              // Spread the sets' extra images over different classes so the pooled set balances.
-              labelOffset: ((seed - 1) * preset.samplesPerRun) % 10,
-              onProgress: (done, total) => progress(`generate ${pipeline} ${sampling} ${seed}`, done, total),
-            });
-            writeGeneratedSet(dir, set, { pipeline, sampling, seed });
-          } finally {
-            disposePipeline(p);
-          }
-        });
-      }
-    }
-  }
-
-  // 3. CAS: the real anchor and every generated dataset (pooled over runs, balanced, truncated).
+  // 2. The real test set every classifier is scored on, and the real anchor.
   const fullTest = loadDataset(opts.dataset, 'test');
-  const test = preset.testImages === undefined ? fullTest : balancedSubset(fullTest, Math.floor(preset.testImages / 10), 2);
-  const cas: CasResult[] = [];
-  const casJobs: { dataset: CasDatasetName; sampling: SamplingMode | null }[] = [
-    { dataset: 'real', sampling: null },
-    ...PIPELINES.flatMap((p) => SAMPLINGS.map((s) => ({ dataset: p as CasDatasetName, sampling: s }))),
-  ];
-  for (const job of casJobs) {
-    const file = join(evalDir, `cas-${job.dataset}${job.sampling ? `-${job.sampling}` : ''}.json`);
-    const cached = readJson<CasResult>(file);
-    const result = await stage(`cas ${job.dataset}${job.sampling ? ` ${job.sampling}` : ''}`, cached !== undefined, () => {
-      if (cached) return cached;
-      const train = job.sampling === null
-        ? balancedSubset(loadDataset(opts.dataset, 'train'), Math.floor(preset.casImages / 10), 1)
-        : combineBalanced(seeds.map((s) => readImageSetDir(setDir(job.dataset, job.sampling!, s))), preset.casImages, 7);
-      const score = classificationAccuracyScore(train, test, {
-        classifiers: preset.classifiers,
-        epochs: preset.casEpochs,
-        seed: 100,
-        device,
-        onStep: (k, step, total) => progress(`cas ${job.dataset}${job.sampling ? ` ${job.sampling}` : ''} ${k + 1}/${preset.classifiers}`, step, total),
-      });
-      const offRange = job.sampling === null ? undefined : readOffRange(seeds.map((s) => setDir(job.dataset, job.sampling!, s)));
-      const r: CasResult = { dataset: job.dataset, sampling: job.sampling, ...score, ...(offRange ? { offRange } : {}) };
-      writeJson(file, r);
-      return r;
+  const test = preset.testImages === undefined ? fullTest : balancedSubset(fullTest, Math.floor(preset.testImages / 10), SEEDS.realTest);
+  const testHash = imageSetHash(test);
+  const casConfig = { images: preset.casImages, classifiers: preset.classifiers, epochs: preset.casEpochs, seed: SEEDS.cas, pool: SEEDS.casPool, device };
+  const scoreCas = (label: string, train: ImageSet): CasScore =>
+    classificationAccuracyScore(train, test, {
+      classifiers: preset.classifiers,
+      epochs: preset.casEpochs,
+      seed: SEEDS.cas,
+      device,
+      onStep: (k, step, total) => progress(`${label} ${k + 1}/${preset.classifiers}`, step, total),
     });
-    cas.push(result);
+  const realTrain = balancedSubset(loadDataset(opts.dataset, 'train'), Math.floor(preset.casImages / 10), SEEDS.realTrain);
+  const real = await stage('cas real', 'cas-real', { stage: 'cas', version: STAGE_VERSIONS.cas, config: { ...casConfig, realSubset: SEEDS.realTrain }, inputs: { train: imageSetHash(realTrain), test: testHash } }, [], () =>
+    scoreCas('cas real', realTrain));
+
+  // 3. Every variant: a generated set per run, their CAS, and the speed where asked.
+  const measured: { variant: Variant; cas: CasScore; offRange?: CasResult['offRange']; speed?: SpeedMeasurement }[] = [];
+  for (const v of variants(opts.beyond)) {
+    const setDir = (seed: number) => join(setsDir, `${v.name}-${seed}`);
+    const setHashes: Record<string, string> = {};
+    for (const seed of seeds) {
+      const dir = setDir(seed);
+      const config = { sampling: v.sampling, pipeline: v.pipeline, count: preset.samplesPerRun, batchSize: GENERATION_BATCH, seed: SEEDS.generation(seed), labelOffset: labelOffset(seed, preset.samplesPerRun), device };
+      const label = `generate ${v.name} ${seed}`;
+      await stage(label, `generate-${v.name}-${seed}`, { stage: 'generate', version: STAGE_VERSIONS.generate, config, inputs: pipelineInputs(v, seed) }, [dir], () => {
+        const p = loadPipeline(pipelineSpec(v, seed));
+        try {
+          const set = generateSet(p, { ...v.sampling, count: config.count, batchSize: config.batchSize, seed: config.seed, labelOffset: config.labelOffset, onProgress: (done, total) => progress(label, done, total) });
+          writeGeneratedSet(dir, set, { variant: v.name, run: seed, ...config });
+        } finally {
+          disposePipeline(p);
+        }
+        return {};
+      });
+      setHashes[`set-${seed}`] = cache.outputHash(`generate-${v.name}-${seed}`, dir);
+    }
+    const cas = await stage(`cas ${v.name}`, `cas-${v.name}`, { stage: 'cas', version: STAGE_VERSIONS.cas, config: casConfig, inputs: { ...setHashes, test: testHash } }, [], () => {
+      const train = combineBalanced(seeds.map((s) => readImageSetDir(setDir(s))), preset.casImages, SEEDS.casPool);
+      return scoreCas(`cas ${v.name}`, train);
+    });
+    measured.push({ variant: v, cas, offRange: readOffRange(seeds.map(setDir)) });
   }
 
-  // 4. Sampling speed at batch size 1 (seed-1 models), on `speedThreads` threads.
-  const speed: SpeedResult[] = [];
-  for (const pipeline of PIPELINES) {
-    const file = join(evalDir, `speed-${pipeline}.json`);
-    const cached = readJson<SpeedResult>(file);
-    speed.push(await stage(`speed ${pipeline}`, cached !== undefined, () => {
-      if (cached) return cached;
-      const threads = getNumThreads();
-      setNumThreads(preset.speedThreads);
-      const p = load(specOf(pipeline, 1));
-      try {
-        const m = measureSamplingSpeed(p, { samples: preset.speedSamples, onSample: (d, t) => progress(`speed ${pipeline}`, d, t) });
-        const r: SpeedResult = { pipeline, ...m };
-        writeJson(file, r);
-        return r;
-      } finally {
-        disposePipeline(p);
-        setNumThreads(threads);
-      }
-    }));
+  // 4. Sampling speed at batch size 1 (seed-1 models) of the variants that ask for it, last: timings want a
+  //    quiet machine.
+  for (const m of measured.filter((x) => x.variant.speed)) {
+    const v = m.variant;
+    const config = { sampling: v.sampling, pipeline: v.pipeline, samples: preset.speedSamples, threads: preset.speedThreads, seed: SEEDS.speed, device, cpu: cpus()[0]?.model ?? 'unknown', libtorch: torchVersion };
+    m.speed = await stage(`speed ${v.name}`, `speed-${v.name}`, { stage: 'speed', version: STAGE_VERSIONS.speed, config, inputs: pipelineInputs(v, 1) }, [], () =>
+      withThreads(preset.speedThreads, () => {
+        const p = loadPipeline(pipelineSpec(v, 1));
+        try {
+          return measureSamplingSpeed(p, { ...v.sampling, samples: preset.speedSamples, seed: SEEDS.speed, onSample: (d, t) => progress(`speed ${v.name}`, d, t) });
+        } finally {
+          disposePipeline(p);
+        }
+      }));
   }
-
-  // 4b. Beyond the paper, on the same protocol.
-  const beyond = opts.beyond === undefined ? undefined : await runBeyond({
-    preset, settings: opts.beyond, seeds, runDir: (name, seed) => join(runsDir, `${name}-${seed}`), extraRunDir: (name, seed) => join(work, 'runs', `${name}-${seed}`), setsDir, evalDir, test,
-    dataset: opts.dataset, device, stage, progress, readJson, writeJson,
-  });
 
   // 5. The 1-D study, on {−1, 1} and on {0, 2}.
   const toy1d: Toy1dResult[] = [];
   for (const support of [[-1, 1], [0, 2]] as [number, number][]) {
-    const name = `toy1d_${support[0]}_${support[1]}`;
-    const file = join(evalDir, `${name}.json`);
-    const cached = readJson<Toy1dResult>(file);
-    const figuresExist = cached !== undefined && existsSync(join(opts.out, cached.forwardFigure)) && existsSync(join(opts.out, cached.reverseFigure));
-    toy1d.push(await stage(`1-D study on {${support.join(', ')}}`, figuresExist, async () => {
-      if (figuresExist) return cached!;
-      const config: Toy1dConfig = { ...PAPER_TOY1D, ...preset.toy1d, support, seed: opts.seed ?? 1 };
-      const r = await runToy1d(config, opts.out, name, (step, total, loss) => progress(`1-D study {${support.join(', ')}}`, step, total, { loss: loss.toFixed(4) }));
-      writeJson(file, r);
-      return r;
-    }));
+    const prefix = `toy1d_${support[0]}_${support[1]}`;
+    const config: Toy1dConfig = { ...PAPER_TOY1D, ...preset.toy1d, support, seed: opts.seed ?? 1 };
+    const outputs = [join(opts.out, `${prefix}-forward.svg`), join(opts.out, `${prefix}-reverse.svg`)];
+    toy1d.push(await stage(`1-D study on {${support.join(', ')}}`, prefix, { stage: 'toy1d', version: STAGE_VERSIONS.toy1d, config, inputs: {} }, outputs, () =>
+      runToy1d(config, opts.out, prefix, (step, total, loss) => progress(`1-D study {${support.join(', ')}}`, step, total, { loss: loss.toFixed(4) }))));
   }
 
-  // 6. Figures from the seed-1 models.
+  // 6. Figures from the seed-1 models (cheap: drawn every time).
   const figures: Figure[] = [];
-  await stage('figures', false, () => {
-    const png = (file: string, caption: string, draw: () => { toPng(): Uint8Array }) => {
-      writeFileAtomic(join(opts.out, file), draw().toPng());
-      figures.push({ file, caption });
-    };
-    for (const model of MODEL_KINDS) {
-      const m = loadModel(runDir(model, 1), { device });
-      try {
-        png(`forward-${model}.png`, `Forward process of the ${model} model's data (T=${m.config.numStates}, ${m.config.imageSize}×${m.config.imageSize}): each column one step of q(x_t | x_{t−1}).`, () => forwardProcessFigure(m, 4));
-        if (model !== 'upscaler') {
-          png(`reverse-${model}.png`, `Reverse process of the ${model} model, plain sampling: rows of x_t and of the x̂0 predicted at each step (cf. the paper's Fig. 2).`, () => reverseProcessFigure(m, [0, 2, 4, 8]));
-        }
-      } finally {
-        m.dispose();
+  const t0 = performance.now();
+  const png = (file: string, caption: string, draw: () => { toPng(): Uint8Array }) => {
+    writeFileAtomic(join(opts.out, file), draw().toPng());
+    figures.push({ file, caption });
+  };
+  for (const model of MODEL_KINDS) {
+    const m = loadModel(run(model, 1).dir, { device });
+    try {
+      const T = m.numTimesteps;
+      png(`forward-${model}.png`, `Forward process of the ${model} model's data (T=${T}, ${m.config.imageSize}×${m.config.imageSize}): each column one step of q(x_t | x_{t−1}).`, () => forwardProcessFigure(m, 4));
+      if (!m.isUpscaler) {
+        png(`reverse-${model}.png`, `Reverse process of the ${model} model, plain sampling: rows of x_t and of the x̂0 predicted at each step (cf. the paper's Fig. 2).`, () => reverseProcessFigure(m, [0, 2, 4, 8]));
       }
+    } finally {
+      m.dispose();
     }
-    const labels = Array.from({ length: 10 }, (_, i) => i);
-    for (const pipeline of PIPELINES) {
-      const p: Pipeline = load(specOf(pipeline, 1));
-      try {
-        for (const sampling of SAMPLINGS) {
-          png(`samples-${pipeline}-${sampling}.png`, `Samples of ${pipeline} (${sampling} sampling), one label per column.`, () => sampleGridFigure(p, labels, preset.gridRows, { clip: sampling === 'clipped', seed: 3 }));
-        }
-      } finally {
-        disposePipeline(p);
+  }
+  const labels = Array.from({ length: 10 }, (_, i) => i);
+  for (const pipeline of PAPER_PIPELINES) {
+    const p = loadPipeline(pipelineSpec({ pipeline }, 1));
+    try {
+      for (const clip of [false, true]) {
+        png(`samples-${pipeline}${clip ? '-clip' : ''}.png`, `Samples of ${pipeline} (${clip ? 'x̂0 clipped' : 'plain sampling'}), one label per column.`,
+          () => sampleGridFigure(p, labels, preset.gridRows, { clip, seed: SEEDS.figures }));
       }
+    } finally {
+      disposePipeline(p);
     }
-  });
+  }
+  stages.push({ name: 'figures', seconds: (performance.now() - t0) / 1000, status: 'ran' });
 
   // 7. The report.
+  const table1 = measured.filter((m) => m.variant.group === 'table1');
+  const x0Of = (v: Variant) => (v.sampling.clip ? 'clip' : v.sampling.dynamicThreshold !== undefined ? 'dynamic' : 'none') as 'none' | 'clip' | 'dynamic';
+  const cas: CasResult[] = [
+    { dataset: 'real', x0: null, ...real },
+    ...table1.map((m): CasResult => ({ dataset: m.variant.pipeline, x0: x0Of(m.variant) as Table1X0, ...m.cas, ...(m.offRange ? { offRange: m.offRange } : {}) })),
+  ];
+  const speed: SpeedResult[] = table1.flatMap((m) => (m.speed ? [{ pipeline: m.variant.pipeline as PaperPipeline, ...m.speed }] : []));
+  const beyond = opts.beyond === undefined ? undefined : measured.filter((m) => m.variant.group !== 'table1').map((m): BeyondResult => {
+    const { variant: v } = m;
+    return {
+      group: v.group as BeyondResult['group'],
+      name: v.name,
+      label: v.label,
+      cas: { mean: m.cas.mean, std: m.cas.std, accuracies: m.cas.accuracies },
+      x0: x0Of(v),
+      ...(v.sampling.eta !== undefined ? { eta: v.sampling.eta } : {}),
+      ...(m.speed ? { secondsPerSample: m.speed.secondsPerSample, steps: m.speed.steps } : v.sampling.steps !== undefined ? { steps: v.sampling.steps } : {}),
+      ...(m.offRange ? { offRange: m.offRange } : {}),
+    };
+  });
   const results: PaperResults = {
     format: 'ssddpm-paper-results',
-    version: 1,
+    version: 2,
     preset: preset.name,
     dataset: opts.dataset,
     createdAt: new Date().toISOString(),
     machine: machineInfo(device),
-    settings: { ...Object.fromEntries(Object.entries(preset).filter(([, v]) => typeof v !== 'object')), runsFolder: relative(opts.out, runsDir) },
+    settings: { ...Object.fromEntries(Object.entries(preset).filter(([, v]) => typeof v !== 'object')), runsFolder: relative(opts.out, opts.runs ?? join(work, 'runs')) },
     training,
     cas,
     speed,
@@ -285,27 +264,13 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
     figures,
     ...(beyond === undefined ? {} : { beyond }),
     stages,
-    totalSeconds: 0,
+    totalSeconds: (performance.now() - started) / 1000,
   };
-  results.totalSeconds = (performance.now() - started) / 1000;
   await writeReport(opts.out, results);
   return results;
 }
 
-function trainingSummary(model: ModelKind, seed: number, dir: string, epochs: number): TrainingResult {
-  readRunConfig(dir);
-  let seconds = 0;
-  let finalLoss = Number.NaN;
-  for (const line of readFileSync(logPath(dir), 'utf8').split('\n')) {
-    if (line.trim() === '') continue;
-    const entry = JSON.parse(line) as { loss?: number; seconds?: number };
-    if (entry.seconds !== undefined) seconds += entry.seconds;
-    if (entry.loss !== undefined) finalLoss = entry.loss;
-  }
-  return { model, seed, epochs, finalLoss, seconds, run: dir };
-}
-
-function machineInfo(device = 'cpu') {
+function machineInfo(device: string) {
   return {
     device,
     cpu: cpus()[0]?.model ?? 'unknown',

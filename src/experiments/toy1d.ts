@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { DDPMScheduler } from '../diffusion/ddpm.ts';
+import { NoiseSchedule, checkScheduleConfig, type ScheduleConfig } from '../diffusion/schedule.ts';
 import { sampleLoop } from '../diffusion/sample.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { mseLoss } from '../nn/functional.ts';
@@ -22,10 +23,8 @@ import type { Tensor } from '../torch/tensor.ts';
 export interface Toy1dConfig {
   /** The two points the data is uniform on, e.g. [−1, 1] or [0, 2]. */
   support: [number, number];
-  /** Number of diffusion timesteps (the scheduler's T; timesteps 0..T−1). */
-  numStates: number;
-  /** Exponent of the cosine β schedule. */
-  cosinePower: number;
+  /** The noise schedule (the paper: cosine, T = 20, exponent 1.5). */
+  schedule: ScheduleConfig;
   epochs: number;
   batchesPerEpoch: number;
   batchSize: number;
@@ -40,12 +39,11 @@ export interface Toy1dConfig {
   clip?: boolean;
 }
 
-/** Appendix 3.8: 20 states, cosine power 1.5, Adam lr 1e-4, 200 epochs of 100 × 128 samples, batch 128. */
+/** Appendix 3.8: 20 timesteps, cosine power 1.5, Adam lr 1e-4, 200 epochs of 100 × 128 samples, batch 128. */
 export const PAPER_TOY1D: Readonly<Toy1dConfig> = Object.freeze({
   // Frozen too: spreading the preset shares this array.
   support: Object.freeze([-1, 1]) as unknown as [number, number],
-  numStates: 20,
-  cosinePower: 1.5,
+  schedule: Object.freeze({ kind: 'cosine', numTimesteps: 20, power: 1.5 }) as ScheduleConfig,
   epochs: 200,
   batchesPerEpoch: 100,
   batchSize: 128,
@@ -64,9 +62,13 @@ export function validateToy1dConfig(c: Toy1dConfig): void {
   if (!Array.isArray(c.support) || c.support.length !== 2 || !c.support.every(Number.isFinite) || c.support[0] === c.support[1]) {
     throw new RangeError(`toy1d: support must be two distinct finite numbers, got ${JSON.stringify(c.support)}`);
   }
+  try {
+    checkScheduleConfig(c.schedule);
+  } catch (err) {
+    throw new RangeError(`toy1d: ${(err as Error).message}`);
+  }
   // t/(T−1) needs T ≥ 2.
-  positiveInt('numStates', c.numStates, 2);
-  if (!(c.cosinePower > 0)) throw new RangeError(`toy1d: cosinePower must be positive, got ${c.cosinePower}`);
+  positiveInt('schedule.numTimesteps', c.schedule.numTimesteps, 2);
   positiveInt('epochs', c.epochs);
   positiveInt('batchesPerEpoch', c.batchesPerEpoch);
   positiveInt('batchSize', c.batchSize);
@@ -86,16 +88,16 @@ export function toy1dModel(generator?: Generator): Sequential {
  * ε̂(x_t, t) for x_t [N, 1] at timestep `t` (a number shared by the batch, or int64 [N]). The time input is
  * t/(T−1) ∈ [0, 1], the same scaling as the U-Net's context (the paper's "normalized timestep").
  */
-export function predictToy1dNoise(model: Sequential, xt: Tensor, t: number | Tensor, numStates: number): Tensor {
+export function predictToy1dNoise(model: Sequential, xt: Tensor, t: number | Tensor, numTimesteps: number): Tensor {
   return tidy(() => {
-    const time = typeof t === 'number' ? full([xt.size(0), 1], t / (numStates - 1)) : t.float().div_(numStates - 1).unsqueeze(1);
+    const time = typeof t === 'number' ? full([xt.size(0), 1], t / (numTimesteps - 1)) : t.float().div_(numTimesteps - 1).unsqueeze(1);
     return model.forward(cat([xt, time], 1));
   });
 }
 
+// The study's scheduler over its schedule; x̂0 is clipped to the support's interval when asked.
 function schedulerFor(config: Toy1dConfig, clip: boolean): DDPMScheduler {
-  const [lo, hi] = supportRange(config.support);
-  return new DDPMScheduler({ numTrainTimesteps: config.numStates, betaSchedule: 'cosine', cosinePower: config.cosinePower, clipSample: clip, clipRange: [lo, hi] });
+  return new DDPMScheduler({ schedule: new NoiseSchedule(config.schedule), clip, clipRange: supportRange(config.support) });
 }
 
 function supportRange(support: readonly [number, number]): [number, number] {
@@ -132,10 +134,10 @@ export function trainToy1d(config: Toy1dConfig, onProgress?: Toy1dProgress): { m
         // 2. x0 ~ U{a, b}, t ~ U{0..T−1}, ε ~ N(0, 1); minimise ‖ε − ε̂(√ᾱ_t x0 + √(1−ᾱ_t) ε, t)‖².
         const loss = tidy(() => {
           const x0 = drawData(config.support, config.batchSize, generator);
-          const t = randint(0, config.numStates, [config.batchSize], { generator });
+          const t = randint(0, config.schedule.numTimesteps, [config.batchSize], { generator });
           const noise = randn([config.batchSize, 1], { generator });
           const xt = scheduler.addNoise(x0, noise, t);
-          const l = mseLoss(predictToy1dNoise(model, xt, t, config.numStates), noise);
+          const l = mseLoss(predictToy1dNoise(model, xt, t, config.schedule.numTimesteps), noise);
           optimizer.zeroGrad();
           l.backward();
           return l.item();
@@ -201,15 +203,15 @@ export function sampleToy1d(model: Sequential, config: Toy1dConfig, n: number, o
   model.eval();
   try {
     return tidy(() => {
-      const { sample, trajectory } = sampleLoop(scheduler, (xt, t) => predictToy1dNoise(model, xt, t, config.numStates), [n, 1], {
+      const { sample, trajectory } = sampleLoop(scheduler, (xt, t) => predictToy1dNoise(model, xt, t, config.schedule.numTimesteps), [n, 1], {
         generator: opts.generator,
         keepTrajectory: true,
       });
       // x_t before each step (t = T−1..0), then the final sample: T + 1 columns.
       const values = stack([...trajectory!.xt, sample], 1).contiguous().data() as Float32Array;
       const endpoints = sample.data() as Float32Array;
-      const length = config.numStates + 1;
-      const steps = Array.from({ length }, (_, k) => config.numStates - k);
+      const length = config.schedule.numTimesteps + 1;
+      const steps = Array.from({ length }, (_, k) => config.schedule.numTimesteps - k);
       return { endpoints, trajectories: { direction: 'reverse' as const, count: n, length, steps, values } };
     });
   } finally {
@@ -226,9 +228,9 @@ export function forwardTrajectories(config: Toy1dConfig, n: number, generator?: 
   try {
     return tidy(() => {
       const states = [drawData(config.support, n, generator)];
-      for (let t = 0; t < config.numStates; t++) states.push(scheduler.forwardStep(states[states.length - 1]!, t, generator));
+      for (let t = 0; t < config.schedule.numTimesteps; t++) states.push(scheduler.forwardStep(states[states.length - 1]!, t, generator));
       const values = stack(states, 1).contiguous().data() as Float32Array;
-      const length = config.numStates + 1;
+      const length = config.schedule.numTimesteps + 1;
       return { direction: 'forward' as const, count: n, length, steps: Array.from({ length }, (_, k) => k), values };
     });
   } finally {

@@ -7,13 +7,13 @@
 //    sizes, while its GELU kernel is slow on it, so GELU runs on the NHWC view where memory is contiguous.
 // Outputs equal UNet.forward's up to float rounding (tests hold them within 1e-5).
 import * as F from '../nn/functional.ts';
-import type { BatchNorm2d, Conv2d, Linear } from '../nn/layers.ts';
+import type { BatchNorm2d, Conv2d } from '../nn/layers.ts';
 import { noGrad } from '../torch/grad-mode.ts';
-import { addcmul, rsqrt } from '../torch/ops/pointwise.ts';
+import { addcmul } from '../torch/ops/pointwise.ts';
 import { cat } from '../torch/ops/shape.ts';
 import { consume, keep, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
-import type { DoubleConv, UNet } from './unet.ts';
+import type { DoubleConv, FiLM, UNet } from './unet.ts';
 
 interface FrozenConv {
   weight: Tensor;
@@ -47,7 +47,7 @@ export interface InferenceUNetOptions {
 
 export class InferenceUNet {
   readonly channelsLast: boolean;
-  readonly #films: { fc1: Linear; fc2: Linear; channels: number }[];
+  readonly #films: FiLM[];
   readonly #encoders: { pool: boolean; conv: FrozenDoubleConv }[];
   readonly #decoders: FrozenDoubleConv[];
   readonly #out: FrozenConv;
@@ -62,7 +62,7 @@ export class InferenceUNet {
     const device = unet.parameters()[0]!.device;
     this.channelsLast = opts.channelsLast ?? device === 'cpu';
     this.#depth = unet.config.depth;
-    this.#films = unet.encoders.map((e) => ({ fc1: e.film.fc1, fc2: e.film.fc2, channels: e.film.channels }));
+    this.#films = unet.encoders.map((e) => e.film);
     this.#encoders = noGrad(() => unet.encoders.map((e) => ({ pool: e.pool, conv: this.#freezeDouble(e.conv) })));
     this.#decoders = noGrad(() => unet.decoders.map((d) => this.#freezeDouble(d.conv)));
     this.#out = noGrad(() => this.#freezeConv(unet.out));
@@ -79,15 +79,8 @@ export class InferenceUNet {
   }
 
   #freezeNorm(bn: BatchNorm2d): [Tensor, Tensor] {
-    if (bn.runningMean === null || bn.runningVar === null) throw new Error('InferenceUNet: batch norm without running statistics');
-    return tidy(() => {
-      const c = bn.numFeatures;
-      let scale = rsqrt(bn.runningVar!.add(bn.eps));
-      if (bn.weight !== null) scale = scale.mul(bn.weight);
-      let shift = bn.runningMean!.mul(scale).neg();
-      if (bn.bias !== null) shift = shift.add(bn.bias);
-      return [this.#own(scale.view([1, c, 1, 1])), this.#own(shift.view([1, c, 1, 1]))];
-    });
+    const shape = [1, bn.numFeatures, 1, 1];
+    return tidy(() => bn.evalAffine().map((t) => this.#own(t.view(shape))) as [Tensor, Tensor]);
   }
 
   #freezeDouble(d: DoubleConv): FrozenDoubleConv {
@@ -98,18 +91,7 @@ export class InferenceUNet {
 
   /** γ and β of every encoder block for contexts [M, contextSize] (see unetContext). */
   modulation(context: Tensor): Modulation {
-    return noGrad(() =>
-      this.#films.map(({ fc1, fc2, channels }) =>
-        tidy(() => {
-          const gb = fc2.forward(F.gelu(fc1.forward(context)));
-          const m = gb.size(0);
-          return {
-            gamma: gb.narrow(1, 0, channels).reshape([m, channels, 1, 1]),
-            beta: gb.narrow(1, channels, channels).reshape([m, channels, 1, 1]),
-          };
-        }),
-      ),
-    );
+    return noGrad(() => this.#films.map((film) => film.modulation(context)));
   }
 
   /** Rows start…start+length of a modulation (views). */

@@ -1,8 +1,8 @@
-// The paper's class-conditional U-Net (appendix; details from the author's code as listed in DESIGN.md):
+// The paper's class-conditional U-Net (its appendix, with the block order of the author's public code):
 // encoder blocks pool → FiLM → (conv → GELU → BN) ×2, decoder blocks (conv → GELU → BN) ×2 → bilinear
 // upsample (aligned corners) to the skip's size, FiLM fed the context [t/(T−1), one-hot label].
 import { cat } from '../torch/ops/shape.ts';
-import { consume } from '../torch/scope.ts';
+import { consume, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import * as F from '../nn/functional.ts';
 import { BatchNorm2d, Conv2d, GELU, Linear } from '../nn/layers.ts';
@@ -38,14 +38,23 @@ export class FiLM extends Module {
     this.fc2 = this.registerModule('fc2', new Linear(channels, 2 * channels));
   }
 
+  /** γ and β for contexts [M, contextSize], [M, C, 1, 1] each. */
+  modulation(context: Tensor): { gamma: Tensor; beta: Tensor } {
+    return tidy(() => {
+      const gb = this.fc2.forward(F.gelu(this.fc1.forward(context)));
+      const m = gb.size(0);
+      return {
+        gamma: gb.narrow(1, 0, this.channels).reshape([m, this.channels, 1, 1]),
+        beta: gb.narrow(1, this.channels, this.channels).reshape([m, this.channels, 1, 1]),
+      };
+    });
+  }
+
   forward(x: Tensor, context: Tensor): Tensor {
-    const z = this.fc1.forward(context);
-    const h = F.gelu(z);
-    const gb = this.fc2.forward(h);
-    const gb4 = gb.reshape([gb.size(0), 2 * this.channels, 1, 1]);
-    const [gamma, beta] = gb4.split(this.channels, 1) as [Tensor, Tensor];
+    const { gamma, beta } = this.modulation(context);
     const out = x.mul(gamma).add_(beta);
-    for (const t of [z, h, gb, gb4, gamma, beta]) t.dispose();
+    gamma.dispose();
+    beta.dispose();
     return out;
   }
 }
@@ -185,9 +194,9 @@ export class UNet extends Module {
  * (int64 [N]), as float32 [N, 1 + numClasses (+ k)]; `extra` [N, k] holds further context values (e.g. the
  * conditioning-noise level of an augmented upscaler).
  */
-export function unetContext(t: Tensor, numStates: number, labels: Tensor, numClasses: number, extra?: Tensor): Tensor {
+export function unetContext(t: Tensor, numTimesteps: number, labels: Tensor, numClasses: number, extra?: Tensor): Tensor {
   const time = t.float();
-  const divided = time.div(Math.max(numStates - 1, 1));
+  const divided = time.div(Math.max(numTimesteps - 1, 1));
   const scaled = divided.unsqueeze(1);
   const hot = F.oneHot(labels, numClasses);
   const ctx = cat(extra === undefined ? [scaled, hot] : [scaled, hot, extra], 1);

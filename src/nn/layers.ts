@@ -2,7 +2,9 @@
 import { empty, ones, zeros, tensor } from '../torch/ops/creation.ts';
 import type { Generator } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
+import { rsqrt } from '../torch/ops/pointwise.ts';
 import type { MemoryFormat } from '../torch/ops/shape.ts';
+import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import * as F from './functional.ts';
 import { fans, kaimingUniform_, uniform_ } from './init.ts';
@@ -139,6 +141,21 @@ export class BatchNorm2d extends Module implements UnaryModule {
     this.runningMean = this.registerBuffer('running_mean', track ? zeros([numFeatures], { device }) : null);
     this.runningVar = this.registerBuffer('running_var', track ? ones([numFeatures], { device }) : null);
     this.numBatchesTracked = this.registerBuffer('num_batches_tracked', track ? tensor(0, { dtype: 'int64', device }) : null);
+  }
+
+  /**
+   * The layer in evaluation mode as a per-channel affine map y = x · scale + shift ([C] each, new tensors):
+   * scale = γ / √(running_var + ε), shift = β − running_mean · scale. What inference folds into one multiply-add.
+   */
+  evalAffine(): [Tensor, Tensor] {
+    if (this.runningMean === null || this.runningVar === null) throw new Error('BatchNorm2d: no running statistics to fold');
+    return noGrad(() => tidy(() => {
+      let scale = rsqrt(this.runningVar!.add(this.eps));
+      if (this.weight !== null) scale = scale.mul(this.weight);
+      let shift = this.runningMean!.mul(scale).neg();
+      if (this.bias !== null) shift = shift.add(this.bias);
+      return [scale, shift] as [Tensor, Tensor];
+    }));
   }
 
   /** Running statistics back to their initial state: mean 0, variance 1, no batch seen. */

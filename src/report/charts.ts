@@ -3,7 +3,8 @@
 
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
-import type { CasDatasetName, CasResult, PaperResults, SpeedPipelineName } from './results.ts';
+import { PAPER_PIPELINES } from '../pipelines/paper-pipelines.ts';
+import type { CasDatasetName, CasResult, PaperResults, Table1X0 } from './results.ts';
 import { PAPER_TABLE1 } from './results.ts';
 
 /** Font named in the SVG text; DejaVu Sans is the usual fallback font on Linux. */
@@ -17,7 +18,8 @@ export const CAS_DATASETS: readonly { dataset: CasDatasetName; label: string; co
   { dataset: 'cascaded', label: 'cascaded', color: '#e45756' },
 ];
 
-export const SPEED_PIPELINES: readonly SpeedPipelineName[] = ['baseline', 'small-upscaled', 'cascaded'];
+/** How the report names Table 1's two ways of sampling. */
+export const X0_NAMES: Readonly<Record<Table1X0, string>> = { none: 'plain', clip: 'clipped' };
 
 const CLASSES = Array.from({ length: 10 }, (_, i) => String(i));
 
@@ -65,13 +67,13 @@ const clamp01 = (x: number): number => Math.min(1, Math.max(0, x));
 export function figureCasEntry(cas: readonly CasResult[], dataset: CasDatasetName): CasResult | undefined {
   const of = cas.filter((c) => c.dataset === dataset);
   if (dataset === 'real') return of[0];
-  return of.find((c) => c.sampling === 'clipped') ?? of.find((c) => c.sampling === 'plain') ?? of[0];
+  return of.find((c) => c.x0 === 'clip') ?? of.find((c) => c.x0 === 'none') ?? of[0];
 }
 
 /** Legend name of a CAS entry: the dataset, plus its sampling mode for generated data. */
 export function casLabel(c: CasResult): string {
   const base = CAS_DATASETS.find((d) => d.dataset === c.dataset)?.label ?? c.dataset;
-  return c.sampling ? `${base} (${c.sampling})` : base;
+  return c.x0 ? `${base} (${X0_NAMES[c.x0]})` : base;
 }
 
 /**
@@ -130,7 +132,7 @@ export async function speedChart(results: PaperResults): Promise<string> {
 
   const ours = 'ours';
   const paper = 'paper (T4 GPU)';
-  const values = SPEED_PIPELINES.flatMap((p) => {
+  const values = PAPER_PIPELINES.flatMap((p) => {
     const s = results.speed.find((r) => r.pipeline === p);
     const rows: { pipeline: string; source: string; seconds: number; label: string }[] = [];
     if (s && Number.isFinite(s.secondsPerSample) && s.secondsPerSample > 0) {
@@ -146,7 +148,7 @@ export async function speedChart(results: PaperResults): Promise<string> {
   const lo = 10 ** Math.floor(Math.log10(Math.min(...secs)));
   const hi = 10 ** Math.ceil(Math.log10(Math.max(...secs) * 1.5));
   const domain = [ours, paper];
-  const x = { field: 'pipeline', type: 'nominal', title: 'pipeline', sort: [...SPEED_PIPELINES], axis: { labelAngle: 0 } } as const;
+  const x = { field: 'pipeline', type: 'nominal', title: 'pipeline', sort: [...PAPER_PIPELINES], axis: { labelAngle: 0 } } as const;
   const xOffset = { field: 'source', type: 'nominal', sort: domain, scale: { domain } } as const;
   const y = { field: 'seconds', type: 'quantitative' as const, title: 'seconds per sample (log)', scale: { type: 'log' as const, domain: [lo, hi] } };
   // Batch-1 timings may use fewer threads than the rest of the run (the paper presets time them on one).
@@ -185,19 +187,20 @@ export async function ddimCharts(results: PaperResults): Promise<{ cas: string; 
   if (ddim.length === 0) return undefined;
   const ddpmSpeed = results.speed.find((sp) => sp.pipeline === 'baseline');
   const name = (eta: number, clip: boolean) => `DDIM (η = ${eta}${clip ? ', x̂0 clipped' : ''})`;
-  const keys = [...new Map(ddim.map((b) => [name(b.eta ?? 0, b.clip ?? false), [b.eta ?? 0, b.clip ?? false] as const])).entries()];
+  const clipped = (b: { x0: string }) => b.x0 === 'clip';
+  const keys = [...new Map(ddim.map((b) => [name(b.eta ?? 0, clipped(b)), [b.eta ?? 0, clipped(b)] as const])).entries()];
   // One line per (η, clipping), points without a value left out; then DDPM's point(s) from Table 1.
   const series = (y: (b: (typeof ddim)[number]) => number | undefined, ddpm: { name: string; point: [number, number] }[]): LineSeries[] =>
     [
       ...keys.map(([key, [eta, clip]]) => ({
         name: key,
-        points: ddim.filter((b) => (b.eta ?? 0) === eta && (b.clip ?? false) === clip && y(b) !== undefined).map((b): [number, number] => [b.steps!, y(b)!]),
+        points: ddim.filter((b) => (b.eta ?? 0) === eta && clipped(b) === clip && y(b) !== undefined).map((b): [number, number] => [b.steps!, y(b)!]),
       })),
       ...ddpm.map((d) => ({ name: d.name, points: [d.point] })),
     ].filter((s) => s.points.length > 0);
-  const ddpmCas = (['plain', 'clipped'] as const).flatMap((sampling) => {
-    const c = results.cas.find((e) => e.dataset === 'baseline' && e.sampling === sampling);
-    return c && ddpmSpeed ? [{ name: `DDPM (Table 1, ${sampling})`, point: [ddpmSpeed.steps, c.mean] as [number, number] }] : [];
+  const ddpmCas = (['none', 'clip'] as const).flatMap((x0) => {
+    const c = results.cas.find((e) => e.dataset === 'baseline' && e.x0 === x0);
+    return c && ddpmSpeed ? [{ name: `DDPM (Table 1, ${X0_NAMES[x0]})`, point: [ddpmSpeed.steps, c.mean] as [number, number] }] : [];
   });
   const ddpmMs = ddpmSpeed ? [{ name: 'DDPM (Table 1)', point: [ddpmSpeed.steps, ddpmSpeed.secondsPerSample * 1000] as [number, number] }] : [];
   const [cas, speed] = await Promise.all([

@@ -1,9 +1,10 @@
 // Markdown and self-contained HTML renderings of a paper reproduction's results. Both are built from
 // the same section model, so they carry the same numbers; nothing here touches tensors.
 
-import type { BeyondGroup, CasDatasetName, CasResult, OffRange, PaperResults, SamplingMode, SpeedPipelineName, Toy1dResult } from './results.ts';
+import { PAPER_PIPELINES, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
+import type { BeyondGroup, CasDatasetName, CasResult, OffRange, PaperResults, Table1X0, Toy1dResult } from './results.ts';
 import { PAPER_TABLE1 } from './results.ts';
-import { CAS_DATASETS, SPEED_PIPELINES, casLabel } from './charts.ts';
+import { CAS_DATASETS, X0_NAMES, casLabel } from './charts.ts';
 
 /** File names of the charts that writeReport puts beside the report. */
 export const CAS_CHART_FILE = 'figure1-cas.svg';
@@ -23,8 +24,8 @@ export const TABLE1_COLUMNS: readonly { dataset: CasDatasetName; label: string }
 
 /** Table 1 row headers. */
 export const TABLE1_ROWS = {
-  plain: 'CAS (plain sampling)',
-  clipped: 'CAS (x̂0-clipped sampling)',
+  none: 'CAS (plain sampling)',
+  clip: 'CAS (x̂0-clipped sampling)',
   speed: 'Single-sample (s)',
 } as const;
 
@@ -99,18 +100,18 @@ type Block =
 
 const NOT_RUN = (what: string): Block => ({ kind: 'note', text: `${what}: not run.` });
 
-function casEntry(results: PaperResults, dataset: CasDatasetName, sampling: SamplingMode): CasResult | undefined {
+function casEntry(results: PaperResults, dataset: CasDatasetName, x0: Table1X0): CasResult | undefined {
   const of = results.cas.filter((c) => c.dataset === dataset);
   // Real data is not sampled: the same entry answers both CAS rows.
   if (dataset === 'real') return of[0];
-  return of.find((c) => c.sampling === sampling);
+  return of.find((c) => c.x0 === x0);
 }
 
 // The paper measured MNIST only: its numbers stand beside ours for MNIST alone.
 const onPaperData = (r: PaperResults) => r.dataset.toLowerCase() === 'mnist';
 
-function casCell(results: PaperResults, dataset: CasDatasetName, sampling: SamplingMode): string {
-  const c = casEntry(results, dataset, sampling);
+function casCell(results: PaperResults, dataset: CasDatasetName, x0: Table1X0): string {
+  const c = casEntry(results, dataset, x0);
   const [pm, ps] = PAPER_TABLE1.cas[dataset];
   const ours = c ? fmtMeanStd(c.mean, c.std) : 'N/A';
   return onPaperData(results) ? `${ours} (paper ${fmtMeanStd(pm, ps)})` : ours;
@@ -118,7 +119,7 @@ function casCell(results: PaperResults, dataset: CasDatasetName, sampling: Sampl
 
 function speedCell(results: PaperResults, dataset: CasDatasetName): string {
   if (dataset === 'real') return 'N/A';
-  const p = dataset as SpeedPipelineName;
+  const p = dataset as PaperPipeline;
   const s = results.speed.find((r) => r.pipeline === p);
   const ours = s ? fmtSig(s.secondsPerSample) : 'N/A';
   return onPaperData(results) ? `${ours} (paper ${PAPER_TABLE1.secondsPerSample[p]})` : ours;
@@ -144,8 +145,8 @@ function summaryBlocks(r: PaperResults): Block[] {
 function table1Blocks(r: PaperResults): Block[] {
   const head = ['', ...TABLE1_COLUMNS.map((c) => (c.dataset === 'real' && !onPaperData(r) ? `D ~ ${r.dataset} (real)` : c.label))];
   const rows = [
-    [TABLE1_ROWS.plain, ...TABLE1_COLUMNS.map((c) => casCell(r, c.dataset, 'plain'))],
-    [TABLE1_ROWS.clipped, ...TABLE1_COLUMNS.map((c) => casCell(r, c.dataset, 'clipped'))],
+    [TABLE1_ROWS.none, ...TABLE1_COLUMNS.map((c) => casCell(r, c.dataset, 'none'))],
+    [TABLE1_ROWS.clip, ...TABLE1_COLUMNS.map((c) => casCell(r, c.dataset, 'clip'))],
     [TABLE1_ROWS.speed, ...TABLE1_COLUMNS.map((c) => speedCell(r, c.dataset))],
   ];
   return [
@@ -183,7 +184,7 @@ function offRangeBlocks(r: PaperResults): Block[] {
     {
       kind: 'table',
       head: ['generated data', 'pixels off by > ½ gray level', 'samples with a pixel off by > 0.1'],
-      rows: measured.map((c) => [`${c.dataset}, ${c.sampling} sampling`, fmtShare(c.offRange!.pixels), fmtShare(c.offRange!.samples)]),
+      rows: measured.map((c) => [`${c.dataset}, ${X0_NAMES[c.x0 ?? 'none']} sampling`, fmtShare(c.offRange!.pixels), fmtShare(c.offRange!.samples)]),
     },
     {
       kind: 'p',
@@ -198,7 +199,7 @@ function offRangeBlocks(r: PaperResults): Block[] {
 function perClassBlocks(r: PaperResults): Block[] {
   const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Class-wise CAS', id: 'per-class' }];
   if (r.cas.length === 0) return [...blocks, NOT_RUN('CAS')];
-  const order = (c: CasResult): number => CAS_DATASETS.findIndex((d) => d.dataset === c.dataset) * 3 + (c.sampling === 'clipped' ? 2 : c.sampling === 'plain' ? 1 : 0);
+  const order = (c: CasResult): number => CAS_DATASETS.findIndex((d) => d.dataset === c.dataset) * 3 + (c.x0 === 'clip' ? 2 : c.x0 === 'none' ? 1 : 0);
   const sorted = [...r.cas].sort((a, b) => order(a) - order(b));
   const rows = sorted.map((c) => [
     casLabel(c),
@@ -219,7 +220,7 @@ function perClassBlocks(r: PaperResults): Block[] {
 }
 
 function chartBlocks(r: PaperResults): Block[] {
-  const speedRows = SPEED_PIPELINES.map((p) => {
+  const speedRows = PAPER_PIPELINES.map((p) => {
     const s = r.speed.find((x) => x.pipeline === p);
     const paper = PAPER_TABLE1.secondsPerSample[p];
     return [
@@ -291,30 +292,30 @@ function toyBlocks(r: PaperResults): Block[] {
   ];
 }
 
-const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string; reference: [CasDatasetName, SamplingMode][] }[] = [
+const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string; reference: [CasDatasetName, Table1X0][] }[] = [
   {
     group: 'conditioning',
     title: 'Conditioning augmentation for the upscaler',
     intro: 'The paper blames the cascade on the shift between the clean 14×14 images the upscaler is trained on and the small model’s samples it gets at inference. These upscalers were trained with Gaussian noise of a random level on their conditioning, the level given as an extra FiLM input (Ho et al. 2021), and sampled at the level shown.',
-    reference: [['cascaded', 'plain'], ['cascaded', 'clipped']],
+    reference: [['cascaded', 'none'], ['cascaded', 'clip']],
   },
   {
     group: 'thresholding',
     title: 'Domain constraint: dynamic thresholding',
     intro: 'Instead of clipping x̂0 to the pixel range at every step, dynamic thresholding (Saharia et al. 2022) rescales it by a per-sample percentile of its values when that exceeds the range.',
-    reference: [['baseline', 'plain'], ['baseline', 'clipped'], ['small-upscaled', 'clipped'], ['cascaded', 'clipped']],
+    reference: [['baseline', 'none'], ['baseline', 'clip'], ['small-upscaled', 'clip'], ['cascaded', 'clip']],
   },
   {
     group: 'ddim',
     title: 'Fewer steps: DDIM',
     intro: 'DDIM (Song et al. 2021) samples the baseline over a subsequence of its 30 training timesteps, deterministically (η = 0) or with DDPM-like noise (η = 1; over all 30 steps it is the DDPM sampler), with x̂0 as the network gives it or clipped to the pixel range at every step as in Table 1’s second row; seconds per sample at batch size 1 as in the speed table (clipping adds nothing measurable, so only plain sampling is timed).',
-    reference: [['baseline', 'plain'], ['baseline', 'clipped']],
+    reference: [['baseline', 'none'], ['baseline', 'clip']],
   },
   {
     group: 'ema',
     title: 'EMA of the weights',
     intro: 'Baselines trained exactly as the others, keeping an exponential moving average of their weights, sampled from the average. The average’s batch-norm statistics are measured on its own weights (40 training batches before every checkpoint): those of the last iterate do not fit it.',
-    reference: [['baseline', 'plain'], ['baseline', 'clipped']],
+    reference: [['baseline', 'none'], ['baseline', 'clip']],
   },
 ];
 
@@ -326,11 +327,11 @@ function beyondBlocks(r: PaperResults): Block[] {
     if (own.length === 0) continue;
     const timed = own.some((b) => b.secondsPerSample !== undefined);
     const ranged = own.some((b) => b.offRange !== undefined);
-    const refs = g.reference.map(([dataset, sampling]) => {
-      const c = casEntry(r, dataset, sampling);
+    const refs = g.reference.map(([dataset, x0]) => {
+      const c = casEntry(r, dataset, x0);
       const speed = r.speed.find((sp) => sp.pipeline === dataset);
-      const row = [`${dataset}, ${sampling} sampling (Table 1)`, c ? fmtMeanStd(c.mean, c.std) : 'N/A'];
-      if (timed) row.push(speed && sampling === 'plain' ? `${fmtSig(speed.secondsPerSample)} (${speed.steps} steps)` : '—');
+      const row = [`${dataset}, ${X0_NAMES[x0]} sampling (Table 1)`, c ? fmtMeanStd(c.mean, c.std) : 'N/A'];
+      if (timed) row.push(speed && x0 === 'none' ? `${fmtSig(speed.secondsPerSample)} (${speed.steps} steps)` : '—');
       if (ranged) row.push(fmtOffRange(c?.offRange));
       return row;
     });
@@ -398,11 +399,11 @@ function machineBlocks(r: PaperResults): Block[] {
 function stageBlocks(r: PaperResults): Block[] {
   const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Stages', id: 'stages' }];
   if (r.stages.length === 0) return [...blocks, NOT_RUN('Stages')];
-  const rows = r.stages.map((s) => [s.name, fmtDuration(s.seconds), s.skipped ? 'skipped (outputs existed)' : 'run']);
-  const skipped = r.stages.filter((s) => s.skipped).length;
+  const rows = r.stages.map((s) => [s.name, fmtDuration(s.seconds), s.status === 'cached' ? 'cached (same key)' : s.reason === undefined ? 'ran' : `ran: ${s.reason}`]);
+  const cached = r.stages.filter((s) => s.status === 'cached').length;
   return [
     ...blocks,
-    { kind: 'table', head: ['stage', 'wall time', 'status'], rows: [...rows, ['total', fmtDuration(r.totalSeconds), `${r.stages.length - skipped} run, ${skipped} skipped`]] },
+    { kind: 'table', head: ['stage', 'wall time', 'status'], rows: [...rows, ['total', fmtDuration(r.totalSeconds), `${r.stages.length - cached} ran, ${cached} cached`]] },
   ];
 }
 
@@ -412,7 +413,8 @@ function reproduceBlocks(): Block[] {
     {
       kind: 'p',
       parts: [
-        'Run the whole pipeline (trainings, sampling, CAS, speed, 1-D study, this report); stages whose outputs exist are skipped, so an interrupted run resumes. ',
+        'Run the whole pipeline (trainings, sampling, CAS, speed, 1-D study, this report). Each stage is cached under a key of its settings, its inputs’ content hashes and its code version: ' +
+          'an interrupted run resumes, and a changed setting or input reruns what it affects. ',
         'The quick preset trains briefly and evaluates fewer samples, for a check in minutes rather than hours.',
       ],
     },

@@ -1,41 +1,31 @@
 // The numbers of a paper reproduction, as written to `results.json` beside the report. The report is
-// rendered from this object alone, so other tools can read the same numbers.
+// rendered from this object alone, so other tools can read the same numbers. Its vocabulary is the producers':
+// the paper's pipelines, the x̂0 constraint kinds, CAS scores and off-range records.
+import type { OffRange } from '../data/generated-set.ts';
+import type { X0ConstraintKind } from '../diffusion/thresholding.ts';
+import type { CasScore } from '../eval/cas.ts';
+import type { PaperPipeline } from '../pipelines/paper-pipelines.ts';
 
-export type CasDatasetName = 'real' | 'baseline' | 'small-upscaled' | 'cascaded';
-export type SamplingMode = 'plain' | 'clipped';
-export type SpeedPipelineName = 'baseline' | 'small-upscaled' | 'cascaded';
+export type { OffRange } from '../data/generated-set.ts';
+export type { X0ConstraintKind } from '../diffusion/thresholding.ts';
+export type { PaperPipeline } from '../pipelines/paper-pipelines.ts';
 
-/**
- * How much of a generated dataset its last model put outside the data range [0, 1] before clamping: the share
- * of pixels off by more than half a gray level, and the share of samples with a pixel off by more than 0.1.
- */
-export interface OffRange {
-  pixels: number;
-  samples: number;
-}
+export type CasDatasetName = 'real' | PaperPipeline;
+/** Table 1's two rows: plain sampling ('none') and x̂0 clipped at every step ('clip'). */
+export type Table1X0 = Extract<X0ConstraintKind, 'none' | 'clip'>;
 
-/** CAS of one dataset: m classifiers trained on it, each scored on the real test set. */
-export interface CasResult {
+/** CAS of one dataset of Table 1: m classifiers trained on it, each scored on the real test set. */
+export interface CasResult extends CasScore {
   dataset: CasDatasetName;
-  /** How the generated images were sampled; null for real data. */
-  sampling: SamplingMode | null;
-  /** Mean and standard deviation of the m test accuracies. */
-  mean: number;
-  std: number;
-  /** Test accuracy of each classifier. */
-  accuracies: number[];
-  /** Per-class accuracy: mean and std over the m classifiers, one entry per class. */
-  perClassMean: number[];
-  perClassStd: number[];
-  /** Images the classifiers were trained on. */
-  trainImages: number;
+  /** How x̂0 was kept in range while sampling; null for real data. */
+  x0: Table1X0 | null;
   /** Generated data: mean over its sets (absent for real data and for sets written without the measurement). */
   offRange?: OffRange;
 }
 
 /** Seconds per sample at batch size 1 (the paper's §0.3), model loading excluded. */
 export interface SpeedResult {
-  pipeline: SpeedPipelineName;
+  pipeline: PaperPipeline;
   secondsPerSample: number;
   samples: number;
   /** Network evaluations per sample. */
@@ -73,7 +63,7 @@ export interface Toy1dResult {
   reverseFigure: string;
 }
 
-/** The experiments beyond the paper (src/experiments/beyond.ts), grouped as the report shows them. */
+/** The experiments beyond the paper (src/experiments/protocol.ts), grouped as the report shows them. */
 export type BeyondGroup = 'thresholding' | 'ddim' | 'ema' | 'conditioning';
 
 export interface BeyondResult {
@@ -86,16 +76,17 @@ export interface BeyondResult {
   steps?: number;
   /** DDIM's noise scale, for DDIM variants. */
   eta?: number;
-  /** Sampled with x̂0 clipped at every step (DDIM variants). */
-  clip?: boolean;
+  /** How x̂0 was kept in range while sampling. */
+  x0: X0ConstraintKind;
   offRange?: OffRange;
 }
 
 export interface StageTiming {
   name: string;
   seconds: number;
-  /** The stage's outputs already existed, so it was not run again. */
-  skipped: boolean;
+  /** 'cached': a result made earlier under the same key was reused; 'ran': it ran, for `reason`. */
+  status: 'ran' | 'cached';
+  reason?: string;
 }
 
 export interface MachineInfo {
@@ -117,7 +108,7 @@ export interface Figure {
 
 export interface PaperResults {
   format: 'ssddpm-paper-results';
-  version: 1;
+  version: 2;
   preset: 'full' | 'quick' | 'ci';
   dataset: string;
   createdAt: string;
@@ -137,5 +128,27 @@ export interface PaperResults {
 /** Table 1 of the paper (T4 GPU for the timings). */
 export const PAPER_TABLE1 = {
   cas: { real: [0.9764, 0.0043], baseline: [0.73, 0.0401], 'small-upscaled': [0.8188, 0.0323], cascaded: [0.5997, 0.0477] } as Record<CasDatasetName, [number, number]>,
-  secondsPerSample: { baseline: 0.0607, 'small-upscaled': 0.0412, cascaded: 0.0671 } as Record<SpeedPipelineName, number>,
+  secondsPerSample: { baseline: 0.0607, 'small-upscaled': 0.0412, cascaded: 0.0671 } as Record<PaperPipeline, number>,
 };
+
+/**
+ * Results in the current format. Version 1 named Table 1's rows by `sampling` ('plain' | 'clipped'), the DDIM
+ * variants' clipping `clip: true`, and stage outcomes `skipped`; the numbers are the same.
+ */
+export function migrateResults(raw: unknown): PaperResults {
+  const r = raw as { format?: unknown; version?: unknown } & Record<string, unknown>;
+  if (r?.format !== 'ssddpm-paper-results') throw new Error('not an ssddpm results file (format missing)');
+  if (r.version === 2) return raw as PaperResults;
+  if (r.version !== 1) throw new Error(`results version ${String(r.version)} is newer than this ssddpm understands (2)`);
+  type V1Cas = Omit<CasResult, 'x0'> & { sampling: 'plain' | 'clipped' | null };
+  type V1Beyond = Omit<BeyondResult, 'x0'> & { clip?: boolean };
+  type V1Stage = { name: string; seconds: number; skipped: boolean };
+  const cas = (r.cas as V1Cas[]).map(({ sampling, ...c }): CasResult => ({ ...c, x0: sampling === null ? null : sampling === 'clipped' ? 'clip' : 'none' }));
+  const beyond = (r.beyond as V1Beyond[] | undefined)?.map(({ clip, ...b }): BeyondResult => ({
+    ...b,
+    name: b.name.replace(/-clipped$/, '-clip'),
+    x0: clip ? 'clip' : b.group === 'thresholding' ? 'dynamic' : 'none',
+  }));
+  const stages = (r.stages as V1Stage[]).map(({ skipped, ...s }): StageTiming => ({ ...s, status: skipped ? 'cached' : 'ran' }));
+  return { ...(raw as PaperResults), version: 2, cas, stages, ...(beyond === undefined ? {} : { beyond }) };
+}

@@ -3,12 +3,13 @@ import { DATASET_NAMES, loadDataset } from '../../data/datasets.ts';
 import { readImageSetDir } from '../../data/image-set.ts';
 import { classificationAccuracyScore } from '../../eval/cas.ts';
 import { measureSamplingSpeed } from '../../eval/speed.ts';
-import { disposePipeline, loadPipeline } from '../../experiments/pipelines.ts';
-import { exportRun } from '../../experiments/export-run.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
+import { exportRun } from '../../pipelines/export-run.ts';
+import { disposePipeline } from '../../pipelines/pipeline.ts';
 import { createProgress, type Progress } from '../progress.ts';
-import { device, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
+import { device, nonNegativeInt, positiveInt } from '../parse.ts';
 import { checkOutputFile } from '../output.ts';
+import { loadPipelineFrom, withPipelineOptions } from '../pipeline-options.ts';
 import { samplingFrom, withSamplerOptions } from '../sampling-options.ts';
 
 export const casCommand = new Command('cas')
@@ -42,19 +43,14 @@ export const casCommand = new Command('cas')
     if (o.json !== undefined) writeFileAtomic(o.json, `${JSON.stringify({ set: o.set, ...score }, null, 2)}\n`);
   });
 
-export const speedCommand = withSamplerOptions(
+export const speedCommand = withSamplerOptions(withPipelineOptions(
   new Command('speed')
-    .description('seconds per sample at batch size 1, averaged over many samples, model loading excluded (the paper\'s §0.3)')
-    .option('--run <dir>', 'a baseline or small run folder')
-    .option('--cascade <small,upscaler>', 'time small → ×2 → upscaler', runPair)
-    .option('--upscale', 'with a small run: include the ×2 bilinear upscale')
+    .description('seconds per sample at batch size 1, averaged over many samples, model loading excluded (the paper\'s §0.3)'))
     .option('--samples <n>', 'samples timed', positiveInt, 1000)
 )
-  .option('--no-ema', 'use the trained weights even where a run kept a moving average of them')
-  .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .action((o) => {
     const { sampler, steps, eta, clip, dynamicThreshold, conditioningLevel } = samplingFrom({ ...o, variance: undefined, authorX0: undefined });
-    const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device, ema: o.ema });
+    const pipeline = loadPipelineFrom(o);
     try {
       const progress = createProgress('speed', o.samples);
       const m = measureSamplingSpeed(pipeline, { samples: o.samples, sampler, steps, eta, clip, dynamicThreshold, conditioningLevel, onSample: (d) => progress.update(d) });

@@ -2,8 +2,8 @@
 // strips with each step's x̂0 (Fig. 2).
 import { Command } from '@commander-js/extra-typings';
 import { writeFileAtomic } from '../../io/atomic.ts';
-import { forwardProcessFigure, reverseProcessFigure } from '../../experiments/figures.ts';
-import { loadModel } from '../../experiments/pipelines.ts';
+import { forwardProcessFigure, reverseProcessFigure } from '../../pipelines/figures.ts';
+import { loadModel } from '../../pipelines/pipeline.ts';
 import { labelList, nonNegativeInt, positiveInt } from '../parse.ts';
 import { checkOutputFile } from '../output.ts';
 
@@ -19,7 +19,7 @@ export const forwardCommand = new Command('forward')
     const model = loadModel(o.run);
     try {
       writeFileAtomic(o.out, forwardProcessFigure(model, o.count, { seed: o.seed, scale: o.scale }).toPng());
-      console.log(`wrote ${o.out}: ${o.count} forward trajectories over T=${model.config.numStates}`);
+      console.log(`wrote ${o.out}: ${o.count} forward trajectories over T=${model.numTimesteps}`);
     } finally {
       model.dispose();
     }
@@ -38,7 +38,7 @@ export const reverseCommand = new Command('reverse')
     const model = loadModel(o.run);
     try {
       writeFileAtomic(o.out, reverseProcessFigure(model, o.labels, { seed: o.seed, clip: o.clip, scale: o.scale }).toPng());
-      console.log(`wrote ${o.out}: ${o.labels.length} reverse trajectories over T=${model.config.numStates}`);
+      console.log(`wrote ${o.out}: ${o.labels.length} reverse trajectories over T=${model.numTimesteps}`);
     } finally {
       model.dispose();
     }

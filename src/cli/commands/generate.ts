@@ -1,28 +1,26 @@
 import { Command } from '@commander-js/extra-typings';
-import { disposePipeline, generateSet, loadPipeline, writeGeneratedSet } from '../../experiments/pipelines.ts';
+import { writeGeneratedSet } from '../../data/generated-set.ts';
+import { generateSet } from '../../pipelines/generate.ts';
+import { disposePipeline } from '../../pipelines/pipeline.ts';
 import { createProgress } from '../progress.ts';
 import { samplingFrom, withSamplingOptions } from '../sampling-options.ts';
-import { device, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
+import { nonNegativeInt, positiveInt } from '../parse.ts';
 import { checkOutputFolder } from '../output.ts';
+import { loadPipelineFrom, withPipelineOptions } from '../pipeline-options.ts';
 
-export const generateCommand = withSamplingOptions(
+export const generateCommand = withSamplingOptions(withPipelineOptions(
   new Command('generate')
-    .description('generate a labelled image set, balanced over labels, as MNIST-format IDX files (readable by numpy/torchvision)')
-    .option('--run <dir>', 'a baseline or small run folder')
-    .option('--cascade <small,upscaler>', 'generate with small → ×2 → upscaler', runPair)
-    .option('--upscale', 'with a small run: upscale its samples ×2 bilinearly ("small upscaled")')
+    .description('generate a labelled image set, balanced over labels, as MNIST-format IDX files (readable by numpy/torchvision)'))
     .requiredOption('--out <dir>', 'folder to create: train-images-idx3-ubyte, train-labels-idx1-ubyte, generated.json')
     .option('--count <n>', 'number of images', positiveInt, 3334)
     .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
     .option('--batch-size <n>', 'images sampled at once', positiveInt, 256)
 )
-  .option('--no-ema', 'use the trained weights even where a run kept a moving average of them')
-  .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExample:\n  ssddpm generate --run runs/baseline-1 --count 3334 --out sets/baseline-1')
   .action((o) => {
     checkOutputFolder(o.out, { fresh: true });
     const sampling = samplingFrom(o);
-    const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device, ema: o.ema });
+    const pipeline = loadPipelineFrom(o);
     try {
       const progress = createProgress('generate', o.count);
       const started = performance.now();

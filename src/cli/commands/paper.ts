@@ -1,8 +1,8 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { join } from 'node:path';
 import { DATASET_NAMES } from '../../data/datasets.ts';
-import { PAPER_PRESETS, pretrainedRuns, runPaper } from '../../experiments/paper.ts';
-import { BEYOND_DEFAULTS } from '../../experiments/beyond.ts';
+import { pretrainedRuns, runPaper } from '../../experiments/paper.ts';
+import { BEYOND_DEFAULTS, PRESETS } from '../../experiments/protocol.ts';
 import { device } from '../parse.ts';
 import { createProgress, type Progress } from '../progress.ts';
 
@@ -12,18 +12,20 @@ export const paperCommand = new Command('paper')
   .addOption(new Option('--preset <name>', 'full (the paper\'s protocol), quick, or ci (seconds; for tests)').choices(['full', 'quick', 'ci'] as const))
   .addOption(new Option('--dataset <name>', 'dataset').choices(DATASET_NAMES).default('mnist' as const))
   .option('--out <dir>', 'report folder', 'report')
-  .option('--work <dir>', 'folder for runs/, sets/ and eval/ (default: paper-work/<preset>)')
+  .option('--work <dir>', 'folder for runs/, sets/ and stages/ (default: paper-work/<dataset>-<preset>)')
   .option('--beyond', 'also run the experiments beyond the paper on the same protocol: DDIM steps, dynamic thresholding, EMA baselines, an upscaler with conditioning augmentation (6 more trainings)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]': trainings, sampling, CAS and the speed stage (the 1-D study stays on the CPU)", device, 'cpu')
-  .option('--runs <dir>', 'folder of the training runs (default: <work>/runs; with --quick, pretrained/<dataset> when shipped); finished runs are reused')
+  .option('--runs <dir>', 'folder of finished training runs to reuse (default: <work>/runs; with --quick, pretrained/<dataset> when shipped); missing ones train into <work>/runs')
   .addHelpText('after', `
-Every stage is skipped when its outputs exist, so an interrupted run continues where it stopped.
+Every stage is cached under a key of its settings, its inputs' content hashes and its code version: an
+interrupted run continues where it stopped, and a changed setting, input or version reruns the stages it
+affects, saying why. A run folder that does not match the protocol's settings is refused, never overwritten.
 Examples:
   ssddpm paper --quick              # a few minutes; report in report/
   ssddpm paper                      # the paper's protocol: ~2.5 h of training on 2 CPU cores`)
   .action(async (o) => {
     const name = o.preset ?? (o.quick ? 'quick' : 'full');
-    const preset = PAPER_PRESETS[name];
+    const preset = PRESETS[name];
     const work = o.work ?? join('paper-work', `${o.dataset}-${name}`);
     let bar: Progress | undefined;
     let current = '';
@@ -51,12 +53,12 @@ Examples:
       },
     });
     bar?.stop();
-    const fmt = (d: string, s: string | null) => {
-      const c = results.cas.find((r) => r.dataset === d && r.sampling === s);
+    const fmt = (d: string, x0: string | null) => {
+      const c = results.cas.find((r) => r.dataset === d && r.x0 === x0);
       return c ? `${c.mean.toFixed(3)} ± ${c.std.toFixed(3)}` : 'n/a';
     };
-    console.log(`CAS real ${fmt('real', null)}; plain: baseline ${fmt('baseline', 'plain')}, small upscaled ${fmt('small-upscaled', 'plain')}, cascaded ${fmt('cascaded', 'plain')}`);
-    console.log(`CAS clipped: baseline ${fmt('baseline', 'clipped')}, small upscaled ${fmt('small-upscaled', 'clipped')}, cascaded ${fmt('cascaded', 'clipped')}`);
+    console.log(`CAS real ${fmt('real', null)}; plain: baseline ${fmt('baseline', 'none')}, small upscaled ${fmt('small-upscaled', 'none')}, cascaded ${fmt('cascaded', 'none')}`);
+    console.log(`CAS clipped: baseline ${fmt('baseline', 'clip')}, small upscaled ${fmt('small-upscaled', 'clip')}, cascaded ${fmt('cascaded', 'clip')}`);
     console.log(`seconds per sample: ${results.speed.map((s) => `${s.pipeline} ${(s.secondsPerSample * 1000).toFixed(1)} ms`).join(', ')}`);
     console.log(`report: ${join(o.out, 'report.html')} (also report.md, results.json); ${(results.totalSeconds / 60).toFixed(1)} min`);
   });

@@ -1,31 +1,27 @@
 import { Command } from '@commander-js/extra-typings';
 import { writeFileAtomic } from '../../io/atomic.ts';
-import { sampleGridFigure } from '../../experiments/figures.ts';
-import { disposePipeline, loadPipeline, pipelineSteps } from '../../experiments/pipelines.ts';
+import { sampleGridFigure } from '../../pipelines/figures.ts';
+import { disposePipeline, pipelineSteps } from '../../pipelines/pipeline.ts';
 import { createProgress } from '../progress.ts';
-import { device, labelList, nonNegativeInt, positiveInt, runPair } from '../parse.ts';
+import { labelList, nonNegativeInt, positiveInt } from '../parse.ts';
 import { checkOutputFile } from '../output.ts';
+import { loadPipelineFrom, withPipelineOptions } from '../pipeline-options.ts';
 import { samplingFrom, withSamplingOptions } from '../sampling-options.ts';
 
-export const sampleCommand = withSamplingOptions(
+export const sampleCommand = withSamplingOptions(withPipelineOptions(
   new Command('sample')
-    .description('sample a grid of images, one label per column (the paper\'s Figs. 8-10), as a PNG')
-    .option('--run <dir>', 'a baseline or small run folder')
-    .option('--cascade <small,upscaler>', 'sample small → ×2 → upscaler', runPair)
-    .option('--upscale', 'with a small run: upscale its samples ×2 bilinearly ("small upscaled")')
+    .description('sample a grid of images, one label per column (the paper\'s Figs. 8-10), as a PNG'))
     .option('--labels <list>', "labels, e.g. '0-9' or '1,3,5'", (v) => labelList(v), labelList('0-9'))
     .option('--per-label <n>', 'samples per label (rows of the grid)', positiveInt, 10)
     .requiredOption('--out <file.png>', 'the PNG to write')
     .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
 )
   .option('--scale <n>', 'pixel magnification in the PNG', positiveInt, 2)
-  .option('--no-ema', 'use the trained weights even where a run kept a moving average of them')
-  .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExamples:\n  ssddpm sample --run runs/baseline-1 --labels 0-9 --per-label 10 --out grid.png\n  ssddpm sample --cascade runs/small-1,runs/upscaler-1 --out cascade.png --clip\n  ssddpm sample --run runs/baseline-1 --sampler ddim --steps 10 --out ddim.png')
   .action((o) => {
     checkOutputFile(o.out);
     const sampling = samplingFrom(o);
-    const pipeline = loadPipeline({ run: o.run, cascade: o.cascade, upscale: o.upscale, device: o.device, ema: o.ema });
+    const pipeline = loadPipelineFrom(o);
     try {
       const steps = pipelineSteps(pipeline, sampling);
       const progress = createProgress('sample', steps);

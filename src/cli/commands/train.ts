@@ -1,7 +1,8 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { DATASET_NAMES } from '../../data/datasets.ts';
-import { MODEL_KINDS, DEFAULT_TRAINING } from '../../experiments/model-config.ts';
-import { trainDiffusion } from '../../experiments/train-diffusion.ts';
+import { MODEL_KINDS } from '../../pipelines/model-config.ts';
+import { trainDiffusion } from '../../training/train-diffusion.ts';
+import { DEFAULT_TRAINING } from '../../training/training-config.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { device, emaDecay, nonNegativeInt, positiveInt, positiveNumber } from '../parse.ts';
 import { checkOutputFolder } from '../output.ts';

@@ -10,7 +10,7 @@ import { cat } from '../torch/ops/shape.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { DiffusionModel, SamplingOptions } from './diffusion-model.ts';
-import { pipelineDevice, samplePipeline, type Pipeline } from './pipelines.ts';
+import { pipelineDevice, samplePipeline, type Pipeline } from './pipeline.ts';
 
 export interface FigureOptions {
   seed?: number;
@@ -20,7 +20,8 @@ export interface FigureOptions {
 
 /** `count` test images taken through q(x_t | x_{t−1}) for t = 0..T−1: one row per image. */
 export function forwardProcessFigure(model: DiffusionModel, count: number, opts: FigureOptions = {}): GrayCanvas {
-  const { imageSize: size, dataset, numStates } = model.config;
+  const { imageSize: size, dataset } = model.config;
+  const T = model.numTimesteps;
   const test = loadDataset(dataset, 'test');
   const n = Math.min(count, test.count);
   const generator = new Generator(opts.seed ?? 0);
@@ -32,13 +33,13 @@ export function forwardProcessFigure(model: DiffusionModel, count: number, opts:
       if (size !== test.height) pixels = downscale(pixels, size);
       let x = model.toModelSpace(pixels);
       const states = [model.toPixelSpace(x)];
-      for (let t = 0; t < numStates; t++) {
+      for (let t = 0; t < T; t++) {
         x = scheduler.forwardStep(x, t, generator);
         states.push(model.toPixelSpace(x));
       }
       return Array.from({ length: n }, (_, i) => ({ label: `#${i}`, images: row(states, i) }));
     });
-    return strip(rows, { columnLabels: ['x0', ...Array.from({ length: numStates }, (_, t) => `${t}`)], scale: opts.scale ?? 2 });
+    return strip(rows, { columnLabels: ['x0', ...Array.from({ length: T }, (_, t) => `${t}`)], scale: opts.scale ?? 2 });
   } finally {
     scheduler.dispose();
   }
@@ -54,7 +55,7 @@ export function reverseProcessFigure(model: DiffusionModel, labels: readonly num
       { label: `${label} x0`, images: row(trajectory!.predX0, i) },
     ]);
   });
-  const steps = model.config.numStates;
+  const steps = model.numTimesteps;
   return strip(rows, { columnLabels: Array.from({ length: steps }, (_, k) => `${steps - 1 - k}`), scale: opts.scale ?? 2 });
 }
 

@@ -1,6 +1,7 @@
-// The paper's model configurations and the config every run folder records (config.json).
+// A diffusion model's configuration, as every run folder records it (config.json, `model`), and the paper's three.
 import type { DatasetName } from '../data/datasets.ts';
 import type { Normalization } from '../data/tensor-dataset.ts';
+import type { ScheduleConfig } from '../diffusion/schedule.ts';
 import type { UNetConfig } from '../models/unet.ts';
 
 export const MODEL_KINDS = ['baseline', 'small', 'upscaler'] as const;
@@ -11,10 +12,8 @@ export interface DiffusionModelConfig {
   dataset: DatasetName;
   /** Side of the images the model generates. */
   imageSize: number;
-  /** Number of diffusion states T (timesteps 0..T−1). */
-  numStates: number;
-  /** Exponent of the cosine β schedule. */
-  cosinePower: number;
+  /** The noise schedule: its kind, number of timesteps T (0..T−1) and exponent. Built once per model. */
+  schedule: ScheduleConfig;
   unet: UNetConfig;
   /** Upscaler only: side of the low-resolution images it is conditioned on. */
   lowResSize?: number;
@@ -29,34 +28,9 @@ export interface DiffusionModelConfig {
   conditioningNoise?: number;
 }
 
-export interface TrainingConfig {
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  seed: number;
-  /** Images per class in the balanced training subset (5000: the paper's 50k). */
-  perClass: number;
-  /** Seed of the balanced subset, shared by every run so that runs differ only by their own seed. */
-  subsetSeed: number;
-  /** Also checkpoint every this many steps (0: only at the end of each epoch). */
-  checkpointEvery: number;
-  /**
-   * Model space: 'standard' scales pixels to mean 0 and standard deviation 1 (the paper); 'unit' keeps
-   * them in [0, 1] (the paper's public code). Absent in older run folders, which are 'standard'.
-   */
-  dataScaling?: 'standard' | 'unit';
-  /**
-   * Keep an exponential moving average of the weights with this decay (e.g. 0.999), saved in every
-   * checkpoint; sampling uses it unless told otherwise. Absent: no average.
-   */
-  ema?: number;
-}
-
-export interface RunConfig {
-  format: 'ssddpm-run';
-  version: 1;
-  model: DiffusionModelConfig;
-  training: TrainingConfig;
+/** The paper's schedule: cosine with exponent 1.5. */
+export function paperSchedule(numTimesteps: number): ScheduleConfig {
+  return { kind: 'cosine', numTimesteps, power: 1.5 };
 }
 
 const BASE_UNET = { outChannels: 1, baseChannels: 16, depth: 3, numClasses: 10 };
@@ -69,26 +43,15 @@ const BASE_UNET = { outChannels: 1, baseChannels: 16, depth: 3, numClasses: 10 }
 export function presetModel(kind: ModelKind, dataset: DatasetName = 'mnist'): Omit<DiffusionModelConfig, 'normalization'> {
   switch (kind) {
     case 'baseline':
-      return { kind, dataset, imageSize: 28, numStates: 30, cosinePower: 1.5, unet: { ...BASE_UNET, inChannels: 1 } };
+      return { kind, dataset, imageSize: 28, schedule: paperSchedule(30), unet: { ...BASE_UNET, inChannels: 1 } };
     case 'small':
-      return { kind, dataset, imageSize: 14, numStates: 20, cosinePower: 1.5, unet: { ...BASE_UNET, inChannels: 1 } };
+      return { kind, dataset, imageSize: 14, schedule: paperSchedule(20), unet: { ...BASE_UNET, inChannels: 1 } };
     case 'upscaler':
-      return { kind, dataset, imageSize: 28, numStates: 10, cosinePower: 1.5, lowResSize: 14, unet: { ...BASE_UNET, inChannels: 2 } };
+      return { kind, dataset, imageSize: 28, schedule: paperSchedule(10), lowResSize: 14, unet: { ...BASE_UNET, inChannels: 2 } };
     default:
       throw new RangeError(`unknown model '${String(kind)}'; expected one of ${MODEL_KINDS.join(', ')}`);
   }
 }
-
-export const DEFAULT_TRAINING: TrainingConfig = {
-  epochs: 10,
-  batchSize: 128,
-  lr: 1e-3,
-  seed: 1,
-  perClass: 5000,
-  subsetSeed: 0,
-  checkpointEvery: 0,
-  dataScaling: 'standard',
-};
 
 export function isModelKind(s: string): s is ModelKind {
   return (MODEL_KINDS as readonly string[]).includes(s);

@@ -6,7 +6,52 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, s
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { isDatasetName } from '../data/datasets.ts';
-import { isModelKind, type DiffusionModelConfig, type RunConfig } from './model-config.ts';
+import { checkScheduleConfig } from '../diffusion/schedule.ts';
+import { isModelKind, type DiffusionModelConfig } from './model-config.ts';
+
+export interface TrainingConfig {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+  /** Images per class in the balanced training subset (5000: the paper's 50k). */
+  perClass: number;
+  /** Seed of the balanced subset, shared by every run so that runs differ only by their own seed. */
+  subsetSeed: number;
+  /** Also checkpoint every this many steps (0: only at the end of each epoch). */
+  checkpointEvery: number;
+  /**
+   * Model space: 'standard' scales pixels to mean 0 and standard deviation 1 (the paper); 'unit' keeps
+   * them in [0, 1] (the paper's public code). Absent in older run folders, which are 'standard'.
+   */
+  dataScaling?: 'standard' | 'unit';
+  /**
+   * Keep an exponential moving average of the weights with this decay (e.g. 0.999), saved in every
+   * checkpoint; sampling uses it unless told otherwise. Absent: no average.
+   */
+  ema?: number;
+}
+
+/** A run folder's config.json: the model and how it is trained. */
+export interface RunConfig {
+  format: 'ssddpm-run';
+  version: 2;
+  model: DiffusionModelConfig;
+  training: TrainingConfig;
+}
+
+/**
+ * A run configuration in the current format. Version 1 (before the schedule was part of the model
+ * configuration) named T `numStates` and the cosine exponent `cosinePower`: its schedule is the paper's cosine.
+ */
+export function migrateRunConfig(raw: unknown): RunConfig {
+  const cfg = raw as { format?: unknown; version?: unknown; model?: Record<string, unknown>; training?: unknown };
+  if (cfg?.format !== 'ssddpm-run' || cfg.model === undefined || cfg.training === undefined) throw new RunError('not an ssddpm run configuration (format/version missing)');
+  if (cfg.version === 2) return raw as RunConfig;
+  if (cfg.version !== 1) throw new RunError(`run configuration version ${String(cfg.version)} is newer than this ssddpm understands (2)`);
+  const { numStates, cosinePower, ...model } = cfg.model;
+  return { ...(cfg as object), version: 2, model: { ...model, schedule: { kind: 'cosine', numTimesteps: numStates, power: cosinePower } } } as RunConfig;
+}
 
 export class RunError extends Error {
   override name = 'RunError';
@@ -42,18 +87,26 @@ export function readRunConfig(dir: string): RunConfig {
   const path = configPath(dir);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new RunError(`${dir}: no such run folder`);
   if (!existsSync(path)) throw new RunError(`${dir}: not a run folder (no ${CONFIG_FILE})`);
-  let cfg: RunConfig;
+  let raw: unknown;
   try {
-    cfg = JSON.parse(readFileSync(path, 'utf8')) as RunConfig;
+    raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
     throw new RunError(`${path}: not valid JSON (${(err as Error).message})`);
   }
-  const m = cfg?.model;
-  if (cfg?.format !== 'ssddpm-run' || cfg.version !== 1 || m === undefined || cfg.training === undefined) {
-    throw new RunError(`${path}: not an ssddpm run configuration (format/version missing)`);
+  let cfg: RunConfig;
+  try {
+    cfg = migrateRunConfig(raw);
+  } catch (err) {
+    throw new RunError(`${path}: ${(err as Error).message}`);
   }
-  if (!isModelKind(m.kind) || !isDatasetName(m.dataset) || !(m.imageSize > 0) || !(m.numStates > 0) || !(m.normalization?.std > 0)) {
+  const m = cfg.model;
+  if (!isModelKind(m.kind) || !isDatasetName(m.dataset) || !(m.imageSize > 0) || !(m.normalization?.std > 0)) {
     throw new RunError(`${path}: malformed model configuration`);
+  }
+  try {
+    checkScheduleConfig(m.schedule);
+  } catch (err) {
+    throw new RunError(`${path}: ${(err as Error).message}`);
   }
   return cfg;
 }
@@ -87,7 +140,7 @@ export function noCheckpointReason(dir: string): string {
 
 // The trainer's metadata in a checkpoint's header ({ config, step, ... }), read without loading its tensors;
 // undefined when the header cannot be read.
-function checkpointMetadata(path: string): { config?: RunConfig; step?: number } | undefined {
+function checkpointMetadata(path: string): { config?: unknown; step?: number } | undefined {
   let fd = -1;
   try {
     fd = openSync(path, 'r');
@@ -114,18 +167,24 @@ function checkpointStep(path: string): number | undefined {
 }
 
 const describeModel = (m: DiffusionModelConfig) =>
-  `${m.kind} model (${m.dataset} ${m.imageSize}×${m.imageSize}, T=${m.numStates}, ${m.unet.inChannels} input channel${m.unet.inChannels === 1 ? '' : 's'})`;
+  `${m.kind} model (${m.dataset} ${m.imageSize}×${m.imageSize}, T=${m.schedule.numTimesteps}, ${m.unet.inChannels} input channel${m.unet.inChannels === 1 ? '' : 's'})`;
 
 /**
  * Refuses a checkpoint whose recorded model differs from the run's (one copied from another run: the weights
  * may even fit, e.g. a 14×14 model's in a 28×28 run, and give wrong results silently).
  */
 export function checkCheckpointModel(path: string, config: RunConfig): void {
-  const saved = checkpointMetadata(path)?.config?.model;
-  if (saved === undefined) return;
+  const recorded = checkpointMetadata(path)?.config;
+  if (recorded === undefined) return;
+  let saved: DiffusionModelConfig;
+  try {
+    saved = migrateRunConfig(recorded).model;
+  } catch {
+    return;
+  }
   const m = config.model;
   const key = (x: DiffusionModelConfig) =>
-    JSON.stringify([x.kind, x.dataset, x.imageSize, x.numStates, x.cosinePower, x.lowResSize ?? null, x.unet]);
+    JSON.stringify([x.kind, x.dataset, x.imageSize, x.schedule.kind, x.schedule.numTimesteps, x.schedule.power ?? null, x.lowResSize ?? null, x.unet]);
   if (key(saved) !== key(m)) {
     throw new RunError(`${path} holds ${/^[aeiou]/.test(saved.kind) ? 'an' : 'a'} ${describeModel(saved)}, not this run's ${describeModel(m)}: it comes from another run`);
   }

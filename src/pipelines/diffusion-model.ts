@@ -1,9 +1,10 @@
-// A trained diffusion model as users handle it: the U-Net plus what it was trained with (schedule length,
+// A trained diffusion model as users handle it: the U-Net plus what it was trained with (noise schedule,
 // image size, normalisation, conditioning), so noise prediction, sampling and conversions to and from
-// pixel space live in one place.
+// pixel space live in one place. The schedule is built once here and shared by training and every scheduler.
 import { upscale } from '../data/tensor-dataset.ts';
 import { DDIMScheduler } from '../diffusion/ddim.ts';
 import { DDPMScheduler } from '../diffusion/ddpm.ts';
+import { NoiseSchedule } from '../diffusion/schedule.ts';
 import type { Scheduler } from '../diffusion/scheduler.ts';
 import { sampleLoop, type SampleLoopResult } from '../diffusion/sample.ts';
 import { UNet, unetContext } from '../models/unet.ts';
@@ -48,6 +49,7 @@ export interface SamplingOptions {
 
 export class DiffusionModel {
   readonly config: Readonly<DiffusionModelConfig>;
+  readonly schedule: NoiseSchedule;
   readonly unet: UNet;
 
   constructor(config: DiffusionModelConfig, device?: string) {
@@ -57,6 +59,7 @@ export class DiffusionModel {
       if ((config.unet.extraContext ?? 0) !== 1) throw new RangeError('an upscaler with conditioning augmentation needs unet.extraContext = 1 (the noise level)');
     }
     this.config = config;
+    this.schedule = new NoiseSchedule(config.schedule);
     this.unet = new UNet(config.unet);
     // Channels-last is faster for libtorch's CPU kernels; on GPUs the default layout is kept.
     if (device !== undefined && device !== 'cpu') this.unet.to({ device });
@@ -82,17 +85,15 @@ export class DiffusionModel {
     if (opts.sampler === 'ddim') {
       if (opts.variance !== undefined || opts.authorX0) throw new RangeError('variance and authorX0 are DDPM options; DDIM has eta');
       return new DDIMScheduler({
-        numTrainTimesteps: this.config.numStates,
-        betaSchedule: 'cosine',
-        cosinePower: this.config.cosinePower,
-        numInferenceSteps: Math.min(opts.steps ?? this.config.numStates, this.config.numStates),
+        schedule: this.schedule,
+        steps: Math.min(opts.steps ?? this.numTimesteps, this.numTimesteps),
         eta: opts.eta ?? 0,
-        clipSample: opts.clip ?? false,
-        dynamicThresholding: opts.dynamicThreshold,
+        clip: opts.clip ?? false,
+        dynamicThreshold: opts.dynamicThreshold,
         clipRange: this.dataRange,
       });
     }
-    if (opts.steps !== undefined && opts.steps !== this.config.numStates) throw new RangeError(`the DDPM sampler takes every timestep (${this.config.numStates}); use the DDIM sampler for ${opts.steps} steps`);
+    if (opts.steps !== undefined && opts.steps !== this.numTimesteps) throw new RangeError(`the DDPM sampler takes every timestep (${this.numTimesteps}); use the DDIM sampler for ${opts.steps} steps`);
     if (opts.eta !== undefined) throw new RangeError('eta is a DDIM option');
     return this.scheduler(opts);
   }
@@ -100,15 +101,18 @@ export class DiffusionModel {
   /** The DDPM scheduler for this model's T (forward process and ancestral steps), with the given sampling choices. */
   scheduler(opts: Pick<SamplingOptions, 'clip' | 'dynamicThreshold' | 'variance' | 'authorX0'> = {}): DDPMScheduler {
     return new DDPMScheduler({
-      numTrainTimesteps: this.config.numStates,
-      betaSchedule: 'cosine',
-      cosinePower: this.config.cosinePower,
-      varianceType: opts.variance ?? 'posterior',
-      clipSample: opts.clip ?? false,
-      dynamicThresholding: opts.dynamicThreshold,
+      schedule: this.schedule,
+      variance: opts.variance ?? 'posterior',
+      clip: opts.clip ?? false,
+      dynamicThreshold: opts.dynamicThreshold,
       clipRange: this.dataRange,
       authorX0: opts.authorX0 ?? false,
     });
+  }
+
+  /** T: the model's timesteps are 0..T−1. */
+  get numTimesteps(): number {
+    return this.schedule.numTimesteps;
   }
 
   /** Pixel space ([0, 1]) → model space (mean 0, std 1). */
@@ -162,7 +166,7 @@ export class DiffusionModel {
       throw new Error(this.augmentsConditioning ? 'this upscaler was trained with conditioning augmentation: pass the noise level' : 'a conditioning noise level is only for upscalers trained with conditioning augmentation');
     }
     return tidy(() => {
-      const ctx = unetContext(t, this.config.numStates, labels, this.config.unet.numClasses, condLevel?.unsqueeze(1));
+      const ctx = unetContext(t, this.numTimesteps, labels, this.config.unet.numClasses, condLevel?.unsqueeze(1));
       const input = cond === undefined ? xt : cat([xt, cond], 1);
       return this.unet.forward(input, ctx);
     });
@@ -219,13 +223,13 @@ export class DiffusionModel {
   // ε̂ per step through the inference form, with the FiLM modulation of every (step, label) computed up front.
   #inferencePredictor(net: InferenceUNet, labels: readonly number[], cond: Tensor | undefined, level: number | undefined): (xt: Tensor, t: number) => Tensor {
     const n = labels.length;
-    const states = this.config.numStates;
+    const T = this.numTimesteps;
     const device = this.device;
     const mod = tidy(() => {
-      const t = int64(Array.from({ length: states * n }, (_, k) => Math.floor(k / n)), { device });
-      const y = int64(Array.from({ length: states * n }, (_, k) => labels[k % n]!), { device });
-      const extra = level === undefined ? undefined : full([states * n, 1], level, { device });
-      return net.modulation(unetContext(t, states, y, this.config.unet.numClasses, extra));
+      const t = int64(Array.from({ length: T * n }, (_, k) => Math.floor(k / n)), { device });
+      const y = int64(Array.from({ length: T * n }, (_, k) => labels[k % n]!), { device });
+      const extra = level === undefined ? undefined : full([T * n, 1], level, { device });
+      return net.modulation(unetContext(t, T, y, this.config.unet.numClasses, extra));
     });
     return (xt, t) => tidy(() => net.forward(cond === undefined ? xt : cat([xt, cond], 1), InferenceUNet.rows(mod, t * n, n)));
   }

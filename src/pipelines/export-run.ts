@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
 import { dispose } from '../torch/scope.ts';
-import { loadModel } from './pipelines.ts';
+import { loadModel } from './pipeline.ts';
 import { RunError, configPath, epochCheckpointPath, latestCheckpoint, logPath } from './run-dir.ts';
 
 /** Writes the export into a temporary folder renamed to `out` at the end; `out` must not exist. */

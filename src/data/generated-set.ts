@@ -1,0 +1,56 @@
+// A generated set as a folder: MNIST-format IDX files (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`) plus
+// `generated.json`, which records how it was made and how much of it left the data range before clamping.
+import { existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.ts';
+import { DataError } from './idx.ts';
+import { writeImageSet, type ImageSet } from './image-set.ts';
+
+/**
+ * How much of a generated set its last model put outside the data range [0, 1] before clamping: the share of
+ * pixels off by more than half a gray level (which changes a pixel's 8-bit value), and the share of samples with
+ * a pixel off by more than 0.1.
+ */
+export interface OffRange {
+  pixels: number;
+  samples: number;
+}
+
+/** Generated images with their off-range record. */
+export interface GeneratedSet extends ImageSet {
+  offRange: OffRange;
+}
+
+export const GENERATED_INFO_FILE = 'generated.json';
+
+/**
+ * Writes a generated set into a temporary folder renamed to `dir` at the end: `dir` is either absent or complete.
+ * `info` (how the set was made) goes into generated.json beside the count, size and off-range record.
+ */
+export function writeGeneratedSet(dir: string, set: ImageSet | GeneratedSet, info: Record<string, unknown>): void {
+  if (existsSync(dir)) {
+    throw new DataError(statSync(dir).isDirectory() ? `${dir} already exists; remove it or choose another --out` : `${dir} exists and is not a folder`);
+  }
+  const tmp = join(dirname(dir), `.tmp-${basename(dir)}-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    writeImageSet(tmp, set, 'train');
+    const offRange = 'offRange' in set ? { offRange: set.offRange } : {};
+    writeFileAtomic(join(tmp, GENERATED_INFO_FILE), `${JSON.stringify({ ...info, count: set.count, size: set.height, ...offRange }, null, 2)}\n`);
+    renameSync(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** The mean off-range shares of generated sets (their generated.json), or undefined when any set lacks them. */
+export function readOffRange(dirs: readonly string[]): OffRange | undefined {
+  const all = dirs.map((d) => {
+    const file = join(d, GENERATED_INFO_FILE);
+    return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { offRange?: OffRange }).offRange : undefined;
+  });
+  if (all.length === 0 || all.some((o) => o === undefined)) return undefined;
+  const mean = (k: keyof OffRange) => all.reduce((a, o) => a + o![k], 0) / all.length;
+  return { pixels: mean('pixels'), samples: mean('samples') };
+}

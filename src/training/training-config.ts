@@ -1,0 +1,56 @@
+// How a run is trained: the defaults (the paper's recipe), validation, and the configuration of a new run.
+import type { DatasetName } from '../data/datasets.ts';
+import { presetModel, type ModelKind } from '../pipelines/model-config.ts';
+import type { RunConfig, TrainingConfig } from '../pipelines/run-dir.ts';
+
+export type { TrainingConfig } from '../pipelines/run-dir.ts';
+
+export const DEFAULT_TRAINING: TrainingConfig = {
+  epochs: 10,
+  batchSize: 128,
+  lr: 1e-3,
+  seed: 1,
+  perClass: 5000,
+  subsetSeed: 0,
+  checkpointEvery: 0,
+  dataScaling: 'standard',
+};
+
+/** Throws a RangeError naming the first invalid setting. */
+export function validateTraining(t: TrainingConfig): void {
+  const positive = (name: string, v: number) => {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+  };
+  positive('epochs', t.epochs);
+  positive('batch size', t.batchSize);
+  positive('images per class', t.perClass);
+  if (!(t.lr > 0) || !Number.isFinite(t.lr)) throw new RangeError(`learning rate must be a positive number, got ${t.lr}`);
+  if (!Number.isSafeInteger(t.seed) || t.seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${t.seed}`);
+  if (t.dataScaling !== undefined && t.dataScaling !== 'standard' && t.dataScaling !== 'unit') {
+    throw new RangeError(`data scaling must be 'standard' or 'unit', got '${String(t.dataScaling)}'`);
+  }
+  if (t.ema !== undefined && !(t.ema > 0 && t.ema < 1)) throw new RangeError(`EMA decay must be in (0, 1), got ${t.ema}`);
+  if (!Number.isInteger(t.checkpointEvery) || t.checkpointEvery < 0) throw new RangeError(`checkpoint interval must be a non-negative integer, got ${t.checkpointEvery}`);
+}
+
+/** What a new run is asked to be: a preset model, its dataset, conditioning augmentation, and training settings. */
+export interface NewRunSpec {
+  model?: ModelKind;
+  dataset?: DatasetName;
+  /** Upscalers: conditioning augmentation up to this noise level (see DiffusionModelConfig.conditioningNoise). */
+  conditioningNoise?: number;
+  training?: Partial<TrainingConfig>;
+}
+
+/**
+ * The configuration of a new run, before its data statistics are known (normalisation is measured on the
+ * training subset when training starts).
+ */
+export function newRunConfig(spec: NewRunSpec): RunConfig {
+  const training = { ...DEFAULT_TRAINING, ...spec.training };
+  validateTraining(training);
+  const preset = presetModel(spec.model ?? 'baseline', spec.dataset);
+  if (spec.conditioningNoise !== undefined && preset.lowResSize === undefined) throw new RangeError('conditioning augmentation is for the upscaler');
+  const augmented = spec.conditioningNoise === undefined ? {} : { conditioningNoise: spec.conditioningNoise, unet: { ...preset.unet, extraContext: 1 } };
+  return { format: 'ssddpm-run', version: 2, model: { ...preset, ...augmented, normalization: { mean: 0, std: 1 } }, training };
+}
