@@ -16,7 +16,12 @@
 #include <torch/version.h>
 
 #include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <memory>
+#include <mutex>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <vector>

@@ -6,6 +6,7 @@ import { generateCommand } from './commands/generate.ts';
 import { forwardCommand, reverseCommand } from './commands/figures.ts';
 import { casCommand, exportCommand, speedCommand } from './commands/evaluate.ts';
 import { paperCommand } from './commands/paper.ts';
+import { reportCommand } from './commands/report.ts';
 import { stopAllProgress } from './progress.ts';
 import { setNumThreads, torchVersion } from '../torch/runtime.ts';
 
@@ -23,7 +24,7 @@ const program = new Command('ssddpm')
     }
   });
 
-for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand, casCommand, speedCommand, paperCommand, exportCommand]) {
+for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand, casCommand, speedCommand, paperCommand, reportCommand, exportCommand]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(add --help for usage)'));
 }
 

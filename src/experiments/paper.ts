@@ -110,7 +110,8 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
       const name = `train ${spec.name}-${seed}`;
       const found = findRun({ spec, seed, preset, dataset: opts.dataset, device, runs: opts.runs, work, onProgress: (p) => progress(name, p.step, p.totalSteps, { loss: p.loss.toFixed(4) }), log: (line) => log(`${name}: ${line}`) });
       runs.set(`${spec.name}-${seed}`, found);
-      stages.push({ name, seconds: (performance.now() - t0) / 1000, status: found.trained ? 'ran' : 'cached', ...(found.trained ? { reason: found.reason } : {}) });
+      if (!found.trained) log(`${name}: cached (finished run ${found.dir})`);
+      stages.push({ name, seconds: (performance.now() - t0) / 1000, status: found.trained ? 'ran' : 'cached', reason: found.trained ? found.reason : `finished run ${found.dir}` });
       if (spec.name === spec.model) training.push({ model: spec.model, seed, epochs: preset.epochs, finalLoss: found.finalLoss, seconds: found.seconds, run: found.dir });
     }
   }

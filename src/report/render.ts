@@ -399,7 +399,7 @@ function machineBlocks(r: PaperResults): Block[] {
 function stageBlocks(r: PaperResults): Block[] {
   const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Stages', id: 'stages' }];
   if (r.stages.length === 0) return [...blocks, NOT_RUN('Stages')];
-  const rows = r.stages.map((s) => [s.name, fmtDuration(s.seconds), s.status === 'cached' ? 'cached (same key)' : s.reason === undefined ? 'ran' : `ran: ${s.reason}`]);
+  const rows = r.stages.map((s) => [s.name, fmtDuration(s.seconds), `${s.status}${s.reason === undefined ? (s.status === 'cached' ? ' (same key)' : '') : `: ${s.reason}`}`]);
   const cached = r.stages.filter((s) => s.status === 'cached').length;
   return [
     ...blocks,

@@ -84,8 +84,9 @@ export interface BeyondResult {
 export interface StageTiming {
   name: string;
   seconds: number;
-  /** 'cached': a result made earlier under the same key was reused; 'ran': it ran, for `reason`. */
+  /** 'cached': a result made earlier under the same key was reused; 'ran': it ran. */
   status: 'ran' | 'cached';
+  /** Why it ran, or what was reused. */
   reason?: string;
 }
 
@@ -149,6 +150,7 @@ export function migrateResults(raw: unknown): PaperResults {
     name: b.name.replace(/-clipped$/, '-clip'),
     x0: clip ? 'clip' : b.group === 'thresholding' ? 'dynamic' : 'none',
   }));
-  const stages = (r.stages as V1Stage[]).map(({ skipped, ...s }): StageTiming => ({ ...s, status: skipped ? 'cached' : 'ran' }));
+  const stages = (r.stages as V1Stage[]).map(({ skipped, ...s }): StageTiming =>
+    skipped ? { ...s, status: 'cached', reason: 'its outputs existed (version 1 checked no key)' } : { ...s, status: 'ran' });
   return { ...(raw as PaperResults), version: 2, cas, stages, ...(beyond === undefined ? {} : { beyond }) };
 }
