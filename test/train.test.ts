@@ -2,7 +2,7 @@
 // overfit, resumption is exact, run-folder errors, upscaler conditioning, cascades and generated sets.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadMnist } from '../src/data/datasets.ts';
@@ -399,4 +399,25 @@ test('conditioning augmentation: an upscaler trains with it, its run records the
     disposePipeline(p);
   });
   assert.throws(() => trainDiffusion({ out: freshDir('cond-aug-small'), model: 'small', conditioningNoise: 0.5, images: mnist }), /upscaler/);
+});
+
+test('run folders of version 1 (numStates, cosinePower) read as version 2 (schedule), and sample alike', () => {
+  const dir = tinyRun('small');
+  const v2 = readRunConfig(dir);
+  const old = freshDir('v1-run');
+  cpSync(dir, old, { recursive: true });
+  const { schedule, ...model } = v2.model;
+  writeFileSync(join(old, 'config.json'), JSON.stringify({ ...v2, version: 1, model: { ...model, numStates: schedule.numTimesteps, cosinePower: schedule.power } }));
+  assert.deepEqual(readRunConfig(old), v2);
+  const sample = (run: string) => {
+    const p = loadPipeline({ runs: [run] });
+    try {
+      return tidy(() => samplePipeline(p, [1, 7], { generator: new Generator(4) }).toArray());
+    } finally {
+      disposePipeline(p);
+    }
+  };
+  assert.deepEqual(sample(old), sample(dir));
+  writeFileSync(join(old, 'config.json'), JSON.stringify({ ...v2, version: 3 }));
+  assert.throws(() => readRunConfig(old), /version 3 is newer than this ssddpm understands/);
 });
