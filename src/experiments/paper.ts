@@ -207,9 +207,9 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
     const m = loadModel(run(model, 1).dir, { device });
     try {
       const T = m.numTimesteps;
-      png(`forward-${model}.png`, `Forward process of the ${model} model's data (T=${T}, ${m.config.imageSize}×${m.config.imageSize}): each column one step of q(x_t | x_{t−1}).`, () => forwardProcessFigure(m, 4));
+      png(`forward-${model}.png`, `Forward process of the ${model} model's data (T=${T}, ${m.config.imageSize}×${m.config.imageSize}): each column one step of q(x_t | x_{t−1}).`, () => forwardProcessFigure(m, 4, { seed: SEEDS.processFigures }));
       if (!m.isUpscaler) {
-        png(`reverse-${model}.png`, `Reverse process of the ${model} model, plain sampling: rows of x_t and of the x̂0 predicted at each step (cf. the paper's Fig. 2).`, () => reverseProcessFigure(m, [0, 2, 4, 8]));
+        png(`reverse-${model}.png`, `Reverse process of the ${model} model, plain sampling: rows of x_t and of the x̂0 predicted at each step (cf. the paper's Fig. 2).`, () => reverseProcessFigure(m, [0, 2, 4, 8], { seed: SEEDS.processFigures }));
       }
     } finally {
       m.dispose();
@@ -221,7 +221,7 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
     try {
       for (const clip of [false, true]) {
         png(`samples-${pipeline}${clip ? '-clip' : ''}.png`, `Samples of ${pipeline} (${clip ? 'x̂0 clipped' : 'plain sampling'}), one label per column.`,
-          () => sampleGridFigure(p, labels, preset.gridRows, { clip, seed: SEEDS.figures }));
+          () => sampleGridFigure(p, labels, preset.gridRows, { clip, seed: SEEDS.grids }));
       }
     } finally {
       disposePipeline(p);

@@ -48,8 +48,9 @@ export const SEEDS = {
   /** Balanced subsets of the real data: the real anchor's training set, and the test set of presets that cap it. */
   realTrain: 1,
   realTest: 2,
-  /** Sample grids and reverse-process figures. */
-  figures: 3,
+  /** Noise of the sample grids, and of the forward- and reverse-process figures. */
+  grids: 3,
+  processFigures: 0,
   /** Noise of the timed samples. */
   speed: 0,
 } as const;

@@ -4,8 +4,7 @@
 import { appendFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { loadDataset } from '../data/datasets.ts';
 import type { ImageSet } from '../data/image-set.ts';
-import { balancedSubset, batches } from '../data/sampling.ts';
-import { downscale } from '../data/tensor-dataset.ts';
+import { batches } from '../data/sampling.ts';
 import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import { restoreCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
@@ -19,11 +18,9 @@ import {
 } from '../pipelines/run-dir.ts';
 import { Generator, manualSeed } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
-import { int64, tensor } from '../torch/ops/creation.ts';
-import { rand, randint, randn } from '../torch/ops/random.ts';
-import { indexSelect } from '../torch/ops/shape.ts';
-import { keep, tidy } from '../torch/scope.ts';
-import type { Tensor } from '../torch/tensor.ts';
+import { tensor } from '../torch/ops/creation.ts';
+import { tidy } from '../torch/scope.ts';
+import { TrainingData, measureNormalization, trainingPixels } from './training-data.ts';
 import { removeTemporaries, truncateLog } from './run-log.ts';
 import { newRunConfig, validateTraining, type NewRunSpec } from './training-config.ts';
 
@@ -120,37 +117,20 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
   const t = config.training;
   validateTraining(t);
 
-  // 1. Data: the balanced subset at the model's size, in pixel space, held once in libtorch memory. A new
-  //    run measures its normalisation on it.
-  const subset = balancedSubset(opts.images ?? loadDataset(config.model.dataset, 'train'), t.perClass, t.subsetSeed);
-  const pixels = keep(tidy(() => {
-    const x = tensor(subset.images, { shape: [subset.count, 1, subset.height, subset.width], device }).float().div_(255);
-    return x.size(2) === config.model.imageSize ? x : downscale(x, config.model.imageSize);
-  }));
-  const labels = keep(int64(subset.labels, { device }));
-  if (checkpoint === undefined) {
-    const normalization = t.dataScaling === 'unit' ? { mean: 0, std: 1 } : tidy(() => {
-      const mean = pixels.mean().item();
-      return { mean, std: pixels.sub(mean).square().mean().sqrt().item() };
-    });
-    config = { ...config, model: { ...config.model, normalization } };
-  }
-
+  // 1. Data: the balanced subset, held once in libtorch memory; a new run measures its normalisation on it.
+  const pixels = trainingPixels(opts.images ?? loadDataset(config.model.dataset, 'train'), config.model, t, device);
+  if (checkpoint === undefined) config = { ...config, model: { ...config.model, normalization: measureNormalization(pixels.pixels, t.dataScaling) } };
   manualSeed(t.seed);
   const model = new DiffusionModel(config.model, device);
-  const lowResSize = config.model.lowResSize;
-  const data = keep(model.toModelSpace(pixels));
-  const cond = lowResSize === undefined ? undefined : keep(tidy(() => model.conditioning(downscale(pixels, lowResSize))));
-  pixels.dispose();
-
+  const data = new TrainingData(model, pixels);
   // The forward process uses the model's own schedule.
   const scheduler = new DDPMScheduler({ schedule: model.schedule });
   const optimizer = new Adam(model.unet.parameters(), { lr: t.lr });
   const ema = t.ema === undefined ? undefined : new ExponentialMovingAverage(model.unet, t.ema);
+  const averaged = ema === undefined ? undefined : new DiffusionModel(config.model, device);
   const generator = new Generator(t.seed, device ?? 'cpu');
-  const stepsPerEpoch = Math.ceil(subset.count / t.batchSize);
+  const stepsPerEpoch = Math.ceil(data.count / t.batchSize);
   const totalSteps = stepsPerEpoch * t.epochs;
-  const T = model.numTimesteps;
 
   // 2. Start, or restore where the checkpoint stopped.
   let epoch = 0;
@@ -172,32 +152,17 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
     writeFileAtomic(logPath(dir), '');
   }
 
-  // ε̂ for one batch of the training data and the noise it should predict (Algorithm 1, lines 2–5).
-  const predictBatch = (net: DiffusionModel, idx: Int32Array, gen: Generator): [Tensor, Tensor] => {
-    const index = int64(idx, { device });
-    const x0 = indexSelect(data, 0, index);
-    const y = indexSelect(labels, 0, index);
-    const time = randint(0, T, [idx.length], { generator: gen, device });
-    const noise = randn(x0.shape, { generator: gen, device });
-    const xt = scheduler.addNoise(x0, noise, time);
-    let c = cond === undefined ? undefined : indexSelect(cond, 0, index);
-    const level = net.augmentsConditioning ? rand([idx.length], { generator: gen, device }) : undefined;
-    if (c !== undefined && level !== undefined) c = net.corruptConditioning(c, level, gen);
-    return [net.predictNoise(xt, time, y, c, level), noise];
-  };
-
   // The moving average as saved: its weights, with batch-norm statistics measured on them over the same
   // training batches at every save (a generator of their own keeps resumption exact).
-  const averaged = ema === undefined ? undefined : new DiffusionModel(config.model, device);
   const averagedState = (): StateDict | undefined => {
     if (ema === undefined || averaged === undefined) return undefined;
     ema.copyTo(averaged.unet);
     const gen = new Generator(epochSeed(t.seed, -1), device ?? 'cpu');
     updateBatchNorm(averaged.unet, () => {
       let k = 0;
-      for (const idx of batches(subset.count, t.batchSize, { seed: epochSeed(t.seed, -1) })) {
+      for (const idx of batches(data.count, t.batchSize, { seed: epochSeed(t.seed, -1) })) {
         if (k++ === CALIBRATION_BATCHES) break;
-        tidy(() => void predictBatch(averaged, idx, gen));
+        tidy(() => void data.predictBatch(averaged, scheduler, idx, gen));
       }
     });
     return averaged.unet.stateDict();
@@ -220,10 +185,10 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
       let lossSum = stepInEpoch > 0 ? carried.reduce((a, b) => a + b, 0) : 0;
       let lossCount = stepInEpoch > 0 ? carried.length : 0;
       let k = 0;
-      for (const idx of batches(subset.count, t.batchSize, { seed: epochSeed(t.seed, epoch) })) {
+      for (const idx of batches(data.count, t.batchSize, { seed: epochSeed(t.seed, epoch) })) {
         if (k++ < stepInEpoch) continue;
         const loss = tidy(() => {
-          const [eps, noise] = predictBatch(model, idx, generator);
+          const [eps, noise] = data.predictBatch(model, scheduler, idx, generator);
           const l = mseLoss(eps, noise);
           optimizer.zeroGrad();
           l.backward();
@@ -254,7 +219,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
       save(epochCheckpointPath(dir, epoch));
     }
   } finally {
-    for (const x of [data, labels, cond]) x?.dispose();
+    data.dispose();
     optimizer.dispose();
     ema?.dispose();
     averaged?.dispose();

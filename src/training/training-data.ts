@@ -1,0 +1,80 @@
+// What Algorithm 1 draws from: the class-balanced training subset at the model's size, held once in libtorch
+// memory in model space (with the upscaler's conditioning images), and one batch of the objective (lines 2–5).
+import type { ImageSet } from '../data/image-set.ts';
+import { balancedSubset } from '../data/sampling.ts';
+import { downscale, type Normalization } from '../data/tensor-dataset.ts';
+import type { DDPMScheduler } from '../diffusion/ddpm.ts';
+import type { DiffusionModel } from '../pipelines/diffusion-model.ts';
+import type { DiffusionModelConfig } from '../pipelines/model-config.ts';
+import type { TrainingConfig } from '../pipelines/run-dir.ts';
+import type { Generator } from '../torch/generator.ts';
+import { int64, tensor } from '../torch/ops/creation.ts';
+import { rand, randint, randn } from '../torch/ops/random.ts';
+import { indexSelect } from '../torch/ops/shape.ts';
+import { keep, tidy } from '../torch/scope.ts';
+import type { Tensor } from '../torch/tensor.ts';
+
+/** The balanced subset in pixel space ([0, 1]) at the model's image size, and its labels. */
+export interface TrainingPixels {
+  count: number;
+  pixels: Tensor;
+  labels: Tensor;
+}
+
+export function trainingPixels(source: ImageSet, model: Pick<DiffusionModelConfig, 'imageSize'>, t: Pick<TrainingConfig, 'perClass' | 'subsetSeed'>, device?: string): TrainingPixels {
+  const subset = balancedSubset(source, t.perClass, t.subsetSeed);
+  const pixels = keep(tidy(() => {
+    const x = tensor(subset.images, { shape: [subset.count, 1, subset.height, subset.width], device }).float().div_(255);
+    return x.size(2) === model.imageSize ? x : downscale(x, model.imageSize);
+  }));
+  return { count: subset.count, pixels, labels: keep(int64(subset.labels, { device })) };
+}
+
+/** The model space of a new run: the pixels' mean and standard deviation ('standard', the paper), or [0, 1] ('unit'). */
+export function measureNormalization(pixels: Tensor, scaling: TrainingConfig['dataScaling']): Normalization {
+  if (scaling === 'unit') return { mean: 0, std: 1 };
+  return tidy(() => {
+    const mean = pixels.mean().item();
+    return { mean, std: pixels.sub(mean).square().mean().sqrt().item() };
+  });
+}
+
+/** The subset in `model`'s space: clean images x0, labels, and (upscalers) the conditioning images. */
+export class TrainingData {
+  readonly count: number;
+  readonly x0: Tensor;
+  readonly labels: Tensor;
+  readonly cond?: Tensor;
+
+  /** Takes over `pixels` (released here) and `labels`. */
+  constructor(model: DiffusionModel, { count, pixels, labels }: TrainingPixels) {
+    this.count = count;
+    this.labels = labels;
+    this.x0 = keep(model.toModelSpace(pixels));
+    const lowRes = model.config.lowResSize;
+    if (lowRes !== undefined) this.cond = keep(tidy(() => model.conditioning(downscale(pixels, lowRes))));
+    pixels.dispose();
+  }
+
+  /**
+   * ε̂ for the batch `idx` and the noise it should predict: t ~ U{0..T−1}, ε ~ N(0, I), x_t from the forward
+   * process (Algorithm 1, lines 2–5); an augmented upscaler's conditioning is corrupted at a uniform level.
+   */
+  predictBatch(net: DiffusionModel, scheduler: DDPMScheduler, idx: Int32Array, gen: Generator): [Tensor, Tensor] {
+    const device = this.x0.device;
+    const index = int64(idx, { device });
+    const x0 = indexSelect(this.x0, 0, index);
+    const y = indexSelect(this.labels, 0, index);
+    const time = randint(0, net.numTimesteps, [idx.length], { generator: gen, device });
+    const noise = randn(x0.shape, { generator: gen, device });
+    const xt = scheduler.addNoise(x0, noise, time);
+    let c = this.cond === undefined ? undefined : indexSelect(this.cond, 0, index);
+    const level = net.augmentsConditioning ? rand([idx.length], { generator: gen, device }) : undefined;
+    if (c !== undefined && level !== undefined) c = net.corruptConditioning(c, level, gen);
+    return [net.predictNoise(xt, time, y, c, level), noise];
+  }
+
+  dispose(): void {
+    for (const x of [this.x0, this.labels, this.cond]) x?.dispose();
+  }
+}
