@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,7 @@ import { NoiseSchedule } from '../src/diffusion/schedule.ts';
 import { loadModel } from '../src/pipelines/pipeline.ts';
 import { trainDiffusion } from '../src/training/train-diffusion.ts';
 import { loadCheckpoint } from '../src/io/checkpoint.ts';
-import { SafetensorsError, parseSafetensors } from '../src/io/safetensors.ts';
+import { SafetensorsError, parseSafetensors, readSafetensors, writeSafetensors, type TensorRecord } from '../src/io/safetensors.ts';
 import { PAPER_UNET, UNet } from '../src/models/unet.ts';
 import { dispose } from '../src/torch/scope.ts';
 import './helpers.ts';
@@ -33,14 +33,14 @@ interface Result {
   stderr: string;
 }
 
-/** Runs the CLI (optionally under `ulimit -f <kb>`), one libtorch thread. */
-function ssddpm(args: readonly string[], opts: { fileLimitKb?: number } = {}): Promise<Result> {
+/** Runs the CLI (optionally under `ulimit -f <kb>`), one libtorch thread unless `env` says otherwise. */
+function ssddpm(args: readonly string[], opts: { fileLimitKb?: number; env?: Record<string, string> } = {}): Promise<Result> {
   const [file, argv] =
     opts.fileLimitKb === undefined
       ? [process.execPath, ['bin/ssddpm.js', ...args]]
       : ['bash', ['-c', `ulimit -f ${opts.fileLimitKb}; exec "$0" bin/ssddpm.js "$@"`, process.execPath, ...args]];
   return new Promise((resolve, reject) => {
-    execFile(file, argv, { cwd: repo, encoding: 'utf8', timeout: 120_000, env: { ...process.env, TORCH_NUM_THREADS: '1', SSDDPM_DEBUG: '' } }, (err, stdout, stderr) => {
+    execFile(file, argv, { cwd: repo, encoding: 'utf8', timeout: 120_000, env: { ...process.env, TORCH_NUM_THREADS: '1', SSDDPM_DEBUG: '', ...opts.env } }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') reject(err);
       else resolve({ status: err ? (err.code as number) : 0, stdout, stderr });
     });
@@ -348,4 +348,96 @@ test('library-level refusals: T = 0, a U-Net with 0 channels, a safetensors head
   const idx = Buffer.from([0x08, 0x03, 0x00, 0x01, 0, 0, 0, 0]);
   assert.throws(() => parseIdx(idx, 'x-idx1-ubyte'), (e: unknown) =>
     e instanceof DataError && e.message === 'x-idx1-ubyte: bad magic, not an IDX file (first two bytes must be 0x00 0x00, got 0x08 0x03)');
+});
+
+/** A copy of `baseline` whose checkpoint's weights are changed by `edit` (a record per tensor name). */
+function editedRun(name: string, edit: (tensors: Record<string, TensorRecord>) => void): string {
+  const { tensors, metadata } = readSafetensors(join(baseline, CKPT));
+  edit(tensors);
+  const dir = join(runs, name);
+  mkdirSync(join(dir, 'checkpoints'), { recursive: true });
+  copyFileSync(join(baseline, 'config.json'), join(dir, 'config.json'));
+  writeSafetensors(join(dir, CKPT), tensors, metadata);
+  return dir;
+}
+
+const float32Record = (shape: number[], value: (i: number) => number): TensorRecord => {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return { dtype: 'F32', shape, data: new Uint8Array(Float32Array.from({ length: n }, (_, i) => value(i)).buffer) };
+};
+
+test('weights that are not numbers, or that make the network overflow, stop sampling with the tensor or the step', async () => {
+  const nan = editedRun('nan-weights', (t) => {
+    t['dec1.conv.bn1.weight'] = float32Record(t['dec1.conv.bn1.weight']!.shape, (i) => (i === 3 ? Number.NaN : 1));
+  });
+  const infinite = editedRun('inf-buffer', (t) => {
+    t['enc2.conv.bn2.running_var'] = float32Record(t['enc2.conv.bn2.running_var']!.shape, (i) => (i === 0 ? Number.POSITIVE_INFINITY : 1));
+  });
+  // Finite weights whose output overflows float32: ε̂ is ±∞ at the first step.
+  const overflow = editedRun('overflow', (t) => {
+    t['out.weight'] = float32Record(t['out.weight']!.shape, () => 3e38);
+  });
+  const out = join(root, 'never');
+  await assertAllRefused([
+    [['generate', '--run', nan, '--count', '4', '--out', join(out, 'a')], /tensor 'dec1\.conv\.bn1\.weight' holds non-finite values/],
+    [['sample', '--run', infinite, '--per-label', '1', '--out', join(out, 'b.png')], /tensor 'enc2\.conv\.bn2\.running_var' holds non-finite values/],
+    [['generate', '--run', overflow, '--count', '4', '--out', join(out, 'c')], /the network returned non-finite values at timestep 29 \(step 1 of 30\)/],
+  ]);
+});
+
+test('a checkpoint tensor whose dtype differs from the parameter it loads into is refused, naming it', async () => {
+  const ints = editedRun('int-bias', (t) => {
+    const { shape } = t['enc0.conv.conv1.bias']!;
+    t['enc0.conv.conv1.bias'] = { dtype: 'I64', shape, data: new Uint8Array(new BigInt64Array(shape[0]!).fill(1n).buffer) };
+  });
+  await assertAllRefused([[['sample', '--run', ints, '--per-label', '1', '--out', join(root, 'never', 'i.png')], /tensor 'enc0\.conv\.conv1\.bias' is int64 but the model expects float32/]]);
+});
+
+test('cas refuses a set that lacks a class (an empty set lacks all), giving every class\'s count', async () => {
+  const empty = join(sets, 'empty');
+  writeImageSet(empty, { ...goodSet, images: new Uint8Array(0), labels: new Uint8Array(0), count: 0 }, 'train');
+  const noThrees = join(sets, 'no-threes');
+  const keep = Array.from(goodSet.labels.keys()).filter((i) => goodSet.labels[i] !== 3);
+  writeImageSet(noThrees, { ...goodSet, count: keep.length, labels: Uint8Array.from(keep.map((i) => goodSet.labels[i]!)), images: Uint8Array.from(keep.flatMap((i) => Array.from(goodSet.images.subarray(i * 784, (i + 1) * 784)))) }, 'train');
+  await assertAllRefused([
+    [['cas', '--set', empty, '--classifiers', '1', '--epochs', '1'], /at least 1 training image of every class; this set has 0: 0, 1: 0, 2: 0,/],
+    [['cas', '--set', noThrees, '--classifiers', '1', '--epochs', '1'], /this set has 0: 2, 1: 2, 2: 2, 3: 0, 4: 2/],
+  ]);
+});
+
+test('train --resume refuses settings that differ from the run\'s and an --epochs below what it has done; more epochs are applied and recorded', async () => {
+  const dir = join(runs, 'resume-me');
+  cpSync(small, dir, { recursive: true });
+  const config = readFileSync(join(dir, 'config.json'), 'utf8');
+  await assertAllRefused([
+    [['train', '--out', dir, '--resume', '--lr', '0.01'], /was trained with lr 0\.001 \(asked: 0\.01\): a resumed run keeps its settings/],
+    [['train', '--out', dir, '--resume', '--model', 'baseline', '--seed', '9'], /model "small" \(asked: "baseline"\), seed 5 \(asked: 9\)/],
+    [['train', '--out', dir, '--resume', '--batch-size', '7', '--ema', '0.9'], /batchSize 20 \(asked: 7\), ema unset \(asked: 0\.9\)/],
+  ]);
+  assert.equal(readFileSync(join(dir, 'config.json'), 'utf8'), config);
+  const more = join(runs, 'resume-more');
+  cpSync(small, more, { recursive: true });
+  const longer = await ssddpm(['train', '--out', more, '--resume', '--epochs', '2', '--per-class', '2']);
+  assert.equal(longer.status, 0, longer.stderr);
+  assert.equal((JSON.parse(readFileSync(join(more, 'config.json'), 'utf8')) as { training: { epochs: number } }).training.epochs, 2, 'recorded');
+  assert.ok(existsSync(join(more, 'checkpoints', 'epoch-0002.safetensors')));
+  const shorter = await ssddpm(['train', '--out', more, '--resume', '--epochs', '1']);
+  assertRefused(shorter, /has already trained 2 epochs: --epochs 1 would leave/, 'fewer epochs');
+  const again = await ssddpm(['train', '--out', more, '--resume']);
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /final loss \d\.\d{4}/, 'nothing left to train: the last loss, not NaN');
+});
+
+test('a thread count that is not a positive integer, or far above the cores, is refused in one line', async () => {
+  const env = (v: string) => ({ env: { TORCH_NUM_THREADS: v } });
+  const args = ['forward', '--run', small, '--out', join(root, 'never', 'f.png')];
+  for (const [r, message] of [
+    [await ssddpm(args, env('abc')), /TORCH_NUM_THREADS must be a positive integer, got 'abc'/],
+    [await ssddpm(args, env('0')), /TORCH_NUM_THREADS must be a positive integer, got '0'/],
+    [await ssddpm(args, env('10000')), /TORCH_NUM_THREADS=10000 is more than 4 per core/],
+    [await ssddpm(['--threads', '10000', ...args]), /--threads: 10000 is more than 4 per core/],
+  ] as const) {
+    assertRefused(r, message, message.source);
+  }
+  assert.ok(!existsSync(join(root, 'never')));
 });

@@ -8,7 +8,7 @@ import { casCommand, exportCommand, speedCommand } from './commands/evaluate.ts'
 import { paperCommand } from './commands/paper.ts';
 import { reportCommand } from './commands/report.ts';
 import { stopAllProgress } from './progress.ts';
-import { setNumThreads, torchVersion } from '../torch/runtime.ts';
+import { setNumThreads, threadsEnvironmentProblem, torchVersion } from '../torch/runtime.ts';
 
 const program = new Command('ssddpm')
   .description('Scale-space DDPMs on MNIST: train, sample, generate sets and draw the diffusion processes (libtorch ' + torchVersion + ')')
@@ -20,7 +20,13 @@ const program = new Command('ssddpm')
     if (threads !== undefined) {
       const n = Number(threads);
       if (!Number.isInteger(n) || n < 1) throw new Error(`--threads: expected a positive integer, got '${threads}'`);
-      setNumThreads(n);
+      try {
+        setNumThreads(n);
+      } catch (err) {
+        throw new Error(`--${(err as Error).message}`);
+      }
+    } else if (threadsEnvironmentProblem !== undefined) {
+      throw new Error(`${threadsEnvironmentProblem} (or give --threads)`);
     }
   });
 

@@ -3,6 +3,7 @@
 import type { Generator } from '../torch/generator.ts';
 import { inferenceMode } from '../torch/grad-mode.ts';
 import { randn } from '../torch/ops/random.ts';
+import { allFinite } from '../torch/ops/reduction.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { Scheduler } from './scheduler.ts';
@@ -33,18 +34,29 @@ export function sampleLoop(scheduler: Scheduler, predictNoise: NoisePredictor, s
     const trajectory = opts.keepTrajectory ? { t: [] as number[], xt: [] as Tensor[], predX0: [] as Tensor[] } : undefined;
     const total = scheduler.timesteps.length;
     let done = 0;
-    for (const t of scheduler.timesteps) {
-      const { prevSample, predOriginalSample } = tidy(() => scheduler.step(predictNoise(x, t), t, x, { generator: opts.generator }));
-      if (trajectory) {
-        trajectory.t.push(t);
-        trajectory.xt.push(x);
-        trajectory.predX0.push(predOriginalSample);
-      } else {
-        x.dispose();
-        predOriginalSample.dispose();
+    try {
+      for (const t of scheduler.timesteps) {
+        const { prevSample, predOriginalSample } = tidy(() => {
+          const eps = predictNoise(x, t);
+          // NaN weights or an overflow would otherwise end as black images, silently.
+          if (!allFinite(eps)) throw new Error(`the network returned non-finite values at timestep ${t} (step ${done + 1} of ${total}); its weights may be damaged`);
+          return scheduler.step(eps, t, x, { generator: opts.generator });
+        });
+        if (trajectory) {
+          trajectory.t.push(t);
+          trajectory.xt.push(x);
+          trajectory.predX0.push(predOriginalSample);
+        } else {
+          x.dispose();
+          predOriginalSample.dispose();
+        }
+        x = prevSample;
+        opts.onStep?.(++done, total);
       }
-      x = prevSample;
-      opts.onStep?.(++done, total);
+    } catch (err) {
+      x.dispose();
+      for (const y of [...(trajectory?.xt ?? []), ...(trajectory?.predX0 ?? [])]) if (y !== x) y.dispose();
+      throw err;
     }
     return { sample: x, trajectory };
   });

@@ -1,7 +1,7 @@
 // Classification Accuracy Score (Ravuri & Vinyals 2019), as the paper uses it (§0.2): m classifiers are
 // trained on a dataset (real or generated) and scored on the real test set; the score is their mean
 // accuracy, with the spread over the m runs.
-import type { ImageSet } from '../data/image-set.ts';
+import { classCounts, type ImageSet } from '../data/image-set.ts';
 import { DataError } from '../data/idx.ts';
 import { Rng, shuffle, subset } from '../data/sampling.ts';
 import { scoreClassifier, trainClassifier } from './classifier.ts';
@@ -41,6 +41,9 @@ export function meanStd(xs: readonly number[]): [number, number] {
   return [mean, Math.sqrt(variance)];
 }
 
+/** Images of each class a CAS training set must hold (a classifier that never saw a class cannot be scored fairly). */
+export const MIN_PER_CLASS = 1;
+
 /** Trains `classifiers` classifiers on `train` and scores each on `test`. */
 export function classificationAccuracyScore(train: ImageSet, test: ImageSet, opts: CasOptions): CasScore {
   if (!Number.isInteger(opts.classifiers) || opts.classifiers < 1) throw new RangeError(`classifiers must be a positive integer, got ${opts.classifiers}`);
@@ -48,6 +51,10 @@ export function classificationAccuracyScore(train: ImageSet, test: ImageSet, opt
     throw new DataError(`the training images are ${train.height}×${train.width} but the test images are ${test.height}×${test.width}`);
   }
   if (train.numClasses !== test.numClasses) throw new DataError(`the training set has ${train.numClasses} classes but the test set has ${test.numClasses}`);
+  const counts = classCounts(train);
+  if (counts.some((n) => n < MIN_PER_CLASS)) {
+    throw new DataError(`CAS needs at least ${MIN_PER_CLASS} training image${MIN_PER_CLASS === 1 ? '' : 's'} of every class; this set has ${counts.map((n, c) => `${c}: ${n}`).join(', ')}`);
+  }
   const accuracies: number[] = [];
   const perClass: number[][] = [];
   for (let k = 0; k < opts.classifiers; k++) {

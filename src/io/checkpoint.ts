@@ -15,6 +15,7 @@ import type { Module } from '../nn/module.ts';
 import type { ExponentialMovingAverage } from '../optim/ema.ts';
 import type { Optimizer, OptimizerStateDict, ParamState } from '../optim/optimizer.ts';
 import { tensor } from '../torch/ops/creation.ts';
+import { allFinite } from '../torch/ops/reduction.ts';
 import { dispose } from '../torch/scope.ts';
 import type { TypedArrayLike } from '../torch/binding.ts';
 import type { DType } from '../torch/dtype.ts';
@@ -260,8 +261,14 @@ export function restoreCheckpoint(
       if (saved.className !== name) throw new CheckpointError(`${path}: the optimizer state is ${saved.className}'s, not ${name}'s`);
       prefixed(path, () => optimizer.checkStateDict(saved));
     }
+    const weights = opts.weights === 'ema' ? ckpt.ema! : ckpt.tensors;
+    for (const [name, t] of [...weights, ...(opts.ema === undefined ? [] : ckpt.ema!)]) {
+      if ((t.dtype === 'float32' || t.dtype === 'float64') && !allFinite(t)) {
+        throw new CheckpointError(`${path}: tensor '${name}' holds non-finite values (NaN or ±∞): the file is damaged or its training diverged`);
+      }
+    }
     if (device !== undefined) model.to({ device });
-    prefixed(path, () => model.loadStateDict(opts.weights === 'ema' ? ckpt.ema! : ckpt.tensors));
+    prefixed(path, () => model.loadStateDict(weights));
     if (opts.ema !== undefined) prefixed(path, () => opts.ema!.loadStateDict(ckpt.ema!));
     if (optimizer !== undefined) optimizer.loadStateDict(saved!);
     return ckpt.metadata;

@@ -127,6 +127,8 @@ export abstract class Module {
       if (v.shape.length !== dst.shape.length || v.shape.some((d, i) => d !== dst.shape[i])) {
         throw new Error(`loadStateDict: tensor '${k}' has shape [${v.shape.join(', ')}] but the model expects [${dst.shape.join(', ')}]`);
       }
+      // Unlike PyTorch, no silent conversion: an integer tensor for a float weight means a wrong file.
+      if (v.dtype !== dst.dtype) throw new Error(`loadStateDict: tensor '${k}' is ${v.dtype} but the model expects ${dst.dtype}`);
     }
     noGrad(() => {
       for (const [k, dst] of own) {

@@ -1,9 +1,16 @@
 import { availableParallelism } from 'node:os';
 import { native } from './binding.ts';
 
-/** Sets libtorch's intra-op thread count (torch.set_num_threads). */
+/** More threads than this many per core only add contention (and libtorch's spin-waiting makes it severe). */
+const THREADS_PER_CORE = 4;
+
+/** The most intra-op threads setNumThreads accepts: a few per core. */
+export const maxThreads = THREADS_PER_CORE * availableParallelism();
+
+/** Sets libtorch's intra-op thread count (torch.set_num_threads), 1 … maxThreads. */
 export function setNumThreads(n: number): void {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`setNumThreads: expected a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`threads: expected a positive integer, got ${n}`);
+  if (n > maxThreads) throw new RangeError(`threads: ${n} is more than ${THREADS_PER_CORE} per core (${availableParallelism()} cores: at most ${maxThreads})`);
   native.setNumThreads(n);
 }
 
@@ -21,14 +28,20 @@ export const cuda = {
   synchronize: (): void => native.cudaSynchronize(),
 };
 
+/**
+ * What TORCH_NUM_THREADS asked for when it could not be used (not a positive integer, or more than maxThreads),
+ * or undefined. Loading this module never throws: every core is used instead, and the command line reports it.
+ */
+export let threadsEnvironmentProblem: string | undefined;
+
 // Debian's libtorch starts with one intra-op thread; use every core unless TORCH_NUM_THREADS says otherwise.
 function defaultThreads(): number {
   const env = process.env.TORCH_NUM_THREADS;
-  if (env !== undefined && env !== '') {
-    const n = Number(env);
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`TORCH_NUM_THREADS must be a positive integer, got '${env}'`);
-    return n;
-  }
+  if (env === undefined || env.trim() === '') return availableParallelism();
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1) threadsEnvironmentProblem = `TORCH_NUM_THREADS must be a positive integer, got '${env}'`;
+  else if (n > maxThreads) threadsEnvironmentProblem = `TORCH_NUM_THREADS=${n} is more than ${THREADS_PER_CORE} per core (${availableParallelism()} cores: at most ${maxThreads})`;
+  else return n;
   return availableParallelism();
 }
 

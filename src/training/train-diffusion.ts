@@ -21,8 +21,8 @@ import { noGrad } from '../torch/grad-mode.ts';
 import { tensor } from '../torch/ops/creation.ts';
 import { tidy } from '../torch/scope.ts';
 import { TrainingData, measureNormalization, trainingPixels } from './training-data.ts';
-import { removeTemporaries, truncateLog } from './run-log.ts';
-import { newRunConfig, validateTraining, type NewRunSpec } from './training-config.ts';
+import { readLogSummary, removeTemporaries, truncateLog } from './run-log.ts';
+import { newRunConfig, validateTraining, type NewRunSpec, type TrainingConfig } from './training-config.ts';
 
 export interface TrainProgress {
   step: number;
@@ -34,9 +34,13 @@ export interface TrainProgress {
 export interface TrainDiffusionOptions extends NewRunSpec {
   /** The run folder. */
   out: string;
-  /** Continue the run in `out` from its newest checkpoint (the model and training settings are the run's). */
+  /**
+   * Continue the run in `out` from its newest checkpoint. The model and training settings are the run's: any
+   * given in `model`, `dataset`, `conditioningNoise` or `training` must agree with them, except the number of
+   * epochs (which may be raised) and `checkpointEvery` (applied from now on); both are recorded.
+   */
   resume?: boolean;
-  /** Resumed runs: raise the number of epochs. */
+  /** Resumed runs: raise the number of epochs (as `training.epochs`). */
   epochs?: number;
   device?: string;
   /** Training images instead of the dataset's (tests, custom data); the balanced subset is still drawn. */
@@ -89,7 +93,25 @@ export function trainOrContinue(opts: Omit<TrainDiffusionOptions, 'resume' | 'ep
     rmSync(dir, { recursive: true, force: true });
     resume = false;
   }
-  return trainDiffusion({ ...opts, resume, epochs: resume ? opts.training?.epochs : undefined });
+  if (!resume) return trainDiffusion(opts);
+  const { model: _, dataset: __, conditioningNoise: ___, training, ...rest } = opts;
+  return trainDiffusion({ ...rest, resume, epochs: training?.epochs });
+}
+
+// Settings a resumed run was asked for that differ from the run's own, as 'name value (asked: value)'.
+function resumeConflicts(config: RunConfig, opts: TrainDiffusionOptions): string[] {
+  const out: string[] = [];
+  const differs = (name: string, run: unknown, asked: unknown) => {
+    if (asked !== undefined && JSON.stringify(asked) !== JSON.stringify(run)) out.push(`${name} ${JSON.stringify(run) ?? 'unset'} (asked: ${JSON.stringify(asked)})`);
+  };
+  differs('model', config.model.kind, opts.model);
+  differs('dataset', config.model.dataset, opts.dataset);
+  differs('conditioning noise', config.model.conditioningNoise, opts.conditioningNoise);
+  const run: Partial<TrainingConfig> = { ...config.training, dataScaling: config.training.dataScaling ?? 'standard' };
+  for (const [key, value] of Object.entries(opts.training ?? {}) as [keyof TrainingConfig, unknown][]) {
+    if (key !== 'epochs' && key !== 'checkpointEvery') differs(key, run[key], value);
+  }
+  return out;
 }
 
 // The run's configuration and the checkpoint to continue from: the folder's when resuming, else a fresh one.
@@ -101,7 +123,11 @@ function openRun(opts: TrainDiffusionOptions): { config: RunConfig; checkpoint?:
     const checkpoint = latestCheckpoint(dir)?.path;
     if (checkpoint === undefined) throw new RunError(`nothing to resume in ${dir}: ${noCheckpointReason(dir)}`);
     checkCheckpointModel(checkpoint, config);
-    return { config: opts.epochs === undefined ? config : { ...config, training: { ...config.training, epochs: opts.epochs } }, checkpoint };
+    const conflicts = resumeConflicts(config, opts);
+    if (conflicts.length > 0) throw new RunError(`${dir} was trained with ${conflicts.join(', ')}: a resumed run keeps its settings; start a new run (another --out) to change them`);
+    const epochs = opts.epochs ?? opts.training?.epochs ?? config.training.epochs;
+    const checkpointEvery = opts.training?.checkpointEvery ?? config.training.checkpointEvery;
+    return { config: { ...config, training: { ...config.training, epochs, checkpointEvery } }, checkpoint };
   }
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new RunError(`${dir} exists and is not a folder`);
   if (existsSync(configPath(dir))) throw new RunError(`${dir} already holds a run: resume it with --resume, or choose another --out`);
@@ -140,12 +166,13 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
   if (checkpoint !== undefined) {
     const meta = readCheckpointMeta(checkpoint, restoreCheckpoint(checkpoint, { model: model.unet, optimizer, ema }));
     ({ epoch, stepInEpoch, step } = meta);
+    if (t.epochs < epoch) throw new RunError(`${dir} has already trained ${epoch} epochs: --epochs ${t.epochs} would leave its checkpoints of epochs ${t.epochs + 1}-${epoch} ahead of its configuration; give --epochs ${epoch} or more`);
     const state = tensor(Uint8Array.from(Buffer.from(meta.generatorState, 'base64')));
     generator.setState(state);
     state.dispose();
     removeTemporaries(dir);
     carried = truncateLog(dir, step, epoch);
-    if (opts.epochs !== undefined) writeRunConfig(dir, config);
+    writeRunConfig(dir, config);
   } else {
     mkdirSync(dir, { recursive: true });
     writeRunConfig(dir, config);
@@ -175,8 +202,8 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
     saveCheckpoint(path, { model: model.unet, optimizer, ema: averagedState(), metadata: meta });
   };
 
-  // 3. Algorithm 1, epoch after epoch.
-  let finalLoss = Number.NaN;
+  // 3. Algorithm 1, epoch after epoch (a resumed run that is already long enough has nothing to do).
+  let finalLoss = checkpoint === undefined ? Number.NaN : readLogSummary(dir).finalLoss;
   model.unet.train();
   try {
     for (; epoch < t.epochs; ) {

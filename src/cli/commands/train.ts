@@ -25,17 +25,21 @@ export const trainCommand = new Command('train')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .addHelpText('after', '\nExample:\n  ssddpm train --model baseline --epochs 10 --seed 1 --out runs/baseline-1\n  ssddpm train --out runs/baseline-1 --resume')
   .action((o, cmd) => {
-    const given = (name: string) => cmd.getOptionValueSource(name) === 'cli';
+    // A resumed run keeps its settings: only the options given on the command line are passed, and checked.
+    const asked = <T>(name: string, value: T): T | undefined => (!o.resume || cmd.getOptionValueSource(name) === 'cli' ? value : undefined);
     if (!o.resume) checkOutputFolder(o.out);
+    const training = {
+      epochs: asked('epochs', o.epochs), seed: asked('seed', o.seed), batchSize: asked('batchSize', o.batchSize), lr: asked('lr', o.lr), perClass: asked('perClass', o.perClass),
+      checkpointEvery: asked('checkpointEvery', o.checkpointEvery), dataScaling: asked('dataScaling', o.dataScaling), ema: asked('ema', o.ema),
+    };
     let progress: Progress | undefined;
     const result = trainDiffusion({
       out: o.out,
       resume: o.resume ?? false,
-      model: o.model,
-      dataset: o.dataset,
+      model: asked('model', o.model),
+      dataset: asked('dataset', o.dataset),
       conditioningNoise: o.condNoise,
-      epochs: o.resume && given('epochs') ? o.epochs : undefined,
-      training: { epochs: o.epochs, seed: o.seed, batchSize: o.batchSize, lr: o.lr, perClass: o.perClass, checkpointEvery: o.checkpointEvery, dataScaling: o.dataScaling, ema: o.ema },
+      training: Object.fromEntries(Object.entries(training).filter(([, v]) => v !== undefined)),
       device: o.device,
       onProgress: (p) => {
         progress ??= createProgress(`train ${o.model}`, p.totalSteps, ['epoch', 'loss']);

@@ -21,6 +21,8 @@ const argminOp = tensorOp('argmin');
 const logsumexpOp = tensorOp('logsumexp');
 const normOp = tensorOp('norm', 'ScalarOpt_dim');
 const quantileOp = tensorOp('quantile', 'scalar');
+const allOp = tensorOp('all');
+const isfiniteOp = tensorOp('isfinite');
 
 const dimList = (d: Dims): readonly number[] => (typeof d === 'number' ? [d] : d);
 
@@ -56,3 +58,18 @@ export const logsumexp = (t: Tensor, dim: Dims, keepdim = false): Tensor => logs
 /** The q-quantile (0 ≤ q ≤ 1, linear interpolation) of all elements or along `dim`. */
 export const quantile = (t: Tensor, q: number, dim?: number, keepdim = false): Tensor => quantileOp(t, q, dim ?? null, keepdim);
 export const norm = (t: Tensor, p = 2, dim?: Dims, keepdim = false): Tensor => normOp(t, p, dim === undefined ? [] : dimList(dim), keepdim);
+
+/** Whether every element is true (non-zero), as a 0-d bool tensor. */
+export function all(t: Tensor): Tensor {
+  return allOp(t);
+}
+
+/** Whether every element of `t` is finite (no NaN, no ±∞). */
+export function allFinite(t: Tensor): boolean {
+  const finite = isfiniteOp(t);
+  const every = allOp(finite);
+  const answer = every.toArray()[0];
+  finite.dispose();
+  every.dispose();
+  return Boolean(answer);
+}
