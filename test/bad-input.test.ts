@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadMnist } from '../src/data/datasets.ts';
@@ -440,4 +440,34 @@ test('a thread count that is not a positive integer, or far above the cores, is 
     assertRefused(r, message, message.source);
   }
   assert.ok(!existsSync(join(root, 'never')));
+});
+
+test('one writer per folder: a second train into the same run folder is refused while the first runs; a stale lock is taken over', async () => {
+  const dir = join(root, 'two-writers', 'run');
+  const lock = join(root, 'two-writers', '.run.lock');
+  const args = (seed: string) => ['train', '--model', 'small', '--per-class', '50', '--epochs', '12', '--seed', seed, '--out', dir];
+  const first = ssddpm(args('1'));
+  // The second starts once the first holds the lock (it trains for a few seconds after that).
+  while (!existsSync(lock)) await new Promise((r) => setTimeout(r, 20));
+  const second = await ssddpm(args('2'));
+  const won = await first;
+  assert.equal(won.status, 0, won.stderr);
+  assertRefused(second, /run: this run folder is being written by process \d+ \(since .*\); wait for it to finish or stop it/, 'second writer');
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { training: { seed: number } };
+  const steps = readFileSync(join(dir, 'train.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"step"'));
+  assert.equal(steps.length, 12 * Math.ceil(500 / 128), 'one run\'s steps only');
+  assert.equal(config.training.seed, 1, 'the config is the first writer\'s');
+  assert.ok(!existsSync(join(root, 'two-writers', '.run.lock')), 'the lock goes with its writer');
+  // A lock left by a process that is gone (a SIGKILL) does not block the next writer.
+  writeFileSync(join(root, 'two-writers', '.run.lock'), JSON.stringify({ pid: 2 ** 22 + 17, host: hostname(), since: 'earlier' }));
+  const resumed = await ssddpm(['train', '--out', dir, '--resume', '--epochs', '13']);
+  assert.equal(resumed.status, 0, resumed.stderr);
+});
+
+test('an output under a pseudo filesystem is refused at once, not retried forever', async () => {
+  if (!existsSync('/proc/self')) return;
+  await assertAllRefused([
+    [['train', '--model', 'small', '--per-class', '2', '--epochs', '1', '--out', '/proc/ssddpm-run'], /cannot (write|create) \/proc\/ssddpm-run/],
+    [['export', '--run', small, '--out', '/proc/ssddpm-export/x'], /cannot (write|create) \/proc\/ssddpm-export/],
+  ]);
 });

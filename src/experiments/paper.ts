@@ -14,6 +14,7 @@ import { balancedSubset } from '../data/sampling.ts';
 import { classificationAccuracyScore, combineBalanced, type CasScore } from '../eval/cas.ts';
 import { measureSamplingSpeed, type SpeedMeasurement } from '../eval/speed.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { lockFolder } from '../io/lock.ts';
 import { forwardProcessFigure, reverseProcessFigure, sampleGridFigure } from '../pipelines/figures.ts';
 import { generateSet } from '../pipelines/generate.ts';
 import { MODEL_KINDS } from '../pipelines/model-config.ts';
@@ -72,8 +73,22 @@ function withThreads<T>(n: number, body: () => T): T {
   }
 }
 
-/** Runs (or resumes) the protocol and writes the report; returns the results written to results.json. */
+/** Runs (or resumes) the protocol and writes the report, as the only writer of both folders; returns the results. */
 export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
+  const releaseWork = lockFolder(opts.work, 'work folder');
+  try {
+    const releaseOut = lockFolder(opts.out, 'report folder');
+    try {
+      return await runProtocol(opts);
+    } finally {
+      releaseOut();
+    }
+  } finally {
+    releaseWork();
+  }
+}
+
+async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
   const started = performance.now();
   const { preset, work } = opts;
   const device = opts.device ?? 'cpu';

@@ -1,5 +1,29 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+
+/**
+ * Creates folder `path` and its missing ancestors, one level at a time (Node's recursive mkdir never returns on
+ * some pseudo filesystems, such as /proc). Errors name `path`: "cannot create /proc/run: no such file or
+ * directory (ENOENT)".
+ */
+export function makeDirectory(path: string): string[] {
+  const missing: string[] = [];
+  for (let p = resolve(path); !existsSync(p); p = dirname(p)) {
+    missing.push(p);
+    if (dirname(p) === p) break;
+  }
+  const created: string[] = [];
+  try {
+    for (const p of missing.reverse()) {
+      mkdirSync(p);
+      created.push(p);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return [...created, ...makeDirectory(path)];
+    throw explain(err, path, 'create');
+  }
+  return created;
+}
 
 /**
  * Writes `data` to `path` so that `path` either keeps its old content or holds the complete new content:
@@ -9,7 +33,7 @@ import { basename, dirname, join } from 'node:path';
  */
 export function writeFileAtomic(path: string, data: Uint8Array | string | readonly Uint8Array[]): void {
   const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
+  makeDirectory(dir);
   const tmp = join(dir, `.tmp-${basename(path)}-${process.pid}-${Date.now().toString(36)}`);
   const chunks = typeof data === 'string' ? [Buffer.from(data)] : data instanceof Uint8Array ? [data] : data;
   let fd = -1;
@@ -32,10 +56,10 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | readon
 
 // Node's fs messages name the temporary file ("ENOSPC: no space left on device, write"); say which file could
 // not be written and why, in one line, keeping the error's class and code.
-function explain(err: unknown, path: string): unknown {
+function explain(err: unknown, path: string, verb = 'write'): unknown {
   const e = err as NodeJS.ErrnoException;
   if (!(err instanceof Error) || typeof e.code !== 'string') return err;
   const reason = /^[A-Z0-9_]+: ([^,]+)/.exec(e.message)?.[1] ?? e.message;
-  e.message = `cannot write ${path}: ${reason} (${e.code})`;
+  e.message = `cannot ${verb} ${path}: ${reason} (${e.code})`;
   return e;
 }

@@ -3,12 +3,17 @@
 import { copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
+import { withFolderLock } from '../io/lock.ts';
 import { dispose } from '../torch/scope.ts';
 import { loadModel } from './pipeline.ts';
 import { RunError, configPath, epochCheckpointPath, latestCheckpoint, logPath } from './run-dir.ts';
 
 /** Writes the export into a temporary folder renamed to `out` at the end; `out` must not exist. */
 export function exportRun(runDir: string, out: string): { checkpoint: string } {
+  return withFolderLock(out, 'export folder', () => exportUnlocked(runDir, out));
+}
+
+function exportUnlocked(runDir: string, out: string): { checkpoint: string } {
   if (existsSync(out)) throw new RunError(`${out} already exists; choose another --out`);
   const latest = latestCheckpoint(runDir);
   if (latest === undefined) throw new RunError(`${runDir}: no checkpoint to export`);

@@ -1,13 +1,14 @@
 // Training a diffusion model (Ho et al. Algorithm 1): ε-prediction with an MSE loss, Adam, epochs over the
 // class-balanced training subset; a JSON Lines log, a checkpoint per epoch (and optionally every N steps),
 // and exact resumption from the newest checkpoint.
-import { appendFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, rmSync, statSync } from 'node:fs';
 import { loadDataset } from '../data/datasets.ts';
 import type { ImageSet } from '../data/image-set.ts';
 import { batches } from '../data/sampling.ts';
 import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import { restoreCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
-import { writeFileAtomic } from '../io/atomic.ts';
+import { makeDirectory, writeFileAtomic } from '../io/atomic.ts';
+import { checkUnlocked, withFolderLock } from '../io/lock.ts';
 import { mseLoss } from '../nn/functional.ts';
 import type { StateDict } from '../nn/module.ts';
 import { Adam, ExponentialMovingAverage, updateBatchNorm } from '../optim/index.ts';
@@ -134,8 +135,15 @@ function openRun(opts: TrainDiffusionOptions): { config: RunConfig; checkpoint?:
   return { config: newRunConfig(opts) };
 }
 
-/** Trains (or resumes) one run; see {@link TrainDiffusionOptions}. */
+/** Trains (or resumes) one run, as the run folder's only writer; see {@link TrainDiffusionOptions}. */
 export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
+  // Refuse what can be refused before the lock touches the disk; the state is read again under the lock.
+  checkUnlocked(opts.out, 'run folder');
+  openRun(opts);
+  return withFolderLock(opts.out, 'run folder', () => train(opts));
+}
+
+function train(opts: TrainDiffusionOptions): TrainResult {
   const started = performance.now();
   const dir = opts.out;
   const device = opts.device;
@@ -174,7 +182,7 @@ export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
     carried = truncateLog(dir, step, epoch);
     writeRunConfig(dir, config);
   } else {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
     writeRunConfig(dir, config);
     writeFileAtomic(logPath(dir), '');
   }

@@ -1,5 +1,6 @@
 import { Command } from '@commander-js/extra-typings';
 import { writeGeneratedSet } from '../../data/generated-set.ts';
+import { lockFolder } from '../../io/lock.ts';
 import { generateSet } from '../../pipelines/generate.ts';
 import { disposePipeline } from '../../pipelines/pipeline.ts';
 import { createProgress } from '../progress.ts';
@@ -21,7 +22,9 @@ export const generateCommand = withSamplingOptions(withPipelineOptions(
     checkOutputFolder(o.out, { fresh: true });
     const sampling = samplingFrom(o);
     const pipeline = loadPipelineFrom(o);
+    let release = () => {};
     try {
+      release = lockFolder(o.out, 'set folder');
       const progress = createProgress('generate', o.count);
       const started = performance.now();
       const set = generateSet(pipeline, {
@@ -39,5 +42,6 @@ export const generateCommand = withSamplingOptions(withPipelineOptions(
         `clamped to [0, 1]: ${pct(set.offRange.pixels)} of pixels (> ½ gray level off), ${pct(set.offRange.samples)} of samples (> 0.1 off)`);
     } finally {
       disposePipeline(pipeline);
+      release();
     }
   });

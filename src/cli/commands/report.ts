@@ -1,6 +1,7 @@
 import { Command } from '@commander-js/extra-typings';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { lockFolder } from '../../io/lock.ts';
 import { migrateResults } from '../../report/results.ts';
 import { writeReport } from '../../report/write.ts';
 
@@ -21,6 +22,7 @@ export const reportCommand = new Command('report')
     const out = o.out ?? dirname(o.results);
     const missing = [...results.figures.map((f) => f.file), ...results.toy1d.flatMap((t) => [t.forwardFigure, t.reverseFigure])].filter((f) => !existsSync(join(out, f)));
     if (missing.length > 0) throw new Error(`${out} lacks figures the results name: ${missing.join(', ')}`);
-    const paths = await writeReport(out, results);
+    const release = lockFolder(out, 'report folder');
+    const paths = await writeReport(out, results).finally(release);
     console.log(`wrote ${paths.html} (also report.md, results.json)`);
   });
