@@ -9,9 +9,12 @@ import { accessSync, chmodSync, constants, copyFileSync, cpSync, existsSync, mkd
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { loadMnist } from '../src/data/datasets.ts';
 import { DataError, parseIdx } from '../src/data/idx.ts';
 import { writeImageSet, type ImageSet } from '../src/data/image-set.ts';
+import { readOffRange, writeGeneratedSet } from '../src/data/generated-set.ts';
+import { writeFileAtomic } from '../src/io/atomic.ts';
 import { NoiseSchedule } from '../src/diffusion/schedule.ts';
 import { loadModel } from '../src/pipelines/pipeline.ts';
 import { trainDiffusion } from '../src/training/train-diffusion.ts';
@@ -222,8 +225,9 @@ test('train refuses --resume with nothing to resume and bad settings', async () 
   copyFileSync(join(small, 'config.json'), join(configOnly, 'config.json'));
   const out = join(root, 'new-run');
   await assertAllRefused([
-    [['train', '--resume', '--out', configOnly], /nothing to resume in .*config-only: it holds no checkpoint yet/],
-        [['train', '--batch-size', '0', '--out', out], /--batch-size.*'0'.*positive integer/],
+    [['train', '--resume', '--out', configOnly], /nothing to resume in .*config-only: it holds no checkpoint yet; it stopped inside its first epoch: run the same command without --resume to start it over/],
+    [['train', '--batch-size', '0', '--out', out], /--batch-size.*'0'.*positive integer/],
+    [['train', '--seed', '10000000000', '--out', out], /seed must be an integer in 0\.\.4294967295, got 10000000000/],
     [['train', '--seed', 'seven', '--out', out], /--seed.*'seven'.*non-negative integer/],
     [['train', '--lr', '-1', '--out', out], /--lr.*'-1'.*positive number/],
   ]);
@@ -469,5 +473,84 @@ test('an output under a pseudo filesystem is refused at once, not retried foreve
   await assertAllRefused([
     [['train', '--model', 'small', '--per-class', '2', '--epochs', '1', '--out', '/proc/ssddpm-run'], /cannot (write|create) \/proc\/ssddpm-run/],
     [['export', '--run', small, '--out', '/proc/ssddpm-export/x'], /cannot (write|create) \/proc\/ssddpm-export/],
+  ]);
+});
+
+test('a run stopped before its first checkpoint starts over with the same command; a later one says to resume', async () => {
+  const dir = join(runs, 'stopped-early');
+  mkdirSync(join(dir, 'checkpoints'), { recursive: true });
+  copyFileSync(join(small, 'config.json'), join(dir, 'config.json'));
+  writeFileSync(join(dir, 'train.jsonl'), '{"step":1,"epoch":1,"loss":0.9}\n{"step":2,"ep');
+  const again = await ssddpm(['train', '--model', 'small', '--per-class', '2', '--epochs', '1', '--seed', '3', '--out', dir]);
+  assert.equal(again.status, 0, again.stderr);
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { training: { seed: number } };
+  assert.equal(config.training.seed, 3, 'the new run\'s configuration');
+  assert.ok(!readFileSync(join(dir, 'train.jsonl'), 'utf8').includes('"loss":0.9'), 'the stopped run\'s log is gone');
+  assertRefused(await ssddpm(['train', '--model', 'small', '--out', dir]), /already holds a run: resume it with --resume/, 'a run with a checkpoint');
+});
+
+test('inputs that are not regular files, or that are bigger than they say, are refused before they are read', async () => {
+  const odd = join(root, 'odd-inputs');
+  mkdirSync(odd);
+  // A gzipped IDX file whose header declares 2^31 images of 28×28: refused from the header, nothing inflated.
+  const bomb = join(odd, 'bomb');
+  mkdirSync(bomb);
+  const header = Buffer.from([0, 0, 0x08, 3, 0x80, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28]);
+  writeFileSync(join(bomb, 'train-images-idx3-ubyte.gz'), gzipSync(Buffer.concat([header, Buffer.alloc(1 << 20)])));
+  writeFileSync(join(bomb, 'train-labels-idx1-ubyte.gz'), gzipSync(Buffer.from([0, 0, 0x08, 1, 0, 0, 0, 0])));
+  // A gzipped file holding more than its header declares (10 images declared, 4 MiB of data).
+  const liar = join(odd, 'liar');
+  mkdirSync(liar);
+  writeFileSync(join(liar, 'train-images-idx3-ubyte.gz'), gzipSync(Buffer.concat([Buffer.from([0, 0, 0x08, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28]), Buffer.alloc(4 << 20)])));
+  writeFileSync(join(liar, 'train-labels-idx1-ubyte.gz'), gzipSync(Buffer.from([0, 0, 0x08, 1, 0, 0, 0, 10, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9])));
+  // A FIFO as an image file and as a run's config.json: nothing would ever be read from them.
+  const fifoSet = join(odd, 'fifo-set');
+  mkdirSync(fifoSet);
+  const fifoRun = join(odd, 'fifo-run');
+  mkdirSync(fifoRun);
+  const made = spawnSync('mkfifo', [join(fifoSet, 'train-images-idx3-ubyte'), join(fifoRun, 'config.json')]);
+  writeFileSync(join(fifoSet, 'train-labels-idx1-ubyte'), Buffer.from([0, 0, 0x08, 1, 0, 0, 0, 0]));
+  const cases: [readonly string[], RegExp][] = [
+    [['cas', '--set', bomb], /train-images-idx3-ubyte\.gz: its header declares \d+ bytes of data, more than the 1073741824 an input may have/],
+    [['cas', '--set', liar], /train-images-idx3-ubyte\.gz: decompresses to more than the 7856 bytes its header declares/],
+  ];
+  if (made.status === 0) {
+    cases.push(
+      [['cas', '--set', fifoSet], /train-images-idx3-ubyte: not a regular file \(a FIFO\)/],
+      [['sample', '--run', fifoRun, '--out', join(root, 'never', 'x.png')], /config\.json: not a regular file \(a FIFO\)/],
+    );
+  }
+  await assertAllRefused(cases);
+});
+
+test('a run configuration without its U-Net, or a torn generated.json, is named with what is wrong', async () => {
+  const noUnet = join(runs, 'no-unet');
+  cpSync(small, noUnet, { recursive: true });
+  const cfg = JSON.parse(readFileSync(join(noUnet, 'config.json'), 'utf8')) as { model: Record<string, unknown> };
+  delete cfg.model.unet;
+  writeFileSync(join(noUnet, 'config.json'), JSON.stringify(cfg));
+  await assertAllRefused([[['sample', '--run', noUnet, '--out', join(root, 'never', 'u.png')], /no-unet\/config\.json: malformed run configuration: model\.unet is missing/]]);
+  const set = join(sets, 'torn-info');
+  writeImageSet(set, goodSet, 'train');
+  writeFileSync(join(set, 'generated.json'), '{"offRange": {"pix');
+  assert.throws(() => readOffRange([set]), (e: unknown) => e instanceof DataError && /torn-info\/generated\.json: not valid JSON/.test(e.message));
+});
+
+test('temporaries left by a killed writer are removed by the next write of the same output; a live writer\'s are kept', () => {
+  const parent = join(root, 'temporaries');
+  mkdirSync(parent);
+  const gone = 2 ** 22 + 23;
+  mkdirSync(join(parent, `.tmp-set-${gone}`));
+  writeFileSync(join(parent, `.tmp-grid.png-${gone}-abc`), 'partial');
+  writeFileSync(join(parent, `.tmp-grid.png-${process.pid}-def`), 'a live writer\'s');
+  writeGeneratedSet(join(parent, 'set'), goodSet, {});
+  writeFileAtomic(join(parent, 'grid.png'), 'png');
+  assert.deepEqual(readdirSync(parent).sort(), [`.tmp-grid.png-${process.pid}-def`, 'grid.png', 'set']);
+});
+
+test('outputs that cannot fit are refused before any sampling', async () => {
+  await assertAllRefused([
+    [['generate', '--run', baseline, '--count', '1000000000', '--out', join(root, 'never', 'huge')], /1000000000 images of 28×28 would be 784000000000 bytes, more than the 1073741824 a set may have \(at most 1369568 images\)/],
+    [['sample', '--run', baseline, '--per-label', '100000', '--out', join(root, 'never', 'huge.png')], /a grid of 1000000 samples is more than 10000; write a set with `ssddpm generate` for more/],
   ]);
 });

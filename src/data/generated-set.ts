@@ -1,8 +1,9 @@
 // A generated set as a folder: MNIST-format IDX files (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`) plus
 // `generated.json`, which records how it was made and how much of it left the data range before clamping.
-import { existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { readInputFile } from '../io/input-file.ts';
 import { basename, dirname, join } from 'node:path';
-import { writeFileAtomic } from '../io/atomic.ts';
+import { nameTheTarget, removeStaleTemporaries, writeFileAtomic } from '../io/atomic.ts';
 import { DataError } from './idx.ts';
 import { writeImageSet, type ImageSet } from './image-set.ts';
 
@@ -32,6 +33,7 @@ export function writeGeneratedSet(dir: string, set: ImageSet | GeneratedSet, inf
     throw new DataError(statSync(dir).isDirectory() ? `${dir} already exists; remove it or choose another --out` : `${dir} exists and is not a folder`);
   }
   const tmp = join(dirname(dir), `.tmp-${basename(dir)}-${process.pid}`);
+  removeStaleTemporaries(dir);
   rmSync(tmp, { recursive: true, force: true });
   try {
     writeImageSet(tmp, set, 'train');
@@ -40,7 +42,7 @@ export function writeGeneratedSet(dir: string, set: ImageSet | GeneratedSet, inf
     renameSync(tmp, dir);
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
-    throw err;
+    throw nameTheTarget(err, tmp, dir);
   }
 }
 
@@ -48,7 +50,12 @@ export function writeGeneratedSet(dir: string, set: ImageSet | GeneratedSet, inf
 export function readOffRange(dirs: readonly string[]): OffRange | undefined {
   const all = dirs.map((d) => {
     const file = join(d, GENERATED_INFO_FILE);
-    return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { offRange?: OffRange }).offRange : undefined;
+    if (!existsSync(file)) return undefined;
+    try {
+      return (JSON.parse(readInputFile(file, (m) => new DataError(`${file}: ${m}`), 1 << 20).toString('utf8')) as { offRange?: OffRange }).offRange;
+    } catch (err) {
+      throw err instanceof SyntaxError ? new DataError(`${file}: not valid JSON (${err.message}); write the set again`) : err;
+    }
   });
   if (all.length === 0 || all.some((o) => o === undefined)) return undefined;
   const mean = (k: keyof OffRange) => all.reduce((a, o) => a + o![k], 0) / all.length;

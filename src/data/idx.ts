@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { constants as zlibConstants, gunzipSync, gzipSync } from 'node:zlib';
+import { MAX_INPUT_BYTES, readInputFile } from '../io/input-file.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 
 /**
@@ -70,15 +70,26 @@ function isGzip(bytes: Uint8Array): boolean {
  * @throws DataError when the file is missing, unreadable, empty, corrupt or not valid IDX.
  */
 export function readIdx(path: string): IdxData {
-  let bytes: Uint8Array;
+  return parseIdx(readInputFile(path, (m) => new DataError(`${path}: ${m}`)), path);
+}
+
+// The size a gzipped IDX file says it decompresses to, from the header at the start of its stream (the rest is
+// not inflated), so that a file claiming more than the limit, or holding more than it claims, fails before the
+// memory is spent.
+function declaredGunzipSize(bytes: Uint8Array, name: string): number {
+  let head: Buffer;
   try {
-    bytes = readFileSync(path);
+    head = gunzipSync(bytes.subarray(0, 1 << 16), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new DataError(`${path}: file not found`);
-    throw new DataError(`${path}: cannot read file (${code ?? (err as Error).message})`);
+    throw new DataError(`${name}: corrupt gzip data (${(err as Error).message})`);
   }
-  return parseIdx(bytes, path);
+  if (head.length < 4 || head[0] !== 0 || head[1] !== 0) return MAX_INPUT_BYTES; // parseIdx will say what is wrong
+  const ndim = head[3]!;
+  const size = DTYPE_BY_CODE.has(head[2]!) ? DTYPES[DTYPE_BY_CODE.get(head[2]!)!].size : 1;
+  if (head.length < 4 + 4 * ndim) return MAX_INPUT_BYTES;
+  let total = size;
+  for (let i = 0; i < ndim; i++) total *= head.readUInt32BE(4 + 4 * i);
+  return 4 + 4 * ndim + total;
 }
 
 /**
@@ -89,10 +100,13 @@ export function readIdx(path: string): IdxData {
 export function parseIdx(bytes: Uint8Array, name = '<IDX data>'): IdxData {
   if (bytes.length === 0) throw new DataError(`${name}: empty file`);
   if (isGzip(bytes)) {
+    const declared = declaredGunzipSize(bytes, name);
+    if (declared > MAX_INPUT_BYTES) throw new DataError(`${name}: its header declares ${declared} bytes of data, more than the ${MAX_INPUT_BYTES} an input may have`);
     try {
-      bytes = gunzipSync(bytes);
+      bytes = gunzipSync(bytes, { maxOutputLength: Math.max(declared, 1) });
     } catch (err) {
-      throw new DataError(`${name}: corrupt gzip data (${(err as Error).message})`);
+      const tooLong = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || /larger than/.test((err as Error).message);
+      throw new DataError(tooLong ? `${name}: decompresses to more than the ${declared} bytes its header declares` : `${name}: corrupt gzip data (${(err as Error).message})`);
     }
     if (bytes.length === 0) throw new DataError(`${name}: empty file (after gunzip)`);
   }

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 /**
@@ -34,6 +34,7 @@ export function makeDirectory(path: string): string[] {
 export function writeFileAtomic(path: string, data: Uint8Array | string | readonly Uint8Array[]): void {
   const dir = dirname(path);
   makeDirectory(dir);
+  removeStaleTemporaries(path);
   const tmp = join(dir, `.tmp-${basename(path)}-${process.pid}-${Date.now().toString(36)}`);
   const chunks = typeof data === 'string' ? [Buffer.from(data)] : data instanceof Uint8Array ? [data] : data;
   let fd = -1;
@@ -52,6 +53,42 @@ export function writeFileAtomic(path: string, data: Uint8Array | string | readon
     rmSync(tmp, { force: true });
     throw explain(err, path);
   }
+}
+
+/**
+ * Removes what killed writers of `path` left beside it: `.tmp-<name>-<pid>…` files or folders whose process is
+ * gone (a live writer's are kept).
+ */
+export function removeStaleTemporaries(path: string): void {
+  const dir = dirname(path);
+  const prefix = `.tmp-${basename(path)}-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)/.exec(name.slice(prefix.length))?.[1]);
+    if (Number.isInteger(pid) && pid !== process.pid && !processAlive(pid)) rmSync(join(dir, name), { recursive: true, force: true });
+  }
+}
+
+/** Whether process `pid` exists (on this machine). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** An error of writing into temporary `tmp` (a folder renamed to `path` at the end), told in terms of `path`. */
+export function nameTheTarget(err: unknown, tmp: string, path: string): unknown {
+  if (err instanceof Error) err.message = err.message.split(tmp).join(path);
+  return err;
 }
 
 // Node's fs messages name the temporary file ("ENOSPC: no space left on device, write"); say which file could

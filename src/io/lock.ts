@@ -4,7 +4,7 @@
 import { closeSync, openSync, readFileSync, rmSync, rmdirSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { makeDirectory } from './atomic.ts';
+import { makeDirectory, processAlive } from './atomic.ts';
 
 export class LockError extends Error {
   override name = 'LockError';
@@ -31,17 +31,9 @@ function readHolder(path: string): Holder | undefined {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 // A lock left by a process of this machine that is gone.
-const stale = (h: Holder) => h.host === hostname() && !alive(h.pid);
+const stale = (h: Holder) => h.host === hostname() && !processAlive(h.pid);
 
 // Releases of the locks this process holds, by lock file; run at exit too.
 const held = new Map<string, () => void>();
@@ -88,15 +80,13 @@ export function lockFolder(dir: string, what = 'folder'): () => void {
         throw Object.assign(new Error(`cannot write ${dir}: ${reason} (${code})`), { code });
       }
       const holder = readHolder(path);
-      const mine = holder?.host === hostname();
       // A holder on this machine whose process is gone left a stale lock; one torn while being written too.
-      if (attempt < 3 && (holder === undefined || (mine && !alive(holder.pid)))) {
+      if (attempt < 3 && (holder === undefined || stale(holder))) {
         rmSync(path, { force: true });
         continue;
       }
-      const who = holder === undefined ? 'another process' : `process ${holder.pid}${mine ? '' : ` on ${holder.host}`} (since ${holder.since})`;
       removeCreated();
-      throw new LockError(`${dir}: this ${what} is being written by ${who}; wait for it to finish or stop it (a lock whose process is gone is taken over: ${path})`);
+      throw busy(dir, what, path, holder);
     }
     try {
       writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies Holder));

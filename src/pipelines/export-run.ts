@@ -2,6 +2,7 @@
 // training log and the newest checkpoint (with its moving-average weights, if any) without optimizer state.
 import { copyFileSync, existsSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { nameTheTarget, removeStaleTemporaries } from '../io/atomic.ts';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
 import { withFolderLock } from '../io/lock.ts';
 import { dispose } from '../torch/scope.ts';
@@ -23,6 +24,7 @@ function exportUnlocked(runDir: string, out: string): { checkpoint: string } {
   const ema = saved.ema;
   const epoch = typeof saved.metadata.epoch === 'number' ? saved.metadata.epoch : 0;
   const tmp = join(dirname(out), `.tmp-${basename(out)}-${process.pid}`);
+  removeStaleTemporaries(out);
   rmSync(tmp, { recursive: true, force: true });
   try {
     const checkpoint = basename(latest.path).startsWith('epoch-') ? epochCheckpointPath(tmp, epoch) : join(tmp, 'checkpoints', basename(latest.path));
@@ -33,7 +35,7 @@ function exportUnlocked(runDir: string, out: string): { checkpoint: string } {
     return { checkpoint: join(out, 'checkpoints', basename(checkpoint)) };
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
-    throw err;
+    throw nameTheTarget(err, tmp, out);
   } finally {
     model.dispose();
     dispose(ema);

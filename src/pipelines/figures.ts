@@ -59,11 +59,23 @@ export function reverseProcessFigure(model: DiffusionModel, labels: readonly num
   return strip(rows, { columnLabels: Array.from({ length: steps }, (_, k) => `${steps - 1 - k}`), scale: opts.scale ?? 2 });
 }
 
+/** The largest sample grid, and how many of its samples are drawn at once. */
+export const MAX_GRID_SAMPLES = 10_000;
+const GRID_BATCH = 256;
+
 /** `perLabel` samples of each label, one column per label (row-major). */
 export function sampleGridFigure(p: Pipeline, labels: readonly number[], perLabel: number, opts: FigureOptions & Omit<SamplingOptions, 'generator' | 'keepTrajectory'> = {}): GrayCanvas {
+  const count = labels.length * perLabel;
+  if (count > MAX_GRID_SAMPLES) throw new RangeError(`a grid of ${count} samples is more than ${MAX_GRID_SAMPLES}; write a set with \`ssddpm generate\` for more`);
   const all = Array.from({ length: perLabel }, () => labels).flat();
-  const { seed, scale, ...sampling } = opts;
-  const images = samplePipeline(p, all, { ...sampling, generator: new Generator(seed ?? 0, pipelineDevice(p)) });
+  const { seed, scale, onStep, ...sampling } = opts;
+  const generator = new Generator(seed ?? 0, pipelineDevice(p));
+  const batches = Math.ceil(count / GRID_BATCH);
+  const images = tidy(() => {
+    const parts = Array.from({ length: batches }, (_, k) =>
+      samplePipeline(p, all.slice(k * GRID_BATCH, (k + 1) * GRID_BATCH), { ...sampling, generator, onStep: (d, t) => onStep?.(k * t + d, batches * t) }));
+    return parts.length === 1 ? parts[0]! : cat(parts, 0);
+  });
   try {
     return sampleGrid(images, { columns: labels.length, labels: labels.map(String), scale: scale ?? 2 });
   } finally {

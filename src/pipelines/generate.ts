@@ -1,6 +1,7 @@
 // Generating a labelled image set with a pipeline: balanced labels, batched sampling, 8-bit images and the
 // off-range record.
 import type { GeneratedSet } from '../data/generated-set.ts';
+import { MAX_INPUT_BYTES } from '../io/input-file.ts';
 import { Generator } from '../torch/generator.ts';
 import { amax } from '../torch/ops/reduction.ts';
 import { gt } from '../torch/ops/pointwise.ts';
@@ -39,6 +40,9 @@ export function generateSet(p: Pipeline, opts: GenerateOptions): GeneratedSet {
   if (!Number.isInteger(opts.count) || opts.count < 1) throw new RangeError(`count must be a positive integer, got ${opts.count}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
   const size = pipelineImageSize(p);
+  if (opts.count * size * size > MAX_INPUT_BYTES) {
+    throw new RangeError(`${opts.count} images of ${size}×${size} would be ${opts.count * size * size} bytes, more than the ${MAX_INPUT_BYTES} a set may have (at most ${Math.floor(MAX_INPUT_BYTES / (size * size))} images)`);
+  }
   const labels = balancedLabels(opts.count, 10, opts.labelOffset ?? 0);
   const images = new Uint8Array(opts.count * size * size);
   const generator = opts.generator ?? new Generator(opts.seed, pipelineDevice(p));

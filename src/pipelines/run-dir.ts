@@ -2,7 +2,8 @@
 //   config.json           the full model and training configuration
 //   train.jsonl           one JSON line per step ({step, epoch, loss}) and per epoch ({epoch, meanLoss, seconds})
 //   checkpoints/          epoch-0001.safetensors … (weights, optimizer state, RNG state, step, epoch)
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { readInputFile } from '../io/input-file.ts';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { isDatasetName } from '../data/datasets.ts';
@@ -87,9 +88,10 @@ export function readRunConfig(dir: string): RunConfig {
   const path = configPath(dir);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new RunError(`${dir}: no such run folder`);
   if (!existsSync(path)) throw new RunError(`${dir}: not a run folder (no ${CONFIG_FILE})`);
+  const text = readInputFile(path, (m) => new RunError(`${path}: ${m}`), 1 << 20).toString('utf8');
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
     throw new RunError(`${path}: not valid JSON (${(err as Error).message})`);
   }
@@ -100,9 +102,15 @@ export function readRunConfig(dir: string): RunConfig {
     throw new RunError(`${path}: ${(err as Error).message}`);
   }
   const m = cfg.model;
-  if (!isModelKind(m.kind) || !isDatasetName(m.dataset) || !(m.imageSize > 0) || !(m.normalization?.std > 0)) {
-    throw new RunError(`${path}: malformed model configuration`);
-  }
+  const problem =
+    !isModelKind(m.kind) ? `model.kind ${JSON.stringify(m.kind)} is not one of baseline, small, upscaler` :
+    !isDatasetName(m.dataset) ? `model.dataset ${JSON.stringify(m.dataset)} is not a known dataset` :
+    !(m.imageSize > 0) ? 'model.imageSize is missing or not positive' :
+    !(m.normalization?.std > 0) ? 'model.normalization is missing or its std is not positive' :
+    typeof m.unet !== 'object' || m.unet === null ? 'model.unet is missing' :
+    typeof cfg.training !== 'object' || cfg.training === null ? 'training is missing' :
+    undefined;
+  if (problem !== undefined) throw new RunError(`${path}: malformed run configuration: ${problem}`);
   try {
     checkScheduleConfig(m.schedule);
   } catch (err) {
@@ -131,10 +139,12 @@ export function latestCheckpoint(dir: string): { path: string; step: number } | 
 /**
  * Why a run folder has no checkpoint to use (for messages): it holds none yet, or only unreadable ones.
  */
+export const NO_CHECKPOINT_YET = 'it holds no checkpoint yet';
+
 export function noCheckpointReason(dir: string): string {
   const folder = join(dir, CHECKPOINT_DIR);
   const files = existsSync(folder) ? readdirSync(folder).filter((n) => n.endsWith('.safetensors') && !n.startsWith('.')) : [];
-  if (files.length === 0) return 'it holds no checkpoint yet';
+  if (files.length === 0) return NO_CHECKPOINT_YET;
   return `its checkpoint${files.length === 1 ? '' : 's'} (${files.join(', ')}) cannot be read: truncated or not a checkpoint`;
 }
 
@@ -143,6 +153,7 @@ export function noCheckpointReason(dir: string): string {
 function checkpointMetadata(path: string): { config?: unknown; step?: number } | undefined {
   let fd = -1;
   try {
+    if (!statSync(path).isFile()) return undefined;
     fd = openSync(path, 'r');
     const prefix = Buffer.alloc(8);
     if (readSync(fd, prefix, 0, 8, 0) !== 8) return undefined;

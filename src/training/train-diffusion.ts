@@ -2,6 +2,7 @@
 // class-balanced training subset; a JSON Lines log, a checkpoint per epoch (and optionally every N steps),
 // and exact resumption from the newest checkpoint.
 import { appendFileSync, existsSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadDataset } from '../data/datasets.ts';
 import type { ImageSet } from '../data/image-set.ts';
 import { batches } from '../data/sampling.ts';
@@ -14,7 +15,7 @@ import type { StateDict } from '../nn/module.ts';
 import { Adam, ExponentialMovingAverage, updateBatchNorm } from '../optim/index.ts';
 import { DiffusionModel } from '../pipelines/diffusion-model.ts';
 import {
-  RunError, checkCheckpointModel, configPath, epochCheckpointPath, latestCheckpoint, logPath, noCheckpointReason, readRunConfig,
+  CHECKPOINT_DIR, NO_CHECKPOINT_YET, RunError, checkCheckpointModel, configPath, epochCheckpointPath, latestCheckpoint, logPath, noCheckpointReason, readRunConfig,
   stepCheckpointPath, writeRunConfig, type RunConfig,
 } from '../pipelines/run-dir.ts';
 import { Generator, manualSeed } from '../torch/generator.ts';
@@ -89,14 +90,9 @@ function readCheckpointMeta(path: string, meta: Record<string, unknown>): Checkp
  */
 export function trainOrContinue(opts: Omit<TrainDiffusionOptions, 'resume' | 'epochs'>): TrainResult {
   const dir = opts.out;
-  let resume = existsSync(configPath(dir));
-  if (resume && latestCheckpoint(dir) === undefined) {
-    rmSync(dir, { recursive: true, force: true });
-    resume = false;
-  }
-  if (!resume) return trainDiffusion(opts);
+  if (!existsSync(configPath(dir)) || latestCheckpoint(dir) === undefined) return trainDiffusion(opts);
   const { model: _, dataset: __, conditioningNoise: ___, training, ...rest } = opts;
-  return trainDiffusion({ ...rest, resume, epochs: training?.epochs });
+  return trainDiffusion({ ...rest, resume: true, epochs: training?.epochs });
 }
 
 // Settings a resumed run was asked for that differ from the run's own, as 'name value (asked: value)'.
@@ -116,13 +112,17 @@ function resumeConflicts(config: RunConfig, opts: TrainDiffusionOptions): string
 }
 
 // The run's configuration and the checkpoint to continue from: the folder's when resuming, else a fresh one.
-function openRun(opts: TrainDiffusionOptions): { config: RunConfig; checkpoint?: string } {
+function openRun(opts: TrainDiffusionOptions): { config: RunConfig; checkpoint?: string; startOver?: boolean } {
   const dir = opts.out;
   if (opts.resume) {
     if (!existsSync(configPath(dir))) throw new RunError(`nothing to resume in ${dir}: it holds no run (no config.json)`);
     const config = readRunConfig(dir);
     const checkpoint = latestCheckpoint(dir)?.path;
-    if (checkpoint === undefined) throw new RunError(`nothing to resume in ${dir}: ${noCheckpointReason(dir)}`);
+    if (checkpoint === undefined) {
+      const reason = noCheckpointReason(dir);
+      const restart = reason === NO_CHECKPOINT_YET ? '; it stopped inside its first epoch: run the same command without --resume to start it over' : '';
+      throw new RunError(`nothing to resume in ${dir}: ${reason}${restart}`);
+    }
     checkCheckpointModel(checkpoint, config);
     const conflicts = resumeConflicts(config, opts);
     if (conflicts.length > 0) throw new RunError(`${dir} was trained with ${conflicts.join(', ')}: a resumed run keeps its settings; start a new run (another --out) to change them`);
@@ -131,8 +131,11 @@ function openRun(opts: TrainDiffusionOptions): { config: RunConfig; checkpoint?:
     return { config: { ...config, training: { ...config.training, epochs, checkpointEvery } }, checkpoint };
   }
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new RunError(`${dir} exists and is not a folder`);
-  if (existsSync(configPath(dir))) throw new RunError(`${dir} already holds a run: resume it with --resume, or choose another --out`);
-  return { config: newRunConfig(opts) };
+  const config = newRunConfig(opts);
+  if (!existsSync(configPath(dir))) return { config };
+  // A run stopped before its first checkpoint (killed, a full disk, a NaN loss) has nothing to continue from.
+  if (latestCheckpoint(dir) === undefined && noCheckpointReason(dir) === NO_CHECKPOINT_YET) return { config, startOver: true };
+  throw new RunError(`${dir} already holds a run: resume it with --resume, or choose another --out`);
 }
 
 /** Trains (or resumes) one run, as the run folder's only writer; see {@link TrainDiffusionOptions}. */
@@ -147,7 +150,8 @@ function train(opts: TrainDiffusionOptions): TrainResult {
   const started = performance.now();
   const dir = opts.out;
   const device = opts.device;
-  let { config, checkpoint } = openRun(opts);
+  let { config, checkpoint, startOver } = openRun(opts);
+  if (startOver) for (const f of [configPath(dir), logPath(dir), join(dir, CHECKPOINT_DIR)]) rmSync(f, { recursive: true, force: true });
   const t = config.training;
   validateTraining(t);
 

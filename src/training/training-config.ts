@@ -16,6 +16,9 @@ export const DEFAULT_TRAINING: TrainingConfig = {
   dataScaling: 'standard',
 };
 
+/** The largest training seed: every epoch's shuffling seed (seed · 1,000,003 + epoch) stays an exact integer. */
+export const MAX_SEED = 2 ** 32 - 1;
+
 /** Throws a RangeError naming the first invalid setting. */
 export function validateTraining(t: TrainingConfig): void {
   const positive = (name: string, v: number) => {
@@ -25,7 +28,7 @@ export function validateTraining(t: TrainingConfig): void {
   positive('batch size', t.batchSize);
   positive('images per class', t.perClass);
   if (!(t.lr > 0) || !Number.isFinite(t.lr)) throw new RangeError(`learning rate must be a positive number, got ${t.lr}`);
-  if (!Number.isSafeInteger(t.seed) || t.seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${t.seed}`);
+  if (!Number.isInteger(t.seed) || t.seed < 0 || t.seed > MAX_SEED) throw new RangeError(`seed must be an integer in 0..${MAX_SEED}, got ${t.seed}`);
   if (t.dataScaling !== undefined && t.dataScaling !== 'standard' && t.dataScaling !== 'unit') {
     throw new RangeError(`data scaling must be 'standard' or 'unit', got '${String(t.dataScaling)}'`);
   }

@@ -2,7 +2,7 @@ import { Command } from '@commander-js/extra-typings';
 import { writeFileAtomic } from '../../io/atomic.ts';
 import { sampleGridFigure } from '../../pipelines/figures.ts';
 import { disposePipeline, pipelineSteps } from '../../pipelines/pipeline.ts';
-import { createProgress } from '../progress.ts';
+import { createProgress, type Progress } from '../progress.ts';
 import { labelList, nonNegativeInt, positiveInt } from '../parse.ts';
 import { checkOutputFile } from '../output.ts';
 import { loadPipelineFrom, withPipelineOptions } from '../pipeline-options.ts';
@@ -24,14 +24,17 @@ export const sampleCommand = withSamplingOptions(withPipelineOptions(
     const pipeline = loadPipelineFrom(o);
     try {
       const steps = pipelineSteps(pipeline, sampling);
-      const progress = createProgress('sample', steps);
+      let progress: Progress | undefined;
       const canvas = sampleGridFigure(pipeline, o.labels, o.perLabel, {
         ...sampling,
         seed: o.seed,
         scale: o.scale,
-        onStep: (done) => progress.update(done),
+        onStep: (done, total) => {
+          progress ??= createProgress('sample', total);
+          progress.update(done);
+        },
       });
-      progress.stop();
+      progress?.stop();
       writeFileAtomic(o.out, canvas.toPng());
       console.log(`wrote ${o.out} (${o.labels.length * o.perLabel} samples, ${steps} denoising steps each)`);
     } finally {
