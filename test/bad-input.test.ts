@@ -554,3 +554,21 @@ test('outputs that cannot fit are refused before any sampling', async () => {
     [['sample', '--run', baseline, '--per-label', '100000', '--out', join(root, 'never', 'huge.png')], /a grid of 1000000 samples is more than 10000; write a set with `ssddpm generate` for more/],
   ]);
 });
+
+test('through the command line: a second generate into the same set folder is refused while the first runs, and a killed writer\'s temporaries go', async () => {
+  const parent = join(root, 'sets-cli');
+  mkdirSync(parent);
+  const gone = 2 ** 22 + 29;
+  mkdirSync(join(parent, `.tmp-set-${gone}`));
+  writeFileSync(join(parent, `.tmp-grid.png-${gone}-x1`), 'partial');
+  const out = join(parent, 'set');
+  const first = ssddpm(['generate', '--run', small, '--count', '1500', '--batch-size', '50', '--out', out]);
+  while (!existsSync(join(parent, '.set.lock'))) await new Promise((r) => setTimeout(r, 20));
+  const second = await ssddpm(['generate', '--run', small, '--count', '10', '--out', out]);
+  assertRefused(second, /set: this set folder is being written by process \d+/, 'second generate');
+  const done = await first;
+  assert.equal(done.status, 0, done.stderr);
+  const grid = await ssddpm(['sample', '--run', small, '--per-label', '1', '--out', join(parent, 'grid.png')]);
+  assert.equal(grid.status, 0, grid.stderr);
+  assert.deepEqual(readdirSync(parent).sort(), ['grid.png', 'set'], 'no lock, no temporaries left');
+});

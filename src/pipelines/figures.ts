@@ -18,8 +18,12 @@ export interface FigureOptions {
   scale?: number;
 }
 
+/** The most rows a process figure draws (each row is a strip of T + 1 images). */
+export const MAX_STRIP_ROWS = 1000;
+
 /** `count` test images taken through q(x_t | x_{t−1}) for t = 0..T−1: one row per image. */
 export function forwardProcessFigure(model: DiffusionModel, count: number, opts: FigureOptions = {}): GrayCanvas {
+  if (count > MAX_STRIP_ROWS) throw new RangeError(`a figure of ${count} rows is more than ${MAX_STRIP_ROWS}`);
   const { imageSize: size, dataset } = model.config;
   const T = model.numTimesteps;
   const test = loadDataset(dataset, 'test');
@@ -47,6 +51,7 @@ export function forwardProcessFigure(model: DiffusionModel, count: number, opts:
 
 /** For each label, a row of x_t and a row of the x̂0 predicted at each reverse step. */
 export function reverseProcessFigure(model: DiffusionModel, labels: readonly number[], opts: FigureOptions & { clip?: boolean } = {}): GrayCanvas {
+  if (2 * labels.length > MAX_STRIP_ROWS) throw new RangeError(`a figure of ${2 * labels.length} rows is more than ${MAX_STRIP_ROWS}`);
   if (model.isUpscaler) throw new Error('draw the reverse process of a baseline or small model; the upscaler needs conditioning images');
   const rows: StripRow[] = tidy(() => {
     const { trajectory } = model.sample(labels, { generator: new Generator(opts.seed ?? 0, model.device), clip: opts.clip ?? false, keepTrajectory: true });
