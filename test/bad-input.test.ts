@@ -290,14 +290,20 @@ async function fullDisk(dir: string, reason: RegExp, opts: { fileLimitKb?: numbe
   const trainRun = join(dir, 'run');
   const gen = join(dir, 'gen');
   const png = join(dir, 'grid.png');
-  const [tr, ge, sa] = await Promise.all([
+  const exp = join(dir, 'exp');
+  const [tr, ge, sa, ex] = await Promise.all([
     ssddpm(['train', '--model', 'small', '--per-class', '2', '--batch-size', '20', '--epochs', '1', '--out', trainRun], { fileLimitKb }),
     // 100 images of 28×28: 78 KB of pixels.
     ssddpm(['generate', '--run', small, '--upscale', '--count', '100', '--batch-size', '100', '--out', gen], { fileLimitKb }),
     withSample ? ssddpm(['sample', '--run', small, '--upscale', '--per-label', '10', '--scale', '4', '--out', png], { fileLimitKb }) : undefined,
+    ssddpm(['export', '--run', small, '--out', exp], { fileLimitKb }),
   ]);
+  const escaped = (path: string) => path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   assertRefused(tr, new RegExp(`cannot write .*run/checkpoints/epoch-0001\\.safetensors: ${reason.source}`), 'train');
-  assertRefused(ge, new RegExp(`cannot write .*train-images-idx3-ubyte: ${reason.source}`), 'generate');
+  // The user's folder is named, not the temporary one it is written in first.
+  assertRefused(ge, new RegExp(`cannot write ${escaped(gen)}/train-images-idx3-ubyte: ${reason.source}`), 'generate');
+  assertRefused(ex!, new RegExp(`cannot write ${escaped(exp)}/checkpoints/epoch-0001\\.safetensors: ${reason.source}`), 'export');
+  assert.equal(existsSync(exp), false, 'no partial export');
   if (sa !== undefined) assertRefused(sa, new RegExp(`cannot write .*grid\\.png: ${reason.source}`), 'sample');
   assert.equal(existsSync(gen), false, 'no partial generated set');
   assert.equal(existsSync(png), false, 'no partial PNG');
