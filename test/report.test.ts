@@ -54,9 +54,9 @@ function fakeResults(): PaperResults {
     ),
     cas,
     speed: [
-      { pipeline: 'baseline', secondsPerSample: 1.234, samples: 20, steps: 30 },
-      { pipeline: 'small-upscaled', secondsPerSample: 0.412, samples: 20, steps: 20 },
-      { pipeline: 'cascaded', secondsPerSample: 1.05, samples: 20, steps: 30 },
+      { pipeline: 'baseline', x0: 'none', secondsPerSample: 1.234, samples: 20, steps: 30 },
+      { pipeline: 'small-upscaled', x0: 'none', secondsPerSample: 0.412, samples: 20, steps: 20 },
+      { pipeline: 'cascaded', x0: 'none', secondsPerSample: 1.05, samples: 20, steps: 30 },
     ],
     toy1d: [
       { support: [-1, 1], samples: 1000, offSupport: 7, tolerance: 0.1, shareNear: [0.497, 0.503], finalLoss: 0.412, forwardFigure: 'toy1d/forward-m1-1.png', reverseFigure: 'toy1d/reverse-m1-1.png' },
@@ -203,6 +203,7 @@ test('results.json of version 1 read as version 2: same numbers, the current nam
     version: 1,
     cas: v2.cas.map(({ x0, ...c }) => ({ ...c, sampling: x0 === null ? null : x0 === 'clip' ? 'clipped' : 'plain' })),
     stages: v2.stages.map(({ status, reason: _, ...s }) => ({ ...s, skipped: status === 'cached' })),
+    speed: v2.speed.map(({ x0: _, ...s }) => s),
     beyond: [
       { group: 'ddim', name: 'baseline-ddim5-eta0-clipped', label: 'DDIM', cas: { mean: 0.9, std: 0.01, accuracies: [0.9] }, clip: true, eta: 0, steps: 5 },
       { group: 'thresholding', name: 'baseline-dynamic', label: 'dyn', cas: { mean: 0.8, std: 0.01, accuracies: [0.8] } },
@@ -212,6 +213,7 @@ test('results.json of version 1 read as version 2: same numbers, the current nam
   const migrated = migrateResults(JSON.parse(JSON.stringify(v1)));
   assert.equal(migrated.version, 2);
   assert.deepEqual(migrated.cas, v2.cas);
+  assert.deepEqual(migrated.speed, v2.speed, 'version 1 timed plain sampling');
   assert.deepEqual(migrated.stages.map((s) => s.status), v2.stages.map((s) => s.status));
   assert.deepEqual(migrated.beyond!.map((b) => [b.name, b.x0]), [['baseline-ddim5-eta0-clip', 'clip'], ['baseline-dynamic', 'dynamic'], ['baseline-ema', 'none']]);
   assert.equal(migrateResults(v2), v2, 'the current version is returned as it is');

@@ -251,7 +251,7 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
     { dataset: 'real', x0: null, ...real },
     ...table1.map((m): CasResult => ({ dataset: m.variant.pipeline, x0: x0Of(m.variant) as Table1X0, ...m.cas, ...(m.offRange ? { offRange: m.offRange } : {}) })),
   ];
-  const speed: SpeedResult[] = table1.flatMap((m) => (m.speed ? [{ pipeline: m.variant.pipeline as PaperPipeline, ...m.speed }] : []));
+  const speed: SpeedResult[] = table1.flatMap((m) => (m.speed ? [{ pipeline: m.variant.pipeline as PaperPipeline, x0: x0Of(m.variant) as Table1X0, ...m.speed }] : []));
   const beyond = opts.beyond === undefined ? undefined : measured.filter((m) => m.variant.group !== 'table1').map((m): BeyondResult => {
     const { variant: v } = m;
     return {

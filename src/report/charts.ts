@@ -4,7 +4,7 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { PAPER_PIPELINES } from '../pipelines/paper-pipelines.ts';
-import type { CasDatasetName, CasResult, PaperResults, Table1X0 } from './results.ts';
+import { speedOf, type CasDatasetName, type CasResult, type PaperResults, type Table1X0 } from './results.ts';
 import { PAPER_TABLE1 } from './results.ts';
 
 /** Font named in the SVG text; DejaVu Sans is the usual fallback font on Linux. */
@@ -133,7 +133,7 @@ export async function speedChart(results: PaperResults): Promise<string> {
   const ours = 'ours';
   const paper = 'paper (T4 GPU)';
   const values = PAPER_PIPELINES.flatMap((p) => {
-    const s = results.speed.find((r) => r.pipeline === p);
+    const s = speedOf(results, p);
     const rows: { pipeline: string; source: string; seconds: number; label: string }[] = [];
     if (s && Number.isFinite(s.secondsPerSample) && s.secondsPerSample > 0) {
       rows.push({ pipeline: p, source: ours, seconds: s.secondsPerSample, label: formatSecondsShort(s.secondsPerSample) });
@@ -185,7 +185,7 @@ export async function speedChart(results: PaperResults): Promise<string> {
 export async function ddimCharts(results: PaperResults): Promise<{ cas: string; speed: string } | undefined> {
   const ddim = (results.beyond ?? []).filter((b) => b.group === 'ddim' && b.steps !== undefined).sort((a, b) => a.steps! - b.steps!);
   if (ddim.length === 0) return undefined;
-  const ddpmSpeed = results.speed.find((sp) => sp.pipeline === 'baseline');
+  const ddpmSpeed = speedOf(results, 'baseline');
   const name = (eta: number, clip: boolean) => `DDIM (η = ${eta}${clip ? ', x̂0 clipped' : ''})`;
   const clipped = (b: { x0: string }) => b.x0 === 'clip';
   const keys = [...new Map(ddim.map((b) => [name(b.eta ?? 0, clipped(b)), [b.eta ?? 0, clipped(b)] as const])).entries()];

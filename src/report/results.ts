@@ -26,6 +26,8 @@ export interface CasResult extends CasScore {
 /** Seconds per sample at batch size 1 (the paper's §0.3), model loading excluded. */
 export interface SpeedResult {
   pipeline: PaperPipeline;
+  /** Plain sampling ('none', the paper's Table 1 row) or x̂0 clipped. */
+  x0: Table1X0;
   secondsPerSample: number;
   samples: number;
   /** Network evaluations per sample. */
@@ -134,7 +136,7 @@ export const PAPER_TABLE1 = {
 
 /**
  * Results in the current format. Version 1 named Table 1's rows by `sampling` ('plain' | 'clipped'), the DDIM
- * variants' clipping `clip: true`, and stage outcomes `skipped`; the numbers are the same.
+ * variants' clipping `clip: true`, stage outcomes `skipped`, and timed only plain sampling; the numbers are the same.
  */
 export function migrateResults(raw: unknown): PaperResults {
   const r = raw as { format?: unknown; version?: unknown } & Record<string, unknown>;
@@ -150,7 +152,13 @@ export function migrateResults(raw: unknown): PaperResults {
     name: b.name.replace(/-clipped$/, '-clip'),
     x0: clip ? 'clip' : b.group === 'thresholding' ? 'dynamic' : 'none',
   }));
+  const speed = (r.speed as Omit<SpeedResult, 'x0'>[]).map((s): SpeedResult => ({ ...s, x0: 'none' }));
   const stages = (r.stages as V1Stage[]).map(({ skipped, ...s }): StageTiming =>
     skipped ? { ...s, status: 'cached', reason: 'its outputs existed (version 1 checked no key)' } : { ...s, status: 'ran' });
-  return { ...(raw as PaperResults), version: 2, cas, stages, ...(beyond === undefined ? {} : { beyond }) };
+  return { ...(raw as PaperResults), version: 2, cas, speed, stages, ...(beyond === undefined ? {} : { beyond }) };
+}
+
+/** The timing of a pipeline sampled plainly (the paper's) or with x̂0 clipped, when it was measured. */
+export function speedOf(r: Pick<PaperResults, 'speed'>, pipeline: PaperPipeline, x0: Table1X0 = 'none'): SpeedResult | undefined {
+  return r.speed.find((s) => s.pipeline === pipeline && s.x0 === x0);
 }

@@ -59,6 +59,6 @@ Examples:
     };
     console.log(`CAS real ${fmt('real', null)}; plain: baseline ${fmt('baseline', 'none')}, small upscaled ${fmt('small-upscaled', 'none')}, cascaded ${fmt('cascaded', 'none')}`);
     console.log(`CAS clipped: baseline ${fmt('baseline', 'clip')}, small upscaled ${fmt('small-upscaled', 'clip')}, cascaded ${fmt('cascaded', 'clip')}`);
-    console.log(`seconds per sample: ${results.speed.map((s) => `${s.pipeline} ${(s.secondsPerSample * 1000).toFixed(1)} ms`).join(', ')}`);
+    console.log(`seconds per sample: ${results.speed.filter((s) => s.x0 === 'none').map((s) => `${s.pipeline} ${(s.secondsPerSample * 1000).toFixed(1)} ms`).join(', ')}`);
     console.log(`report: ${join(o.out, 'report.html')} (also report.md, results.json); ${(results.totalSeconds / 60).toFixed(1)} min`);
   });
