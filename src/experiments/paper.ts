@@ -28,8 +28,6 @@ import { SEEDS, labelOffset, trainings, variants, type BeyondSettings, type Prot
 import { STAGE_VERSIONS, StageCache, sha256, type StageKey } from './stage-cache.ts';
 import { PAPER_TOY1D, runToy1d, type Toy1dConfig } from './toy1d.ts';
 
-export { PRESETS } from './protocol.ts';
-
 export interface PaperOptions {
   preset: ProtocolPreset;
   dataset: DatasetName;

@@ -42,7 +42,7 @@ export const trainCommand = new Command('train')
       training: Object.fromEntries(Object.entries(training).filter(([, v]) => v !== undefined)),
       device: o.device,
       onProgress: (p) => {
-        progress ??= createProgress(`train ${o.model}`, p.totalSteps, ['epoch', 'loss']);
+        progress ??= createProgress(o.resume ? `train ${o.out}` : `train ${o.model}`, p.totalSteps, ['epoch', 'loss']);
         progress.update(p.step, { epoch: p.epoch, loss: p.loss.toFixed(4) });
       },
     });
