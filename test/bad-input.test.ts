@@ -387,12 +387,19 @@ test('weights that are not numbers, or that make the network overflow, stop samp
   const overflow = editedRun('overflow', (t) => {
     t['out.weight'] = float32Record(t['out.weight']!.shape, () => 3e38);
   });
+  const adam = editedRun('nan-adam-state', (t) => {
+    t['optimizer.state.0.exp_avg'] = float32Record(t['optimizer.state.0.exp_avg']!.shape, () => Number.NaN);
+  });
   const out = join(root, 'never');
   await assertAllRefused([
     [['generate', '--run', nan, '--count', '4', '--out', join(out, 'a')], /tensor 'dec1\.conv\.bn1\.weight' holds non-finite values/],
     [['sample', '--run', infinite, '--per-label', '1', '--out', join(out, 'b.png')], /tensor 'enc2\.conv\.bn2\.running_var' holds non-finite values/],
     [['generate', '--run', overflow, '--count', '4', '--out', join(out, 'c')], /the network returned non-finite values at timestep 29 \(step 1 of 30\)/],
   ]);
+  // Resuming reads the checkpoint under the run's lock: the lock comes and goes, the run stays as it was.
+  const before = listing(adam);
+  assertRefused(await ssddpm(['train', '--out', adam, '--resume', '--epochs', '2']), /tensor 'optimizer\.state\.0\.exp_avg' holds non-finite values/, 'NaN optimizer state');
+  assert.deepEqual(listing(adam), before);
 });
 
 test('a checkpoint tensor whose dtype differs from the parameter it loads into is refused, naming it', async () => {

@@ -66,8 +66,10 @@ test('paper --preset ci: a complete report whose CAS is the CAS of the sets on d
       assert.ok(md.includes(f) && html.includes(f), `${f} shown in the report`);
     }
 
-    // Same settings: every stage is cached.
-    const again = await runPaper(opts);
+    // Same settings: every stage is cached. A second protocol on the same work folder meanwhile is refused.
+    const running = runPaper(opts);
+    await assert.rejects(runPaper({ ...opts, out: join(root, 'other-report') }), /work: this work folder is being written by process \d+/);
+    const again = await running;
     assert.deepEqual(ran(again.stages), []);
     assert.deepEqual(again.cas, results.cas);
 

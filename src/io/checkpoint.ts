@@ -262,7 +262,9 @@ export function restoreCheckpoint(
       prefixed(path, () => optimizer.checkStateDict(saved));
     }
     const weights = opts.weights === 'ema' ? ckpt.ema! : ckpt.tensors;
-    for (const [name, t] of [...weights, ...(opts.ema === undefined ? [] : ckpt.ema!)]) {
+    const optimizerState: [string, Tensor][] = optimizer === undefined || saved === undefined ? [] :
+      [...saved.state].flatMap(([i, state]) => Object.entries(state).flatMap(([key, t]) => (t === undefined ? [] : [[`optimizer.state.${i}.${key}`, t] as [string, Tensor]])));
+    for (const [name, t] of [...weights, ...(opts.ema === undefined ? [] : ckpt.ema!), ...optimizerState]) {
       if ((t.dtype === 'float32' || t.dtype === 'float64') && !allFinite(t)) {
         throw new CheckpointError(`${path}: tensor '${name}' holds non-finite values (NaN or ±∞): the file is damaged or its training diverged`);
       }
