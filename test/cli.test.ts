@@ -3,7 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,8 @@ const HELP: Record<string, string[]> = {
   generate: ['--run', '--cascade', '--upscale', '--out', '--count', '--seed', '--batch-size', '--clip', '--dynamic-threshold', '--sampler', '--steps', '--eta', '--variance', '--device'],
   forward: ['--run', '--out', '--count', '--seed', '--scale'],
   reverse: ['--run', '--out', '--labels', '--seed', '--clip', '--scale'],
+  speed: ['--run', '--cascade', '--upscale', '--no-ema', '--samples', '--device'],
+  report: ['--results', '--out'],
 };
 
 test('--help of each command exits 0 and lists its options', async () => {
@@ -150,4 +152,17 @@ test('end to end: train small (4 per class, 1 epoch), sample --upscale to a PNG,
   const off = info.offRange as { pixels: number; samples: number };
   assert.match(r.stdout, new RegExp(`clamped to \\[0, 1\\]: ${(100 * off.pixels).toFixed(1)} % of pixels`), 'the summary line reports the recorded share');
   assert.deepEqual(readdirSync(sets), ['gen'], 'no temporary folder left');
+});
+
+test('report renders a report folder again from its results.json, and refuses one whose figures are missing', () => {
+  const dir = join(root, 'rerendered');
+  cpSync(join(repo, 'docs', 'fashion-mnist-report'), dir, { recursive: true });
+  rmSync(join(dir, 'report.md'));
+  const r = ssddpm('report', '--results', join(dir, 'results.json'));
+  assert.equal(r.status, 0, r.stderr);
+  const md = readFileSync(join(dir, 'report.md'), 'utf8');
+  const results = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as { cas: { mean: number; std: number }[] };
+  assert.ok(md.includes('## Table 1') && md.includes(`${results.cas[0]!.mean.toFixed(3)} ± ${results.cas[0]!.std.toFixed(3)}`), 'the numbers of results.json');
+  rmSync(join(dir, 'reverse-small.png'));
+  assertCleanFailure(ssddpm('report', '--results', join(dir, 'results.json')), /lacks figures the results name: reverse-small\.png/, 'missing figure');
 });
