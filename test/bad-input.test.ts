@@ -299,7 +299,7 @@ async function fullDisk(dir: string, reason: RegExp, opts: { fileLimitKb?: numbe
     ssddpm(['export', '--run', small, '--out', exp], { fileLimitKb }),
   ]);
   const escaped = (path: string) => path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  assertRefused(tr, new RegExp(`cannot write .*run/checkpoints/epoch-0001\\.safetensors: ${reason.source}`), 'train');
+  assertRefused(tr, new RegExp(`cannot write .*run/checkpoints/epoch-0001\\.safetensors: ${reason.source}; make room, then run the same command again$`), 'train');
   // The user's folder is named, not the temporary one it is written in first.
   assertRefused(ge, new RegExp(`cannot write ${escaped(gen)}/train-images-idx3-ubyte: ${reason.source}`), 'generate');
   assertRefused(ex!, new RegExp(`cannot write ${escaped(exp)}/checkpoints/epoch-0001\\.safetensors: ${reason.source}`), 'export');
@@ -333,7 +333,7 @@ test('a file-size limit (ulimit -f 64): train and generate fail the same way, wi
 test('a diverging training (lr 1e30) stops at the NaN with the step and the last good checkpoint, which loads', async () => {
   const out = join(root, 'diverge');
   const r = await ssddpm(['train', '--model', 'small', '--per-class', '4', '--batch-size', '8', '--epochs', '3', '--lr', '1e30', '--checkpoint-every', '1', '--seed', '5', '--out', out]);
-  assertRefused(r, /the loss became (NaN|-?Infinity) at step (\d+) \(epoch 1\); stopped without saving: the last good checkpoint is .*diverge\/checkpoints\/latest-step\.safetensors$/, 'train --lr 1e30');
+  assertRefused(r, /the loss became (NaN|-?Infinity) at step (\d+) \(epoch 1\); stopped without saving: the last good checkpoint is .*diverge\/checkpoints\/latest-step\.safetensors; train a new run with a lower --lr \(another --out\)$/, 'train --lr 1e30');
   const step = Number(/at step (\d+)/.exec(r.stderr)![1]);
   const ckpt = loadCheckpoint(join(out, 'checkpoints', 'latest-step.safetensors'));
   assert.equal(ckpt.metadata.step, step - 1, 'the checkpoint is the step before the NaN');

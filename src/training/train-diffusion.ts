@@ -235,8 +235,9 @@ function train(opts: TrainDiffusionOptions): TrainResult {
         });
         if (!Number.isFinite(loss)) {
           const last = latestCheckpoint(dir);
+          // Resuming would take the same steps again: the way on is a new run with other settings.
           throw new TrainingError(`the loss became ${loss} at step ${step + 1} (epoch ${epoch + 1}); stopped without saving: ` +
-            (last ? `the last good checkpoint is ${last.path}` : 'no checkpoint was written yet'));
+            (last ? `the last good checkpoint is ${last.path}` : 'no checkpoint was written yet') + '; train a new run with a lower --lr (another --out)');
         }
         noGrad(() => tidy(() => optimizer.step()));
         ema?.update(model.unet);

@@ -1,6 +1,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { DATASET_NAMES } from '../../data/datasets.ts';
 import { MODEL_KINDS } from '../../pipelines/model-config.ts';
+import { latestCheckpoint } from '../../pipelines/run-dir.ts';
 import { trainDiffusion } from '../../training/train-diffusion.ts';
 import { DEFAULT_TRAINING } from '../../training/training-config.ts';
 import { createProgress, type Progress } from '../progress.ts';
@@ -33,7 +34,7 @@ export const trainCommand = new Command('train')
       checkpointEvery: asked('checkpointEvery', o.checkpointEvery), dataScaling: asked('dataScaling', o.dataScaling), ema: asked('ema', o.ema),
     };
     let progress: Progress | undefined;
-    const result = trainDiffusion({
+    const result = withRecoveryHint(o.out, () => trainDiffusion({
       out: o.out,
       resume: o.resume ?? false,
       model: asked('model', o.model),
@@ -45,7 +46,22 @@ export const trainCommand = new Command('train')
         progress ??= createProgress(o.resume ? `train ${o.out}` : `train ${o.model}`, p.totalSteps, ['epoch', 'loss']);
         progress.update(p.step, { epoch: p.epoch, loss: p.loss.toFixed(4) });
       },
-    });
+    }));
     progress?.stop();
     console.log(`${o.out}: ${result.steps} steps, final loss ${result.finalLoss.toFixed(4)}, ${result.seconds.toFixed(1)} s`);
   });
+
+// A full disk or a file-size limit stops a run between checkpoints: say the one command that continues it.
+function withRecoveryHint<T>(dir: string, body: () => T): T {
+  try {
+    return body();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (err instanceof Error && (code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT')) {
+      err.message += latestCheckpoint(dir) === undefined
+        ? '; make room, then run the same command again'
+        : `; make room, then continue with: ssddpm train --out ${dir} --resume`;
+    }
+    throw err;
+  }
+}
