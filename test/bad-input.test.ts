@@ -15,6 +15,7 @@ import { DataError, parseIdx } from '../src/data/idx.ts';
 import { writeImageSet, type ImageSet } from '../src/data/image-set.ts';
 import { readOffRange, writeGeneratedSet } from '../src/data/generated-set.ts';
 import { writeFileAtomic } from '../src/io/atomic.ts';
+import { GrayCanvas } from '../src/images/canvas.ts';
 import { NoiseSchedule } from '../src/diffusion/schedule.ts';
 import { loadModel } from '../src/pipelines/pipeline.ts';
 import { trainDiffusion } from '../src/training/train-diffusion.ts';
@@ -565,7 +566,12 @@ test('outputs that cannot fit are refused before any sampling', async () => {
   await assertAllRefused([
     [['generate', '--run', baseline, '--count', '1000000000', '--out', join(root, 'never', 'huge')], /1000000000 images of 28×28 would be 784000000000 bytes, more than the 1073741824 a set may have \(at most 1369568 images\)/],
     [['sample', '--run', baseline, '--per-label', '100000', '--out', join(root, 'never', 'huge.png')], /a grid of 1000000 samples is more than 10000; write a set with `ssddpm generate` for more/],
+    [['sample', '--run', baseline, '--scale', '1000', '--out', join(root, 'never', 'big.png')], /--scale.*expected at most 16, got '1000'/],
+    [['generate', '--run', baseline, '--batch-size', '1000000', '--out', join(root, 'never', 'b')], /--batch-size.*expected at most 4096, got '1000000'/],
+    [['forward', '--run', baseline, '--count', '5000', '--out', join(root, 'never', 'f.png')], /a figure of 5000 rows is more than 1000/],
   ]);
+  // Whatever asks for it, a canvas above 256 megapixels is refused before its memory is taken.
+  assert.throws(() => new GrayCanvas(1 << 15, 1 << 14), /a picture of 32768×16384 pixels is more than the 268435456 a canvas may have/);
 });
 
 test('through the command line: a second generate into the same set folder is refused while the first runs, and a killed writer\'s temporaries go', async () => {

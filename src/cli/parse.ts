@@ -7,6 +7,15 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+/** A parser for an integer in [1, max]. */
+export function positiveIntUpTo(max: number): (value: string) => number {
+  return (value: string) => {
+    const n = positiveInt(value);
+    if (n > max) throw new InvalidArgumentError(`expected at most ${max}, got '${value}'`);
+    return n;
+  };
+}
+
 export function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`expected a non-negative integer, got '${value}'`);

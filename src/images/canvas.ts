@@ -84,6 +84,9 @@ export interface TextOptions {
   value?: number;
 }
 
+/** The largest canvas: 256 megapixels (a 16k × 16k picture). */
+export const MAX_CANVAS_PIXELS = 1 << 28;
+
 /**
  * An 8-bit grey raster, row-major (`pixels[y * width + x]`). Drawing outside the canvas is clipped, so labels
  * and tiles may overhang an edge without error.
@@ -97,6 +100,7 @@ export class GrayCanvas {
     for (const [k, v] of [['width', width], ['height', height]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new RangeError(`GrayCanvas: ${k} must be a positive integer, got ${v}`);
     }
+    if (width * height > MAX_CANVAS_PIXELS) throw new RangeError(`a picture of ${width}×${height} pixels is more than the ${MAX_CANVAS_PIXELS} a canvas may have; draw fewer or smaller images`);
     checkValue(background, 'GrayCanvas');
     this.width = width;
     this.height = height;

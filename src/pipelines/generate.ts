@@ -27,6 +27,9 @@ export interface GenerateOptions extends SamplingOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
+/** The most images sampled at once: activations grow with it, and larger batches are no faster. */
+export const MAX_BATCH = 4096;
+
 const HALF_GRAY_LEVEL = 0.5 / 255;
 const SAMPLE_OFF_RANGE = 0.1;
 
@@ -38,7 +41,7 @@ const SAMPLE_OFF_RANGE = 0.1;
 export function generateSet(p: Pipeline, opts: GenerateOptions): GeneratedSet {
   const batchSize = opts.batchSize ?? 256;
   if (!Number.isInteger(opts.count) || opts.count < 1) throw new RangeError(`count must be a positive integer, got ${opts.count}`);
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) throw new RangeError(`batch size must be an integer in 1..${MAX_BATCH}, got ${batchSize}`);
   const size = pipelineImageSize(p);
   if (opts.count * size * size > MAX_INPUT_BYTES) {
     throw new RangeError(`${opts.count} images of ${size}×${size} would be ${opts.count * size * size} bytes, more than the ${MAX_INPUT_BYTES} a set may have (at most ${Math.floor(MAX_INPUT_BYTES / (size * size))} images)`);

@@ -4,7 +4,7 @@ import { Command } from '@commander-js/extra-typings';
 import { writeFileAtomic } from '../../io/atomic.ts';
 import { forwardProcessFigure, reverseProcessFigure } from '../../pipelines/figures.ts';
 import { loadModel } from '../../pipelines/pipeline.ts';
-import { labelList, nonNegativeInt, positiveInt } from '../parse.ts';
+import { labelList, nonNegativeInt, positiveInt, positiveIntUpTo } from '../parse.ts';
 import { checkOutputFile } from '../output.ts';
 
 export const forwardCommand = new Command('forward')
@@ -13,7 +13,7 @@ export const forwardCommand = new Command('forward')
   .requiredOption('--out <file.png>', 'the PNG to write')
   .option('--count <n>', 'images (rows)', positiveInt, 4)
   .option('--seed <n>', 'noise seed', nonNegativeInt, 0)
-  .option('--scale <n>', 'pixel magnification', positiveInt, 2)
+  .option('--scale <n>', 'pixel magnification (1-16)', positiveIntUpTo(16), 2)
   .action((o) => {
     checkOutputFile(o.out);
     const model = loadModel(o.run);
@@ -32,7 +32,7 @@ export const reverseCommand = new Command('reverse')
   .option('--labels <list>', "labels, one trajectory each, e.g. '0-9'", (v) => labelList(v), labelList('0-3'))
   .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
   .option('--clip', 'clip x̂0 to the data range at every step')
-  .option('--scale <n>', 'pixel magnification', positiveInt, 2)
+  .option('--scale <n>', 'pixel magnification (1-16)', positiveIntUpTo(16), 2)
   .action((o) => {
     checkOutputFile(o.out);
     const model = loadModel(o.run);

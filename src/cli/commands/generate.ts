@@ -5,7 +5,7 @@ import { generateSet } from '../../pipelines/generate.ts';
 import { disposePipeline } from '../../pipelines/pipeline.ts';
 import { createProgress } from '../progress.ts';
 import { samplingFrom, withSamplingOptions } from '../sampling-options.ts';
-import { nonNegativeInt, positiveInt } from '../parse.ts';
+import { nonNegativeInt, positiveInt, positiveIntUpTo } from '../parse.ts';
 import { checkOutputFolder } from '../output.ts';
 import { loadPipelineFrom, withPipelineOptions } from '../pipeline-options.ts';
 
@@ -15,7 +15,7 @@ export const generateCommand = withSamplingOptions(withPipelineOptions(
     .requiredOption('--out <dir>', 'folder to create: train-images-idx3-ubyte, train-labels-idx1-ubyte, generated.json')
     .option('--count <n>', 'number of images', positiveInt, 3334)
     .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
-    .option('--batch-size <n>', 'images sampled at once', positiveInt, 256)
+    .option('--batch-size <n>', 'images sampled at once (at most 4096)', positiveIntUpTo(4096), 256)
 )
   .addHelpText('after', '\nExample:\n  ssddpm generate --run runs/baseline-1 --count 3334 --out sets/baseline-1')
   .action((o) => {

@@ -3,7 +3,7 @@ import { writeFileAtomic } from '../../io/atomic.ts';
 import { sampleGridFigure } from '../../pipelines/figures.ts';
 import { disposePipeline, pipelineSteps } from '../../pipelines/pipeline.ts';
 import { createProgress, type Progress } from '../progress.ts';
-import { labelList, nonNegativeInt, positiveInt } from '../parse.ts';
+import { labelList, nonNegativeInt, positiveInt, positiveIntUpTo } from '../parse.ts';
 import { checkOutputFile } from '../output.ts';
 import { loadPipelineFrom, withPipelineOptions } from '../pipeline-options.ts';
 import { samplingFrom, withSamplingOptions } from '../sampling-options.ts';
@@ -16,7 +16,7 @@ export const sampleCommand = withSamplingOptions(withPipelineOptions(
     .requiredOption('--out <file.png>', 'the PNG to write')
     .option('--seed <n>', 'sampling seed', nonNegativeInt, 0)
 )
-  .option('--scale <n>', 'pixel magnification in the PNG', positiveInt, 2)
+  .option('--scale <n>', 'pixel magnification in the PNG (1-16)', positiveIntUpTo(16), 2)
   .addHelpText('after', '\nExamples:\n  ssddpm sample --run runs/baseline-1 --labels 0-9 --per-label 10 --out grid.png\n  ssddpm sample --cascade runs/small-1,runs/upscaler-1 --out cascade.png --clip\n  ssddpm sample --run runs/baseline-1 --sampler ddim --steps 10 --out ddim.png')
   .action((o) => {
     checkOutputFile(o.out);
