@@ -71,6 +71,9 @@ test('paper --preset ci: a complete report whose CAS is the CAS of the sets on d
     await assert.rejects(runPaper({ ...opts, out: join(root, 'other-report') }), /work: this work folder is being written by process \d+/);
     const again = await running;
     assert.deepEqual(ran(again.stages), []);
+    for (const s of again.stages.filter((x) => x.name.startsWith('cas') || x.name.startsWith('generate'))) {
+      assert.equal(s.ranSeconds, results.stages.find((r) => r.name === s.name)!.seconds, `${s.name}: the time it took when it ran`);
+    }
     assert.deepEqual(again.cas, results.cas);
 
     // Another CAS setting reruns every CAS stage, and nothing else, naming the setting.

@@ -68,7 +68,7 @@ function fakeResults(): PaperResults {
       { file: 'trajectories/reverse baseline.png', caption: 'A reverse-process trajectory of the baseline model.' },
     ],
     stages: [
-      { name: 'train', seconds: 41000, status: 'cached' },
+      { name: 'train', seconds: 41000, status: 'cached', ranSeconds: 61 },
       { name: 'sample', seconds: 5400, status: 'ran', reason: 'not run before' },
       { name: 'cas', seconds: 7300, status: 'ran', reason: 'its settings changed (epochs: 1 → 2)' },
       { name: 'speed', seconds: 95.2, status: 'ran', reason: 'not run before' },
@@ -110,7 +110,7 @@ test('Table 1: every row and column label in Markdown and HTML, with the paper�
   const at = order.map((h) => md.indexOf(`## ${h}`));
   assert.ok(at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1]!)), `section order: ${at.join(',')}`);
   // Other sections carry their numbers.
-  for (const s of ['runs/upscaler-s2', '1 h 00 min', 'Intel(R) Xeon(R) CPU @ 2.20GHz', 'cached (same key)', 'ran: its settings changed (epochs: 1 → 2)', 'ssddpm paper --quick', '{0, 2}', '61.0 %', 'toy1d/reverse-0-2.png']) {
+  for (const s of ['runs/upscaler-s2', '1 h 00 min', 'Intel(R) Xeon(R) CPU @ 2.20GHz', 'cached (same key); ran in 1 min 01 s', 'ran: its settings changed (epochs: 1 → 2)', 'ssddpm paper --quick', '{0, 2}', '61.0 %', 'toy1d/reverse-0-2.png']) {
     assert.ok(md.includes(s), `markdown lacks ${s}`);
     assert.ok(html.includes(escapeHtml(s)), `html lacks ${s}`);
   }

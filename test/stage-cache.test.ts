@@ -36,6 +36,8 @@ test('lookup: the same key and outputs give the result; each change gives its re
     const key: StageKey = { stage: 'cas', version: 1, config: { epochs: 5, classifiers: 5 }, inputs: { set: 'aaa', test: 'bbb' } };
     assert.deepEqual(cache.lookup('cas-x', key), { reason: 'not run before' });
     writeFileSync(out, 'result file');
+    cache.store('cas-x', key, { mean: 0.9 }, [out], 12.5);
+    assert.deepEqual(cache.lookup('cas-x', key), { result: { mean: 0.9 }, seconds: 12.5 }, 'with the time it took');
     cache.store('cas-x', key, { mean: 0.9 }, [out]);
     assert.deepEqual(cache.lookup('cas-x', key), { result: { mean: 0.9 } });
     assert.deepEqual(cache.lookup('cas-x', { ...key, config: { classifiers: 5, epochs: 5 } }), { result: { mean: 0.9 } }, 'key order does not matter');

@@ -103,14 +103,15 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
     const found = cache.lookup<T>(id, key);
     if ('result' in found) {
       log(`${name}: cached`);
-      stages.push({ name, seconds: (performance.now() - t0) / 1000, status: 'cached' });
+      stages.push({ name, seconds: (performance.now() - t0) / 1000, status: 'cached', ...(found.seconds === undefined ? {} : { ranSeconds: found.seconds }) });
       return found.result;
     }
     log(`${name}: running (${found.reason})`);
     for (const o of outputs) rmSync(o, { recursive: true, force: true });
     const result = await body();
-    cache.store(id, key, result, outputs);
-    stages.push({ name, seconds: (performance.now() - t0) / 1000, status: 'ran', reason: found.reason });
+    const seconds = (performance.now() - t0) / 1000;
+    cache.store(id, key, result, outputs, seconds);
+    stages.push({ name, seconds, status: 'ran', reason: found.reason });
     return result;
   };
 

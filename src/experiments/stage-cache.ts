@@ -33,6 +33,8 @@ interface StageRecord<T> {
   key: StageKey;
   hash: string;
   result: T;
+  /** How long the stage took when it ran. */
+  seconds?: number;
   /** Content hashes of the files and folders the stage wrote, by path. */
   outputs: Record<string, string>;
 }
@@ -87,7 +89,7 @@ export class StageCache {
   }
 
   /** The cached result of stage `id` when its record matches `key` and its outputs are unchanged; else why not. */
-  lookup<T>(id: string, key: StageKey): { result: T } | { reason: string } {
+  lookup<T>(id: string, key: StageKey): { result: T; seconds?: number } | { reason: string } {
     const path = this.#path(id);
     if (!existsSync(path)) return { reason: 'not run before' };
     let record: StageRecord<T>;
@@ -102,7 +104,7 @@ export class StageCache {
       if (!existsSync(out)) return { reason: `its output ${out} is missing` };
       if (contentHash(out) !== hash) return { reason: `its output ${out} was changed` };
     }
-    return { result: record.result };
+    return record.seconds === undefined ? { result: record.result } : { result: record.result, seconds: record.seconds };
   }
 
   /** The content hash recorded for output `path` of stage `id` (after it ran or was found cached). */
@@ -113,12 +115,13 @@ export class StageCache {
     return hash;
   }
 
-  /** Records a finished stage: its key, result and the content hashes of `outputs`. */
-  store<T>(id: string, key: StageKey, result: T, outputs: readonly string[] = []): void {
+  /** Records a finished stage: its key, result, the content hashes of `outputs` and how long it took. */
+  store<T>(id: string, key: StageKey, result: T, outputs: readonly string[] = [], seconds?: number): void {
     const record: StageRecord<T> = {
       key,
       hash: sha256(canonicalJson(key)),
       result,
+      ...(seconds === undefined ? {} : { seconds }),
       outputs: Object.fromEntries(outputs.map((o) => [o, contentHash(o)])),
     };
     writeFileAtomic(this.#path(id), `${JSON.stringify(record, null, 2)}\n`);

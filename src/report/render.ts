@@ -403,7 +403,7 @@ function machineBlocks(r: PaperResults): Block[] {
 function stageBlocks(r: PaperResults): Block[] {
   const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Stages', id: 'stages' }];
   if (r.stages.length === 0) return [...blocks, NOT_RUN('Stages')];
-  const rows = r.stages.map((s) => [s.name, fmtDuration(s.seconds), `${s.status}${s.reason === undefined ? (s.status === 'cached' ? ' (same key)' : '') : `: ${s.reason}`}`]);
+  const rows = r.stages.map((s) => [s.name, fmtDuration(s.seconds), `${s.status}${s.reason === undefined ? (s.status === 'cached' ? ' (same key)' : '') : `: ${s.reason}`}${s.ranSeconds === undefined ? '' : `; ran in ${fmtDuration(s.ranSeconds)}`}`]);
   const cached = r.stages.filter((s) => s.status === 'cached').length;
   return [
     ...blocks,

@@ -90,6 +90,8 @@ export interface StageTiming {
   status: 'ran' | 'cached';
   /** Why it ran, or what was reused. */
   reason?: string;
+  /** A cached stage: how long it took when it ran (when its record says). */
+  ranSeconds?: number;
 }
 
 export interface MachineInfo {
