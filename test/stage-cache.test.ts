@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StageCache, canonicalJson, contentHash, type StageKey } from '../src/experiments/stage-cache.ts';
+import { StageCache, type StageKey } from '../src/experiments/stage-cache.ts';
+import { canonicalJson, contentHash } from '../src/io/content-hash.ts';
 
 test('canonicalJson ignores key order; contentHash covers names and bytes of a folder', () => {
   assert.equal(canonicalJson({ b: 1, a: { d: [1, { y: 2, x: 1 }], c: null } }), '{"a":{"c":null,"d":[1,{"x":1,"y":2}]},"b":1}');

@@ -7,9 +7,9 @@ import type { DatasetName } from '../data/datasets.ts';
 import { RunError, configPath, epochCheckpointPath, latestCheckpoint, readRunConfig, type RunConfig } from '../pipelines/run-dir.ts';
 import { readLogSummary } from '../training/run-log.ts';
 import { trainOrContinue, type TrainProgress } from '../training/train-diffusion.ts';
-import { newRunConfig } from '../training/training-config.ts';
+import { newRunConfig, runSettings, settingDifferences } from '../training/training-config.ts';
 import type { ProtocolPreset, TrainingSpec } from './protocol.ts';
-import { canonicalJson, contentHash, sha256 } from './stage-cache.ts';
+import { canonicalJson, contentHash, sha256 } from '../io/content-hash.ts';
 
 export interface RunLocation {
   dir: string;
@@ -22,17 +22,8 @@ export interface RunLocation {
   seconds: number;
 }
 
-// What must agree between a run folder and the protocol's request (all but the length and the bookkeeping).
-function comparable(c: RunConfig): Record<string, unknown> {
-  const { normalization: _, ...model } = c.model;
-  const t = c.training;
-  return { ...model, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema };
-}
-
 function differences(found: RunConfig, wanted: RunConfig): string[] {
-  const a = comparable(found);
-  const b = comparable(wanted);
-  const out = Object.keys(b).filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k])).map((k) => `${k} ${canonicalJson(a[k]) ?? 'unset'} (the protocol: ${canonicalJson(b[k]) ?? 'unset'})`);
+  const out = settingDifferences(found, runSettings(wanted), 'the protocol');
   if (found.training.epochs > wanted.training.epochs) out.push(`epochs ${found.training.epochs} (the protocol: ${wanted.training.epochs})`);
   return out;
 }

@@ -11,9 +11,11 @@ import { loadDataset, type DatasetName } from '../data/datasets.ts';
 import { readOffRange, writeGeneratedSet } from '../data/generated-set.ts';
 import { readImageSetDir, type ImageSet } from '../data/image-set.ts';
 import { balancedSubset } from '../data/sampling.ts';
+import { x0Constraint } from '../diffusion/thresholding.ts';
 import { classificationAccuracyScore, combineBalanced, type CasScore } from '../eval/cas.ts';
 import { measureSamplingSpeed, type SpeedMeasurement } from '../eval/speed.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { sha256 } from '../io/content-hash.ts';
 import { lockFolder } from '../io/lock.ts';
 import { forwardProcessFigure, reverseProcessFigure, sampleGridFigure } from '../pipelines/figures.ts';
 import { generateSet } from '../pipelines/generate.ts';
@@ -25,7 +27,7 @@ import { writeReport } from '../report/write.ts';
 import { getNumThreads, setNumThreads, torchVersion } from '../torch/runtime.ts';
 import { findRun, type RunLocation } from './find-run.ts';
 import { SEEDS, labelOffset, trainings, variants, type BeyondSettings, type ProtocolPreset, type Variant } from './protocol.ts';
-import { STAGE_VERSIONS, StageCache, sha256, type StageKey } from './stage-cache.ts';
+import { STAGE_VERSIONS, StageCache, type StageKey } from './stage-cache.ts';
 import { PAPER_TOY1D, runToy1d, type Toy1dConfig } from './toy1d.ts';
 
 export interface PaperOptions {
@@ -245,7 +247,7 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
 
   // 7. The report.
   const table1 = measured.filter((m) => m.variant.group === 'table1');
-  const x0Of = (v: Variant) => (v.sampling.clip ? 'clip' : v.sampling.dynamicThreshold !== undefined ? 'dynamic' : 'none') as 'none' | 'clip' | 'dynamic';
+  const x0Of = (v: Variant) => x0Constraint(v.sampling).kind;
   const cas: CasResult[] = [
     { dataset: 'real', x0: null, ...real },
     ...table1.map((m): CasResult => ({ dataset: m.variant.pipeline, x0: x0Of(m.variant) as Table1X0, ...m.cas, ...(m.offRange ? { offRange: m.offRange } : {}) })),

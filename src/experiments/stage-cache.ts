@@ -2,10 +2,10 @@
 // of the code that makes it, its configuration and the content hashes of its inputs. The record of a finished
 // stage (<dir>/<id>.json) holds the key, the result and the content hashes of the files it wrote; it is reused
 // only while all three still agree, and otherwise the stage runs again with the reason given.
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { canonicalJson, contentHash, sha256 } from '../io/content-hash.ts';
 
 /**
  * Bump a stage's version when a change to its code changes what it produces: records made by an older
@@ -37,35 +37,6 @@ interface StageRecord<T> {
   seconds?: number;
   /** Content hashes of the files and folders the stage wrote, by path. */
   outputs: Record<string, string>;
-}
-
-/** JSON with object keys sorted, so equal values always serialise alike. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_, v: unknown) =>
-    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
-  );
-}
-
-export function sha256(...parts: (string | Uint8Array)[]): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  return h.digest('hex');
-}
-
-/** The content hash of a file, or of a folder's files (names and bytes, recursively, in name order). */
-export function contentHash(path: string): string {
-  const h = createHash('sha256');
-  const add = (p: string, rel: string) => {
-    if (statSync(p).isDirectory()) {
-      for (const name of readdirSync(p).sort()) if (!name.startsWith('.tmp-')) add(join(p, name), `${rel}/${name}`);
-    } else {
-      h.update(`${rel}\0`);
-      h.update(readFileSync(p));
-      h.update('\0');
-    }
-  };
-  add(path, '');
-  return h.digest('hex');
 }
 
 function describeChange(old: StageKey, key: StageKey): string {

@@ -24,7 +24,7 @@ import { tensor } from '../torch/ops/creation.ts';
 import { tidy } from '../torch/scope.ts';
 import { TrainingData, measureNormalization, trainingPixels } from './training-data.ts';
 import { readLogSummary, removeTemporaries, truncateLog } from './run-log.ts';
-import { newRunConfig, validateTraining, type NewRunSpec, type TrainingConfig } from './training-config.ts';
+import { newRunConfig, settingDifferences, validateTraining, type NewRunSpec } from './training-config.ts';
 
 export interface TrainProgress {
   step: number;
@@ -95,20 +95,11 @@ export function trainOrContinue(opts: Omit<TrainDiffusionOptions, 'resume' | 'ep
   return trainDiffusion({ ...rest, resume: true, epochs: training?.epochs });
 }
 
-// Settings a resumed run was asked for that differ from the run's own, as 'name value (asked: value)'.
+// Settings a resumed run was asked for that differ from the run's own (its length and checkpoint interval may change).
 function resumeConflicts(config: RunConfig, opts: TrainDiffusionOptions): string[] {
-  const out: string[] = [];
-  const differs = (name: string, run: unknown, asked: unknown) => {
-    if (asked !== undefined && JSON.stringify(asked) !== JSON.stringify(run)) out.push(`${name} ${JSON.stringify(run) ?? 'unset'} (asked: ${JSON.stringify(asked)})`);
-  };
-  differs('model', config.model.kind, opts.model);
-  differs('dataset', config.model.dataset, opts.dataset);
-  differs('conditioning noise', config.model.conditioningNoise, opts.conditioningNoise);
-  const run: Partial<TrainingConfig> = { ...config.training, dataScaling: config.training.dataScaling ?? 'standard' };
-  for (const [key, value] of Object.entries(opts.training ?? {}) as [keyof TrainingConfig, unknown][]) {
-    if (key !== 'epochs' && key !== 'checkpointEvery') differs(key, run[key], value);
-  }
-  return out;
+  const { epochs: _, checkpointEvery: __, ...training } = opts.training ?? {};
+  const asked = { model: opts.model, dataset: opts.dataset, conditioningNoise: opts.conditioningNoise, ...training };
+  return settingDifferences(config, Object.fromEntries(Object.entries(asked).filter(([, v]) => v !== undefined)), 'asked');
 }
 
 // The run's configuration and the checkpoint to continue from: the folder's when resuming, else a fresh one.

@@ -1,5 +1,6 @@
 // How a run is trained: the defaults (the paper's recipe), validation, and the configuration of a new run.
 import type { DatasetName } from '../data/datasets.ts';
+import { canonicalJson } from '../io/content-hash.ts';
 import { presetModel, type ModelKind } from '../pipelines/model-config.ts';
 import type { RunConfig, TrainingConfig } from '../pipelines/run-dir.ts';
 
@@ -56,4 +57,22 @@ export function newRunConfig(spec: NewRunSpec): RunConfig {
   if (spec.conditioningNoise !== undefined && preset.lowResSize === undefined) throw new RangeError('conditioning augmentation is for the upscaler');
   const augmented = spec.conditioningNoise === undefined ? {} : { conditioningNoise: spec.conditioningNoise, unet: { ...preset.unet, extraContext: 1 } };
   return { format: 'ssddpm-run', version: 2, model: { ...preset, ...augmented, normalization: { mean: 0, std: 1 } }, training };
+}
+
+/**
+ * What makes two runs the same run: the model (kind, data, schedule, network, conditioning) and how it is
+ * trained, all but its length and bookkeeping (epochs, checkpointEvery; the normalisation is measured).
+ */
+export function runSettings(c: RunConfig): Record<string, unknown> {
+  const { normalization: _, kind, ...model } = c.model;
+  const t = c.training;
+  return { model: kind, ...model, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema };
+}
+
+/** The settings of `run` that differ from those `asked` (keys of runSettings), as 'name value (who: value)'. */
+export function settingDifferences(run: RunConfig, asked: Record<string, unknown>, who: string): string[] {
+  const have = runSettings(run);
+  return Object.keys(asked)
+    .filter((k) => canonicalJson(have[k]) !== canonicalJson(asked[k]))
+    .map((k) => `${k} ${canonicalJson(have[k]) ?? 'unset'} (${who}: ${canonicalJson(asked[k]) ?? 'unset'})`);
 }
