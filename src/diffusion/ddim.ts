@@ -2,12 +2,10 @@
 // DDIMScheduler. A model trained as a DDPM samples with fewer network evaluations; η scales the noise:
 // η = 0 is deterministic, η = 1 over every timestep is the DDPM ancestral step with variance β̃_t.
 import type { Generator } from '../torch/generator.ts';
-import { randn } from '../torch/ops/random.ts';
-import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { NoiseSchedule, ScheduleTerms } from './schedule.ts';
-import { checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
-import { constrainX0, type X0Constraint } from './thresholding.ts';
+import { applyStep, checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepCoefficients, type StepOutput } from './scheduler.ts';
+import type { X0Constraint } from './thresholding.ts';
 
 export interface DDIMConfig extends Omit<SchedulerConfig, 'clipRange'> {
   /** Network evaluations per sample: timesteps spread evenly from T−1 down to 0 (default T). */
@@ -31,38 +29,49 @@ export class DDIMScheduler implements Scheduler {
   readonly config: Readonly<Required<Omit<DDIMConfig, 'dynamicThreshold'>>> & { readonly dynamicThreshold?: number };
   readonly schedule: NoiseSchedule;
   readonly timesteps: Int32Array;
-  readonly #constraint: X0Constraint;
+  readonly constraint: X0Constraint;
   /** The timestep each one steps to (−1 after the last: ᾱ = 1, the clean sample). */
   readonly #next = new Map<number, number>();
 
   constructor(config: DDIMConfig) {
     const c = { clip: false, clipRange: [-1, 1] as const, eta: 0, steps: config.schedule?.numTimesteps, ...config };
     if (!(c.eta >= 0 && c.eta <= 1)) throw new RangeError(`DDIMScheduler: eta must be in [0, 1], got ${c.eta}`);
-    this.#constraint = checkSchedulerConfig('DDIMScheduler', c);
+    this.constraint = checkSchedulerConfig('DDIMScheduler', c);
     this.config = Object.freeze({ ...c, clipRange: [c.clipRange[0], c.clipRange[1]] as const });
     this.schedule = c.schedule;
     this.timesteps = ddimTimesteps(this.schedule.numTimesteps, c.steps);
     this.timesteps.forEach((t, i) => this.#next.set(t, i + 1 < this.timesteps.length ? this.timesteps[i + 1]! : -1));
   }
 
+  get clipRange(): readonly [number, number] {
+    return this.config.clipRange;
+  }
+
   get terms(): ScheduleTerms {
     return this.schedule.terms;
   }
 
-  step(eps: Tensor, t: number, xt: Tensor, opts: { generator?: Generator; noise?: Tensor } = {}): StepOutput {
+  /** Song et al. eq. 12 from t to the next timestep of the subsequence (ᾱ = 1 after the last). */
+  stepCoefficients(t: number): StepCoefficients {
     const prev = this.#next.get(t);
     if (prev === undefined) throw new RangeError(`timestep ${t} is not one of this DDIM schedule's (${Array.from(this.timesteps).join(', ')})`);
     const ab = this.terms.alphasCumprod[t]!;
     const abPrev = prev < 0 ? 1 : this.terms.alphasCumprod[prev]!;
     const sigma = this.config.eta * Math.sqrt(((1 - abPrev) / (1 - ab)) * (1 - ab / abPrev));
-    return tidy(() => {
-      const x0 = constrainX0(xt.sub(eps.mul(Math.sqrt(1 - ab))).div_(Math.sqrt(ab)), this.config.clipRange, this.#constraint);
+    return {
+      epsScale: Math.sqrt(1 - ab),
+      x0Divisor: Math.sqrt(ab),
+      x0Coef: Math.sqrt(abPrev),
+      xtCoef: 0,
+      epsCoef: Math.sqrt(Math.max(1 - abPrev - sigma * sigma, 0)),
+      sigma,
       // The direction to x_t re-derived from the (possibly constrained) x̂0, so both stay consistent.
-      const epsUsed = this.#constraint.kind === 'none' ? eps : xt.sub(x0.mul(Math.sqrt(ab))).div_(Math.sqrt(1 - ab));
-      const next = x0.mul(Math.sqrt(abPrev)).add_(epsUsed, Math.sqrt(Math.max(1 - abPrev - sigma * sigma, 0)));
-      if (sigma > 0) next.add_(opts.noise ?? randn(xt.shape, { generator: opts.generator, device: xt.device }), sigma);
-      return { prevSample: next, predOriginalSample: x0 };
-    });
+      rederiveEps: true,
+    };
+  }
+
+  step(eps: Tensor, t: number, xt: Tensor, opts: { generator?: Generator; noise?: Tensor } = {}): StepOutput {
+    return applyStep(this.stepCoefficients(t), eps, xt, this.config.clipRange, this.constraint, opts);
   }
 
   dispose(): void {}

@@ -7,8 +7,8 @@ import { indexSelect } from '../torch/ops/shape.ts';
 import { keep, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { NoiseSchedule, ScheduleTerms } from './schedule.ts';
-import { checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
-import { constrainX0, type X0Constraint } from './thresholding.ts';
+import { applyStep, checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepCoefficients, type StepOutput } from './scheduler.ts';
+import type { X0Constraint } from './thresholding.ts';
 
 export interface DDPMConfig extends Omit<SchedulerConfig, 'clipRange'> {
   /** Reverse-step variance: 'posterior' is β̃_t (default), 'beta' is β_t (Ho et al. found both work). */
@@ -29,7 +29,7 @@ export class DDPMScheduler implements Scheduler {
   readonly schedule: NoiseSchedule;
   /** The reverse order the sampling loop walks: T−1, …, 0. */
   readonly timesteps: Int32Array;
-  readonly #constraint: X0Constraint;
+  readonly constraint: X0Constraint;
   readonly #coefficients = new Map<string, { sqrtAb: Tensor; sqrtOneMinusAb: Tensor }>();
 
   constructor(config: DDPMConfig) {
@@ -37,11 +37,15 @@ export class DDPMScheduler implements Scheduler {
     if (c.variance !== 'posterior' && c.variance !== 'beta') {
       throw new RangeError(`DDPMScheduler: variance must be 'posterior' or 'beta', got '${String(c.variance)}'`);
     }
-    this.#constraint = checkSchedulerConfig('DDPMScheduler', c);
+    this.constraint = checkSchedulerConfig('DDPMScheduler', c);
     this.config = Object.freeze({ ...c, clipRange: [c.clipRange[0], c.clipRange[1]] as const });
     this.schedule = c.schedule;
     const T = this.schedule.numTimesteps;
     this.timesteps = Int32Array.from({ length: T }, (_, i) => T - 1 - i);
+  }
+
+  get clipRange(): readonly [number, number] {
+    return this.config.clipRange;
   }
 
   get terms(): ScheduleTerms {
@@ -92,24 +96,28 @@ export class DDPMScheduler implements Scheduler {
     return this.config.variance === 'posterior' ? this.terms.posteriorVariance[t]! : this.terms.betas[t]!;
   }
 
+  /** The ancestral step at t (Ho et al. Algorithm 2): x̂0 by eq. 15, the posterior mean μ̃_t(x_t, x̂0) by eq. 7, σ_t z. */
+  stepCoefficients(t: number): StepCoefficients {
+    this.#checkTimestep(t);
+    return {
+      epsScale: this.terms.sqrtOneMinusAlphasCumprod[t]!,
+      x0Divisor: this.config.authorX0 ? Math.sqrt(this.terms.alphas[t]!) : this.terms.sqrtAlphasCumprod[t]!,
+      x0Coef: this.terms.posteriorMeanCoef1[t]!,
+      xtCoef: this.terms.posteriorMeanCoef2[t]!,
+      epsCoef: 0,
+      sigma: Math.sqrt(this.variance(t)),
+      rederiveEps: false,
+    };
+  }
+
   /**
-   * One ancestral step x_t → x_{t−1} of p(x_{t−1} | x_t) (Ho et al. Algorithm 2).
+   * One ancestral step x_t → x_{t−1} of p(x_{t−1} | x_t).
    * @param eps the network's noise prediction ε̂(x_t, t)
    * @param t the current timestep (all samples of the batch share it)
    * @param xt the current sample
    */
   step(eps: Tensor, t: number, xt: Tensor, opts: { generator?: Generator; noise?: Tensor } = {}): StepOutput {
-    this.#checkTimestep(t);
-    return tidy(() => {
-      // 1. x̂0 from the noise prediction (eq. 15), kept in the data range when asked.
-      const x0 = constrainX0(this.predictStartFromNoise(xt, t, eps), this.config.clipRange, this.#constraint);
-      // 2. Posterior mean μ̃_t(x_t, x̂0) (eq. 7).
-      const mean = x0.mul(this.terms.posteriorMeanCoef1[t]!).add_(xt.mul(this.terms.posteriorMeanCoef2[t]!));
-      // 3. Add σ_t z, except at t = 0.
-      const variance = this.variance(t);
-      if (variance > 0) mean.add_(opts.noise ?? randn(xt.shape, { generator: opts.generator, device: xt.device }), Math.sqrt(variance));
-      return { prevSample: mean, predOriginalSample: x0 };
-    });
+    return applyStep(this.stepCoefficients(t), eps, xt, this.config.clipRange, this.constraint, opts);
   }
 
   /** One forward step x_{t−1} → x_t = √(1 − β_t) x_{t−1} + √β_t z (for pictures of the forward chain). */

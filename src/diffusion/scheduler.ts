@@ -1,9 +1,11 @@
 // What the sampling loop needs from a reverse-process scheduler (DDPM, DDIM), as diffusers' SchedulerMixin, and
 // the configuration every scheduler shares: the model's noise schedule and how x̂0 is kept in the data range.
 import type { Generator } from '../torch/generator.ts';
+import { randn } from '../torch/ops/random.ts';
+import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { NoiseSchedule } from './schedule.ts';
-import { x0Constraint, type X0Constraint } from './thresholding.ts';
+import { constrainX0, x0Constraint, type X0Constraint } from './thresholding.ts';
 
 export interface StepOutput {
   /** The sample at the next (smaller) timestep, or the final sample after the last step. */
@@ -12,9 +14,62 @@ export interface StepOutput {
   predOriginalSample: Tensor;
 }
 
+/**
+ * One reverse step as numbers, the form DDPM and DDIM share (and that other engines evaluate):
+ *   x̂0 = (x_t − epsScale · ε̂) / x0Divisor, then constrained to the data range;
+ *   x_prev = x0Coef · x̂0 + xtCoef · x_t + epsCoef · ε̃ + sigma · z,
+ * where ε̃ is ε̂, or — when `rederiveEps` and x̂0 was constrained — the noise that the constrained x̂0 implies,
+ * (x_t − x0Divisor · x̂0) / epsScale.
+ */
+export interface StepCoefficients {
+  epsScale: number;
+  x0Divisor: number;
+  x0Coef: number;
+  xtCoef: number;
+  epsCoef: number;
+  sigma: number;
+  rederiveEps: boolean;
+}
+
+/**
+ * The step as x_prev = x0Coef · x̂0 + xtCoef · x_t + epsCoef · ε̂ + sigma · z, with ε̃ folded into the first two
+ * terms where it is re-derived (equal up to rounding): the form of a step that has no branches.
+ */
+export function linearStep(c: StepCoefficients, constrained: boolean): Omit<StepCoefficients, 'rederiveEps'> {
+  const { rederiveEps, ...rest } = c;
+  if (!rederiveEps || !constrained || c.epsCoef === 0) return rest;
+  const k = c.epsCoef / c.epsScale;
+  return { ...rest, x0Coef: c.x0Coef - k * c.x0Divisor, xtCoef: c.xtCoef + k, epsCoef: 0 };
+}
+
+/** Applies step coefficients to tensors: x̂0 under `constraint`, and x_prev with noise z drawn when sigma > 0. */
+export function applyStep(
+  c: StepCoefficients,
+  eps: Tensor,
+  xt: Tensor,
+  range: readonly [number, number],
+  constraint: X0Constraint,
+  opts: { generator?: Generator; noise?: Tensor } = {},
+): StepOutput {
+  return tidy(() => {
+    const x0 = constrainX0(xt.sub(eps.mul(c.epsScale)).div_(c.x0Divisor), range, constraint);
+    const epsUsed = c.rederiveEps && constraint.kind !== 'none' ? xt.sub(x0.mul(c.x0Divisor)).div_(c.epsScale) : eps;
+    const prev = x0.mul(c.x0Coef);
+    if (c.xtCoef !== 0) prev.add_(xt.mul(c.xtCoef));
+    if (c.epsCoef !== 0) prev.add_(epsUsed, c.epsCoef);
+    if (c.sigma > 0) prev.add_(opts.noise ?? randn(xt.shape, { generator: opts.generator, device: xt.device }), c.sigma);
+    return { prevSample: prev, predOriginalSample: x0 };
+  });
+}
+
 export interface Scheduler {
   /** The timesteps the loop visits, from T−1 down to 0. */
   readonly timesteps: Int32Array;
+  /** How x̂0 is kept in the data range, and that range in model space. */
+  readonly constraint: X0Constraint;
+  readonly clipRange: readonly [number, number];
+  /** The step at t as numbers (see StepCoefficients). */
+  stepCoefficients(t: number): StepCoefficients;
   /** One reverse step from x_t given the network's noise prediction ε̂(x_t, t). */
   step(eps: Tensor, t: number, xt: Tensor, opts?: { generator?: Generator; noise?: Tensor }): StepOutput;
   dispose(): void;
