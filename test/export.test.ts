@@ -17,7 +17,7 @@ test('export keeps config, log and weights (no optimizer state) and samples bit-
     const run = join(root, 'run');
     trainDiffusion({ out: run, model: 'small', images: loadMnist('test'), training: { epochs: 1, perClass: 2, batchSize: 10 } });
     const out = join(root, 'shared');
-    const { checkpoint } = exportRun(run, out);
+    const { file: checkpoint } = exportRun(run, out);
     assert.ok(existsSync(join(out, 'config.json')) && existsSync(join(out, 'train.jsonl')));
     assert.ok(statSync(checkpoint).size < statSync(join(run, 'checkpoints', 'epoch-0001.safetensors')).size / 2, 'no optimizer state');
     assert.deepEqual(readdirSync(root).sort(), ['run', 'shared'], 'no temporary folder left');

@@ -1,7 +1,7 @@
 // The sampling choices shared by `sample`, `generate` and `speed`: sampler (DDPM or DDIM with its steps and η),
 // how x̂0 is kept in the data range, and the author-code variants.
 import { InvalidArgumentError, Option, type Command, type OptionValues } from '@commander-js/extra-typings';
-import type { SamplingOptions } from '../pipelines/diffusion-model.ts';
+import type { SamplingOptions } from '../pipelines/sampling-model.ts';
 import { positiveInt } from './parse.ts';
 
 function unitInterval(value: string): number {

@@ -27,6 +27,11 @@ export interface SampleLoopResult {
   trajectory?: { t: number[]; xt: Tensor[]; predX0: Tensor[] };
 }
 
+/** The error for a network that returned NaN or ∞ at step `done + 1` of `total` (timestep t). */
+export function nonFiniteNoiseError(t: number, done: number, total: number): Error {
+  return new Error(`the network returned non-finite values at timestep ${t} (step ${done + 1} of ${total}); its weights may be damaged`);
+}
+
 /** Runs the reverse process from x_{T−1} ~ N(0, I) of `shape` over the scheduler's timesteps, in inference mode. */
 export function sampleLoop(scheduler: Scheduler, predictNoise: NoisePredictor, shape: readonly number[], opts: SampleLoopOptions = {}): SampleLoopResult {
   return inferenceMode(() => {
@@ -39,7 +44,7 @@ export function sampleLoop(scheduler: Scheduler, predictNoise: NoisePredictor, s
         const { prevSample, predOriginalSample } = tidy(() => {
           const eps = predictNoise(x, t);
           // NaN weights or an overflow would otherwise end as black images, silently.
-          if (!allFinite(eps)) throw new Error(`the network returned non-finite values at timestep ${t} (step ${done + 1} of ${total}); its weights may be damaged`);
+          if (!allFinite(eps)) throw nonFiniteNoiseError(t, done, total);
           return scheduler.step(eps, t, x, { generator: opts.generator });
         });
         if (trajectory) {

@@ -1,6 +1,6 @@
 // Sampling speed as the paper measures it (§0.3): wall time of producing one sample at batch size 1,
 // averaged over many samples; loading and initialising the models is not timed.
-import type { SamplingOptions } from '../pipelines/diffusion-model.ts';
+import type { SamplingOptions } from '../pipelines/sampling-model.ts';
 import { pipelineDevice, samplePipeline, pipelineSteps, type Pipeline } from '../pipelines/pipeline.ts';
 import { Generator } from '../torch/generator.ts';
 import { cuda } from '../torch/runtime.ts';

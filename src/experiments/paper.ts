@@ -21,7 +21,9 @@ import { forwardProcessFigure, reverseProcessFigure, sampleGridFigure } from '..
 import { generateSet } from '../pipelines/generate.ts';
 import { MODEL_KINDS } from '../pipelines/model-config.ts';
 import { PAPER_PIPELINES, PAPER_PIPELINE_MODELS, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
-import { disposePipeline, loadModel, loadPipeline, type PipelineSpec } from '../pipelines/pipeline.ts';
+import { defaultEngine, disposePipeline, loadModel, loadPipeline, type PipelineSpec } from '../pipelines/pipeline.ts';
+import type { Engine } from '../pipelines/sampling-model.ts';
+import { onnxRuntimeVersion } from '../onnx/runtime.ts';
 import type { BeyondResult, CasResult, Table1X0, Figure, PaperResults, SpeedResult, StageTiming, Toy1dResult, TrainingResult } from '../report/results.ts';
 import { writeReport } from '../report/write.ts';
 import { getNumThreads, setNumThreads, torchVersion } from '../torch/runtime.ts';
@@ -42,6 +44,12 @@ export interface PaperOptions {
   seed?: number;
   /** Where trainings, sampling, CAS and the speed stage run: cpu (default) or cuda[:N]. The 1-D study stays on the CPU. */
   device?: string;
+  /**
+   * The engine that samples the generated sets and the speed stage. Default: sets on libtorch (the engine the
+   * committed results were made with; ONNX Runtime gives the same images to float rounding), speed on the
+   * fastest engine installed (defaultEngine).
+   */
+  engine?: Engine;
   /** Also run the experiments beyond the paper (DDIM, dynamic thresholding, EMA, conditioning augmentation). */
   beyond?: BeyondSettings;
   log?: (line: string) => void;
@@ -132,9 +140,11 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
     }
   }
   const run = (name: string, seed: number) => runs.get(`${name}-${seed}`)!;
-  const pipelineSpec = (v: Pick<Variant, 'pipeline' | 'trainings'>, seed: number): PipelineSpec => {
+  const generationEngine = opts.engine ?? 'libtorch';
+  const speedEngine = opts.engine ?? defaultEngine(device);
+  const pipelineSpec = (v: Pick<Variant, 'pipeline' | 'trainings'>, seed: number, engine: Engine): PipelineSpec => {
     const p = PAPER_PIPELINE_MODELS[v.pipeline];
-    return { runs: p.models.map((m) => run(v.trainings?.[m] ?? m, seed).dir), upscale: p.upscale, device };
+    return { runs: p.models.map((m) => run(v.trainings?.[m] ?? m, seed).dir), upscale: p.upscale, device, engine };
   };
   const pipelineInputs = (v: Variant, seed: number): Record<string, string> => {
     const p = PAPER_PIPELINE_MODELS[v.pipeline];
@@ -165,10 +175,12 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
     const setHashes: Record<string, string> = {};
     for (const seed of seeds) {
       const dir = setDir(seed);
-      const config = { sampling: v.sampling, pipeline: v.pipeline, count: preset.samplesPerRun, batchSize: GENERATION_BATCH, seed: SEEDS.generation(seed), labelOffset: labelOffset(seed, preset.samplesPerRun), device };
+      // libtorch, the engine of every set made before the choice existed, is implied.
+      const engine = generationEngine === 'libtorch' ? {} : { engine: generationEngine };
+      const config = { sampling: v.sampling, pipeline: v.pipeline, count: preset.samplesPerRun, batchSize: GENERATION_BATCH, seed: SEEDS.generation(seed), labelOffset: labelOffset(seed, preset.samplesPerRun), device, ...engine };
       const label = `generate ${v.name} ${seed}`;
       await stage(label, `generate-${v.name}-${seed}`, { stage: 'generate', version: STAGE_VERSIONS.generate, config, inputs: pipelineInputs(v, seed) }, [dir], () => {
-        const p = loadPipeline(pipelineSpec(v, seed));
+        const p = loadPipeline(pipelineSpec(v, seed, generationEngine));
         try {
           const set = generateSet(p, { ...v.sampling, count: config.count, batchSize: config.batchSize, seed: config.seed, labelOffset: config.labelOffset, onProgress: (done, total) => progress(label, done, total) });
           writeGeneratedSet(dir, set, { variant: v.name, run: seed, ...config });
@@ -190,10 +202,10 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
   //    quiet machine.
   for (const m of measured.filter((x) => x.variant.speed)) {
     const v = m.variant;
-    const config = { sampling: v.sampling, pipeline: v.pipeline, samples: preset.speedSamples, threads: preset.speedThreads, seed: SEEDS.speed, device, cpu: cpus()[0]?.model ?? 'unknown', libtorch: torchVersion };
+    const config = { sampling: v.sampling, pipeline: v.pipeline, samples: preset.speedSamples, threads: preset.speedThreads, seed: SEEDS.speed, device, cpu: cpus()[0]?.model ?? 'unknown', libtorch: torchVersion, engine: speedEngine, ...(speedEngine === 'onnxruntime' ? { onnxruntime: onnxRuntimeVersion() } : {}) };
     m.speed = await stage(`speed ${v.name}`, `speed-${v.name}`, { stage: 'speed', version: STAGE_VERSIONS.speed, config, inputs: pipelineInputs(v, 1) }, [], () =>
       withThreads(preset.speedThreads, () => {
-        const p = loadPipeline(pipelineSpec(v, 1));
+        const p = loadPipeline(pipelineSpec(v, 1, speedEngine));
         try {
           return measureSamplingSpeed(p, { ...v.sampling, samples: preset.speedSamples, seed: SEEDS.speed, onSample: (d, t) => progress(`speed ${v.name}`, d, t) });
         } finally {
@@ -233,7 +245,7 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
   }
   const labels = Array.from({ length: 10 }, (_, i) => i);
   for (const pipeline of PAPER_PIPELINES) {
-    const p = loadPipeline(pipelineSpec({ pipeline }, 1));
+    const p = loadPipeline(pipelineSpec({ pipeline }, 1, generationEngine));
     try {
       for (const clip of [false, true]) {
         png(`samples-${pipeline}${clip ? '-clip' : ''}.png`, `Samples of ${pipeline} (${clip ? 'x̂0 clipped' : 'plain sampling'}), one label per column.`,
@@ -252,7 +264,7 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
     { dataset: 'real', x0: null, ...real },
     ...table1.map((m): CasResult => ({ dataset: m.variant.pipeline, x0: x0Of(m.variant) as Table1X0, ...m.cas, ...(m.offRange ? { offRange: m.offRange } : {}) })),
   ];
-  const speed: SpeedResult[] = table1.flatMap((m) => (m.speed ? [{ pipeline: m.variant.pipeline as PaperPipeline, x0: x0Of(m.variant) as Table1X0, ...m.speed }] : []));
+  const speed: SpeedResult[] = table1.flatMap((m) => (m.speed ? [{ pipeline: m.variant.pipeline as PaperPipeline, x0: x0Of(m.variant) as Table1X0, ...m.speed, engine: speedEngine }] : []));
   const beyond = opts.beyond === undefined ? undefined : measured.filter((m) => m.variant.group !== 'table1').map((m): BeyondResult => {
     const { variant: v } = m;
     return {
@@ -272,7 +284,7 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
     preset: preset.name,
     dataset: opts.dataset,
     createdAt: new Date().toISOString(),
-    machine: machineInfo(device),
+    machine: { ...machineInfo(device), ...(speedEngine === 'onnxruntime' && measured.some((m) => m.speed) ? { onnxruntime: onnxRuntimeVersion() } : {}) },
     settings: { ...Object.fromEntries(Object.entries(preset).filter(([, v]) => typeof v !== 'object')), runsFolder: relative(opts.out, opts.runs ?? join(work, 'runs')) },
     training,
     cas,

@@ -3,7 +3,7 @@
 // Table 1 is the variants of group 'table1'; the stage runner (paper.ts) treats every variant alike.
 import type { ModelKind } from '../pipelines/model-config.ts';
 import { PAPER_PIPELINES, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
-import type { SamplingOptions } from '../pipelines/diffusion-model.ts';
+import type { SamplingOptions } from '../pipelines/sampling-model.ts';
 import type { Toy1dConfig } from './toy1d.ts';
 
 export interface ProtocolPreset {

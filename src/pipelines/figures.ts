@@ -9,7 +9,8 @@ import { tensor } from '../torch/ops/creation.ts';
 import { cat } from '../torch/ops/shape.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
-import type { DiffusionModel, SamplingOptions } from './diffusion-model.ts';
+import type { DiffusionModel } from './diffusion-model.ts';
+import type { SamplingOptions } from './sampling-model.ts';
 import { pipelineDevice, samplePipeline, type Pipeline } from './pipeline.ts';
 
 export interface FigureOptions {

@@ -7,7 +7,7 @@ import { amax } from '../torch/ops/reduction.ts';
 import { gt } from '../torch/ops/pointwise.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
-import type { SamplingOptions } from './diffusion-model.ts';
+import type { SamplingOptions } from './sampling-model.ts';
 import { pipelineDevice, pipelineImageSize, samplePipeline, type Pipeline } from './pipeline.ts';
 
 /**

@@ -1,12 +1,20 @@
 // The ways trained models become samples: a chain of models — a generator, then upscalers each conditioned on
 // the previous model's samples — optionally followed by a bilinear upscale. The paper's three pipelines are
 // chains of its models (paper-pipelines.ts).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { upscale } from '../data/tensor-dataset.ts';
+import { canonicalJson } from '../io/content-hash.ts';
 import { restoreCheckpoint } from '../io/checkpoint.ts';
+import { onnxRuntimeAvailable } from '../onnx/runtime.ts';
+import { getNumThreads } from '../torch/runtime.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
-import { DiffusionModel, type SamplingOptions } from './diffusion-model.ts';
+import { DiffusionModel } from './diffusion-model.ts';
+import { OnnxDiffusionModel } from './onnx-diffusion-model.ts';
+import { ONNX_MODEL_FILE, diffusionModelToOnnx } from './onnx-export.ts';
 import { RunError, checkCheckpointModel, latestCheckpoint, noCheckpointReason, readRunConfig } from './run-dir.ts';
+import type { Engine, SamplingModel, SamplingOptions } from './sampling-model.ts';
 
 /**
  * Loads a run's model from its newest checkpoint (or `checkpoint`), in evaluation mode: the moving average of
@@ -15,7 +23,10 @@ import { RunError, checkCheckpointModel, latestCheckpoint, noCheckpointReason, r
 export function loadModel(runDir: string, opts: { checkpoint?: string; device?: string; ema?: boolean } = {}): DiffusionModel {
   const config = readRunConfig(runDir);
   const path = opts.checkpoint ?? latestCheckpoint(runDir)?.path;
-  if (path === undefined) throw new RunError(`${runDir}: no checkpoint to load: ${noCheckpointReason(runDir)}`);
+  if (path === undefined) {
+    if (existsSync(join(runDir, ONNX_MODEL_FILE))) throw new RunError(`${runDir} holds an ONNX export (${ONNX_MODEL_FILE}) and no checkpoint: sample it with --engine onnxruntime`);
+    throw new RunError(`${runDir}: no checkpoint to load: ${noCheckpointReason(runDir)}`);
+  }
   checkCheckpointModel(path, config);
   const model = new DiffusionModel(config.model, opts.device);
   try {
@@ -29,9 +40,48 @@ export function loadModel(runDir: string, opts: { checkpoint?: string; device?: 
   return model;
 }
 
+/**
+ * A run's model on ONNX Runtime: its exported `model.onnx` where the folder has one (an export made with
+ * `ssddpm export --format onnx`), else exported in memory from its newest checkpoint.
+ */
+export function loadOnnxModel(runDir: string, opts: { ema?: boolean; threads?: number } = {}): OnnxDiffusionModel {
+  const config = readRunConfig(runDir);
+  const file = join(runDir, ONNX_MODEL_FILE);
+  const threads = opts.threads ?? getNumThreads();
+  if (!existsSync(file)) {
+    const model = loadModel(runDir, { ema: opts.ema });
+    try {
+      const weights = config.training.ema !== undefined && opts.ema !== false ? 'ema' : 'model';
+      return OnnxDiffusionModel.fromBytes(diffusionModelToOnnx(model, weights), { threads });
+    } finally {
+      model.dispose();
+    }
+  }
+  let m: OnnxDiffusionModel;
+  try {
+    m = OnnxDiffusionModel.fromBytes(readFileSync(file), { threads });
+  } catch (err) {
+    throw new RunError(`${file}: ${err instanceof Error ? err.message : String(err)}; export it again (ssddpm export --format onnx)`);
+  }
+  const problem =
+    canonicalJson(m.config) !== canonicalJson(config.model) ? `is not the model its config.json describes (a ${m.config.imageSize}×${m.config.imageSize} ${m.config.kind} model, not a ${config.model.imageSize}×${config.model.imageSize} ${config.model.kind} one)` :
+    opts.ema === false && m.weights === 'ema' ? 'holds the moving-average weights; export with --no-ema for the trained ones' :
+    undefined;
+  if (problem !== undefined) {
+    m.dispose();
+    throw new RunError(`${file} ${problem}`);
+  }
+  return m;
+}
+
+/** ONNX Runtime on the CPU where it is installed (it samples fastest there), else libtorch. */
+export function defaultEngine(device?: string): Engine {
+  return (device === undefined || device === 'cpu') && onnxRuntimeAvailable() ? 'onnxruntime' : 'libtorch';
+}
+
 export interface Pipeline {
   /** A generator, then upscalers: model i > 0 is conditioned on model i − 1's samples. */
-  models: readonly DiffusionModel[];
+  models: readonly SamplingModel[];
   /** Upscale the last model's samples bilinearly to this size. */
   upscaleTo?: number;
 }
@@ -44,6 +94,8 @@ export interface PipelineSpec {
   device?: string;
   /** Use the runs' moving-average weights where they kept one (default true). */
   ema?: boolean;
+  /** The engine that evaluates the networks (default: defaultEngine(device)). */
+  engine?: Engine;
 }
 
 const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
@@ -52,10 +104,12 @@ export function loadPipeline(spec: PipelineSpec): Pipeline {
   const { runs } = spec;
   if (runs.length === 0) throw new RunError('give either one run folder or a cascade (small,upscaler)');
   if (spec.upscale && runs.length > 1) throw new RunError('upscaling (--upscale) is for a single small model; a cascade ends with its upscaler');
-  const models: DiffusionModel[] = [];
+  const engine = spec.engine ?? defaultEngine(spec.device);
+  if (engine === 'onnxruntime' && spec.device !== undefined && spec.device !== 'cpu') throw new RunError(`the onnxruntime engine samples on the CPU; use --engine libtorch for ${spec.device}`);
+  const models: SamplingModel[] = [];
   try {
     for (const [i, run] of runs.entries()) {
-      const m = loadModel(run, { device: spec.device, ema: spec.ema });
+      const m = engine === 'onnxruntime' ? loadOnnxModel(run, { ema: spec.ema }) : loadModel(run, { device: spec.device, ema: spec.ema });
       models.push(m);
       const prev = models[i - 1];
       const problem =
@@ -82,7 +136,7 @@ export function pipelineDevice(p: Pipeline): string {
 }
 
 // Network evaluations of one model per sample.
-function modelSteps(m: DiffusionModel, opts: Pick<SamplingOptions, 'sampler' | 'steps'>): number {
+function modelSteps(m: SamplingModel, opts: Pick<SamplingOptions, 'sampler' | 'steps'>): number {
   return opts.sampler === 'ddim' ? Math.min(opts.steps ?? m.numTimesteps, m.numTimesteps) : m.numTimesteps;
 }
 

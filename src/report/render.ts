@@ -219,6 +219,12 @@ function perClassBlocks(r: PaperResults): Block[] {
   ];
 }
 
+/** The engines the speed stage sampled on, in words. */
+function speedEngines(r: PaperResults): string {
+  const names = { libtorch: 'libtorch', onnxruntime: 'ONNX Runtime' } as const;
+  return [...new Set(r.speed.map((s) => names[s.engine ?? 'libtorch']))].join(' and ');
+}
+
 function chartBlocks(r: PaperResults): Block[] {
   // Results that timed x̂0-clipped sampling too get a column for it.
   const clippedTimed = r.speed.some((s) => s.x0 === 'clip');
@@ -251,7 +257,7 @@ function chartBlocks(r: PaperResults): Block[] {
     ...(r.speed.length === 0
       ? [NOT_RUN('Speed measurement')]
       : [
-          { kind: 'chart', chart: 'speed', caption: 'Seconds per sample at batch size 1 (model loading excluded), ours beside the paper’s T4 GPU numbers; log scale.' } as Block,
+          { kind: 'chart', chart: 'speed', caption: `Seconds per sample at batch size 1 (model loading excluded; sampled on ${speedEngines(r)}), ours beside the paper’s T4 GPU numbers; log scale.` } as Block,
           { kind: 'table', head: ['pipeline', 'ours (s / sample)', ...(clippedTimed ? ['ours, x̂0 clipped'] : []), 'network evaluations', 'samples timed', 'paper (T4)', 'ours / paper'], rows: speedRows } as Block,
         ]),
   ];
@@ -387,6 +393,7 @@ function machineBlocks(r: PaperResults): Block[] {
             ['cores', String(m.cores)],
             ['threads', String(m.threads)],
             ['libtorch', m.libtorch],
+            ...(m.onnxruntime === undefined ? [] : [['ONNX Runtime', m.onnxruntime]]),
             ['node', m.node],
             ['OS', m.os],
           ],

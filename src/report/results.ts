@@ -5,6 +5,7 @@ import type { OffRange } from '../data/generated-set.ts';
 import type { X0ConstraintKind } from '../diffusion/thresholding.ts';
 import type { CasScore } from '../eval/cas.ts';
 import type { PaperPipeline } from '../pipelines/paper-pipelines.ts';
+import type { Engine } from '../pipelines/sampling-model.ts';
 
 export type { OffRange } from '../data/generated-set.ts';
 export type { X0ConstraintKind } from '../diffusion/thresholding.ts';
@@ -32,6 +33,8 @@ export interface SpeedResult {
   samples: number;
   /** Network evaluations per sample. */
   steps: number;
+  /** The engine that sampled (absent in results written before it was recorded: libtorch). */
+  engine?: Engine;
 }
 
 export interface TrainingResult {
@@ -101,6 +104,8 @@ export interface MachineInfo {
   cores: number;
   threads: number;
   libtorch: string;
+  /** The ONNX Runtime version, where the speed stage sampled on it. */
+  onnxruntime?: string;
   node: string;
   os: string;
 }

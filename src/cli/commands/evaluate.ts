@@ -4,7 +4,7 @@ import { readImageSetDir } from '../../data/image-set.ts';
 import { classificationAccuracyScore } from '../../eval/cas.ts';
 import { measureSamplingSpeed } from '../../eval/speed.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
-import { exportRun } from '../../pipelines/export-run.ts';
+import { EXPORT_FORMATS, exportRun } from '../../pipelines/export-run.ts';
 import { disposePipeline } from '../../pipelines/pipeline.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { device, nonNegativeInt, positiveInt } from '../parse.ts';
@@ -55,18 +55,28 @@ export const speedCommand = withSamplerOptions(withPipelineOptions(
       const progress = createProgress('speed', o.samples);
       const m = measureSamplingSpeed(pipeline, { samples: o.samples, sampler, steps, eta, clip, dynamicThreshold, conditioningLevel, onSample: (d) => progress.update(d) });
       progress.stop();
-      console.log(`${(m.secondsPerSample * 1000).toFixed(2)} ms per sample (${m.steps} network evaluations, batch size 1, ${m.samples} samples)`);
+      console.log(`${(m.secondsPerSample * 1000).toFixed(2)} ms per sample (${m.steps} network evaluations, batch size 1, ${m.samples} samples, on ${pipeline.models[0]!.engine})`);
     } finally {
       disposePipeline(pipeline);
     }
   });
 
 export const exportCommand = new Command('export')
-  .description('copy a trained run for sharing: config, training log and the newest weights, without optimizer state')
+  .description('copy a trained run for sharing: config, training log and the newest weights, as safetensors (without optimizer state) or as ONNX')
   .requiredOption('--run <dir>', 'the run folder')
   .requiredOption('--out <dir>', 'folder to create')
-  .addHelpText('after', '\nThe copy samples, generates and joins `ssddpm paper --runs` like the original, but cannot be resumed.')
+  .addOption(new Option('--format <format>', 'safetensors: the checkpoint; onnx: model.onnx, one reverse step per call').choices(EXPORT_FORMATS).default('safetensors' as const))
+  .option('--no-ema', 'onnx: the trained weights even where the run kept a moving average of them')
+  .addHelpText('after', `
+The safetensors copy samples, generates and joins \`ssddpm paper --runs\` like the original, but cannot be resumed.
+The ONNX copy samples with --engine onnxruntime (the default on the CPU), and on ONNX Runtime anywhere: its
+graph takes x_t, the timestep, the label (and the upscaler's conditioning) and the scheduler's coefficients,
+and returns x_{t-1}, x̂0 and ε̂; its metadata holds the model configuration and the schedule's terms.
+
+Examples:
+  ssddpm export --run runs/baseline --out shared/baseline
+  ssddpm export --run runs/baseline --format onnx --out onnx/baseline`)
   .action((o) => {
-    const { checkpoint } = exportRun(o.run, o.out);
-    console.log(`wrote ${o.out} (${checkpoint})`);
+    const { file } = exportRun(o.run, o.out, { format: o.format, ema: o.ema });
+    console.log(`wrote ${o.out} (${file})`);
   });

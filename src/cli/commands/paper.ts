@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { DATASET_NAMES } from '../../data/datasets.ts';
 import { pretrainedRuns, runPaper } from '../../experiments/paper.ts';
 import { BEYOND_DEFAULTS, PRESETS } from '../../experiments/protocol.ts';
+import { ENGINES } from '../../pipelines/sampling-model.ts';
 import { device } from '../parse.ts';
 import { createProgress, type Progress } from '../progress.ts';
 
@@ -15,6 +16,7 @@ export const paperCommand = new Command('paper')
   .option('--work <dir>', 'folder for runs/, sets/ and stages/ (default: paper-work/<dataset>-<preset>)')
   .option('--beyond', 'also run the experiments beyond the paper on the same protocol: DDIM steps, dynamic thresholding, EMA baselines, an upscaler with conditioning augmentation (6 more trainings)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]': trainings, sampling, CAS and the speed stage (the 1-D study stays on the CPU)", device, 'cpu')
+  .addOption(new Option('--engine <engine>', 'the engine that samples the generated sets, figures and the speed stage (default: sets and figures on libtorch, as the committed results; speed on onnxruntime where installed, the fastest on the CPU)').choices(ENGINES))
   .option('--runs <dir>', 'folder of finished training runs to reuse (default: <work>/runs; with --quick, pretrained/<dataset> when shipped); missing ones train into <work>/runs')
   .addHelpText('after', `
 Every stage is cached under a key of its settings, its inputs' content hashes and its code version: an
@@ -33,6 +35,7 @@ Examples:
       preset,
       dataset: o.dataset,
       device: o.device,
+      engine: o.engine,
       work,
       runs: o.runs ?? (name === 'quick' ? pretrainedRuns(o.dataset) : undefined),
       out: o.out,

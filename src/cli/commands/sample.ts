@@ -36,7 +36,7 @@ export const sampleCommand = withSamplingOptions(withPipelineOptions(
       });
       progress?.stop();
       writeFileAtomic(o.out, canvas.toPng());
-      console.log(`wrote ${o.out} (${o.labels.length * o.perLabel} samples, ${steps} denoising steps each)`);
+      console.log(`wrote ${o.out} (${o.labels.length * o.perLabel} samples, ${steps} denoising steps each, on ${pipeline.models[0]!.engine})`);
     } finally {
       disposePipeline(pipeline);
     }

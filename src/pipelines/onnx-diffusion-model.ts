@@ -1,0 +1,148 @@
+// A trained model sampled by ONNX Runtime. Models we export take one call per reverse step (network, FiLM,
+// scheduler update and x̂0 clipping in one graph, see onnx-export.ts); a graph that only predicts the noise
+// (e.g. PyTorch's export of the same U-Net) runs inside our libtorch sampling loop instead, as does dynamic
+// thresholding, whose per-sample percentile is not in the graph. Noise is drawn from the same libtorch
+// generator in the same order as on the libtorch engine, so both engines give the same samples from one seed.
+import { nonFiniteNoiseError, sampleLoop, type SampleLoopResult } from '../diffusion/sample.ts';
+import { linearStep, type Scheduler } from '../diffusion/scheduler.ts';
+import { OrtSession, type OrtValue } from '../onnx/runtime.ts';
+import { IO } from '../onnx/step-graph.ts';
+import { tensor } from '../torch/ops/creation.ts';
+import { randn } from '../torch/ops/random.ts';
+import { tidy } from '../torch/scope.ts';
+import type { Tensor } from '../torch/tensor.ts';
+import type { DiffusionModelConfig } from './model-config.ts';
+import { describeOnnxModel, type ExportedWeights } from './onnx-export.ts';
+import { SamplingModel, type ReverseProcessInputs } from './sampling-model.ts';
+
+export interface OnnxModelOptions {
+  /** Threads ONNX Runtime uses for one operator (default 1). */
+  threads?: number;
+}
+
+const f32 = (data: Float32Array, dims: readonly number[]): OrtValue => ({ type: 'float32', data, dims });
+const scalar = (v: number): OrtValue => f32(Float32Array.of(v), []);
+
+function floats(t: Tensor): Float32Array {
+  return t.contiguous().data() as Float32Array;
+}
+
+export class OnnxDiffusionModel extends SamplingModel {
+  readonly engine = 'onnxruntime';
+  /** Whether one call takes a whole reverse step (our export) or only predicts the noise. */
+  readonly fusedStep: boolean;
+  /** Which weights the graph holds, where it says. */
+  readonly weights: ExportedWeights | undefined;
+  readonly #session: OrtSession;
+
+  /** A model we exported (see diffusionModelToOnnx); throws with the reason when `bytes` are not one. */
+  static fromBytes(bytes: Uint8Array, opts: OnnxModelOptions = {}): OnnxDiffusionModel {
+    const d = describeOnnxModel(bytes);
+    return new OnnxDiffusionModel(d.config, new OrtSession(bytes, { threads: opts.threads }), d.weights);
+  }
+
+  /**
+   * A graph from elsewhere that predicts the noise of the model `config` describes, with our input and output
+   * names (sample, timestep, label [, conditioning [, conditioning_level]] → eps).
+   */
+  static fromNoisePredictor(bytes: Uint8Array, config: DiffusionModelConfig, opts: OnnxModelOptions = {}): OnnxDiffusionModel {
+    return new OnnxDiffusionModel(config, new OrtSession(bytes, { threads: opts.threads }), undefined);
+  }
+
+  private constructor(config: DiffusionModelConfig, session: OrtSession, weights: ExportedWeights | undefined) {
+    super(config);
+    try {
+      this.#checkInterface(session);
+    } catch (err) {
+      session.dispose();
+      throw err;
+    }
+    this.#session = session;
+    this.weights = weights;
+    this.fusedStep = session.outputNames.includes(IO.prevSample);
+  }
+
+  #checkInterface(session: OrtSession): void {
+    const S = this.config.imageSize;
+    const expected: string[] = [IO.sample, IO.timestep, IO.label];
+    if (this.isUpscaler) expected.push(IO.conditioning);
+    if (this.augmentsConditioning) expected.push(IO.conditioningLevel);
+    const missing = expected.filter((n) => !session.inputNames.includes(n));
+    if (missing.length > 0) throw new Error(`the graph lacks the input${missing.length > 1 ? 's' : ''} ${missing.join(', ')} that ${this.#what()} takes`);
+    const extra = session.inputNames.filter((n) => !expected.includes(n) && !session.outputNames.includes(IO.prevSample));
+    if (extra.length > 0) throw new Error(`the graph takes ${extra.join(', ')}, which ${this.#what()} does not`);
+    if (!session.outputNames.includes(IO.eps)) throw new Error(`the graph has no output ${IO.eps}`);
+    const dims = session.inputDims.get(IO.sample)!;
+    const side = dims.slice(2);
+    if (dims.length !== 4 || side.some((d) => typeof d === 'number' && d !== S)) throw new Error(`the graph's ${IO.sample} is [${dims.join(', ')}], not the [N, 1, ${S}, ${S}] of ${this.#what()}`);
+  }
+
+  #what(): string {
+    return `a ${this.config.imageSize}×${this.config.imageSize} ${this.config.kind} model${this.augmentsConditioning ? ' with conditioning augmentation' : ''}`;
+  }
+
+  get device(): string {
+    return 'cpu';
+  }
+
+  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, loop }: ReverseProcessInputs): SampleLoopResult {
+    const n = labels.length;
+    const S = this.config.imageSize;
+    const shape = [n, 1, S, S];
+    const fixed: Record<string, OrtValue> = { [IO.label]: { type: 'int64', data: BigInt64Array.from(labels, BigInt), dims: [n] } };
+    if (cond !== undefined) fixed[IO.conditioning] = f32(floats(cond), shape);
+    if (level !== undefined) fixed[IO.conditioningLevel] = f32(new Float32Array(n).fill(level), [n]);
+    const timestep = (t: number): OrtValue => ({ type: 'int64', data: new BigInt64Array(n).fill(BigInt(t)), dims: [n] });
+    const constrained = scheduler.constraint.kind !== 'none';
+    const [lo, hi] = scheduler.constraint.kind === 'clip' ? scheduler.clipRange : [-Infinity, Infinity];
+    const stepInputs = (t: number, noise: Float32Array): Record<string, OrtValue> => {
+      const c = linearStep(scheduler.stepCoefficients(t), constrained);
+      return {
+        [IO.noise]: f32(noise, shape),
+        [IO.epsScale]: scalar(c.epsScale),
+        [IO.x0Divisor]: scalar(c.x0Divisor),
+        [IO.x0Coef]: scalar(c.x0Coef),
+        [IO.xtCoef]: scalar(c.xtCoef),
+        [IO.epsCoef]: scalar(c.epsCoef),
+        [IO.sigma]: scalar(c.sigma),
+        [IO.clipMin]: scalar(lo),
+        [IO.clipMax]: scalar(hi),
+      };
+    };
+    const zeros = new Float32Array(n * S * S);
+    if (!this.fusedStep || scheduler.constraint.kind === 'dynamic') {
+      // The noise prediction only; the step is the scheduler's, on libtorch.
+      const predict = (xt: Tensor, t: number): Tensor => {
+        const feeds = { ...fixed, [IO.sample]: f32(floats(xt), shape), [IO.timestep]: timestep(t), ...(this.fusedStep ? stepInputs(t, zeros) : {}) };
+        return tensor(this.#session.run(feeds, [IO.eps])[IO.eps]!.data as Float32Array, { shape });
+      };
+      return sampleLoop(scheduler, predict, shape, loop);
+    }
+    return tidy(() => {
+      const draw = () => tidy(() => floats(randn(shape, { generator: loop.generator })));
+      let x = draw();
+      const trajectory = loop.keepTrajectory ? { t: [] as number[], xt: [] as Tensor[], predX0: [] as Tensor[] } : undefined;
+      const total = scheduler.timesteps.length;
+      let done = 0;
+      for (const t of scheduler.timesteps) {
+        const sigma = scheduler.stepCoefficients(t).sigma;
+        const feeds = { ...fixed, [IO.sample]: f32(x, shape), [IO.timestep]: timestep(t), ...stepInputs(t, sigma > 0 ? draw() : zeros) };
+        const out = this.#session.run(feeds, [IO.prevSample, IO.predX0, IO.eps]);
+        // NaN weights or an overflow would otherwise end as black images, silently.
+        if (!(out[IO.eps]!.data as Float32Array).every(Number.isFinite)) throw nonFiniteNoiseError(t, done, total);
+        if (trajectory !== undefined) {
+          trajectory.t.push(t);
+          trajectory.xt.push(tensor(x, { shape }));
+          trajectory.predX0.push(tensor(out[IO.predX0]!.data as Float32Array, { shape }));
+        }
+        x = out[IO.prevSample]!.data as Float32Array;
+        loop.onStep?.(++done, total);
+      }
+      return { sample: tensor(x, { shape }), trajectory };
+    });
+  }
+
+  dispose(): void {
+    this.#session.dispose();
+  }
+}
