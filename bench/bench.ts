@@ -4,10 +4,13 @@
 //   batched sampling (network evaluations/s at batch 256),
 //   batch-1 latency of one full sample (baseline, small upscaled, cascaded: the paper's §0.3),
 //   achieved GFLOP/s against this CPU's peak, and the full paper protocol's wall time estimated from the rates.
-// Medians over repetitions after warm-up. The last line is
-//   summary: train=<ratio>x latency=<ratio>x baseline_sample_ms=<ms> protocol_h=<hours>
-// with ratios ours/peer (train: baseline samples/s, higher is better; latency: baseline seconds per sample,
-// lower is better).
+// Sampling uses the shipped trained MNIST runs and is measured on both our engines (ONNX Runtime, the default
+// on the CPU, and libtorch), beside three peers with the same weights: PyTorch eager, PyTorch traced + frozen +
+// torch.jit.optimize_for_inference, and ONNX Runtime running PyTorch's own torch.onnx.export through our
+// sampling loop. Medians over repetitions after warm-up. The last line is
+//   summary: train=<ratio>x latency=<ratio>x baseline_sample_ms=<ms> protocol_h=<hours> latency_vs_best=<ratio>
+// with ratios ours/peer (train: baseline samples/s, higher is better; latency: baseline seconds per sample on
+// our default engine, lower is better, against PyTorch eager; latency_vs_best against the fastest peer).
 //   npm run bench -- [--reps 5] [--only train-baseline,latency-baseline] [--no-peer] [--latency-threads 1]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -16,9 +19,15 @@ import * as torch from '../src/torch/index.ts';
 import { crossEntropy, mseLoss } from '../src/nn/functional.ts';
 import { Classifier } from '../src/models/classifier.ts';
 import { Adam, AdamW } from '../src/optim/index.ts';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DiffusionModel } from '../src/pipelines/diffusion-model.ts';
 import { presetModel, type ModelKind } from '../src/pipelines/model-config.ts';
-import { samplePipeline, type Pipeline } from '../src/pipelines/pipeline.ts';
+import { OnnxDiffusionModel } from '../src/pipelines/onnx-diffusion-model.ts';
+import { defaultEngine, loadModel, loadOnnxModel, samplePipeline, type Pipeline } from '../src/pipelines/pipeline.ts';
+import { latestCheckpoint } from '../src/pipelines/run-dir.ts';
+import type { SamplingModel } from '../src/pipelines/sampling-model.ts';
 import { PRESETS } from '../src/experiments/protocol.ts';
 import { NoiseSchedule } from '../src/diffusion/schedule.ts';
 import { cpuPeak, classifierForwardFlops, unetForwardFlops, TRAINING_FLOPS_PER_FORWARD } from './flops.ts';
@@ -182,39 +191,68 @@ function trainClassifier(): number[] {
   return secs.map((s) => plan.batch / s);
 }
 
-function sampleBatched(): number[] {
+// Sampling runs on the shipped trained runs, so that every side samples with the same weights.
+const RUNS = Object.fromEntries(
+  (['baseline', 'small', 'upscaler'] as const).map((k) => [k, fileURLToPath(new URL(`../pretrained/mnist/${k}-1`, import.meta.url))]),
+) as Record<ModelKind, string>;
+const oursEngine = defaultEngine(device);
+
+/** Who samples: our default engine, our libtorch engine, or ONNX Runtime on PyTorch's export (in our loop). */
+type Sampler = 'ours' | 'ours-libtorch' | 'ort-pytorch-export';
+
+let exportDir: string | undefined;
+/** PyTorch's torch.onnx.export of a run's U-Net (bench/peer/export_onnx.py), made once per run. */
+function pytorchExport(kind: ModelKind): Uint8Array {
+  exportDir ??= mkdtempSync(join(tmpdir(), 'ssddpm-bench-onnx-'));
+  const file = join(exportDir, `${kind}.onnx`);
+  const script = fileURLToPath(new URL('./peer/export_onnx.py', import.meta.url));
+  const r = spawnSync(python, [script, join(RUNS[kind], 'config.json'), latestCheckpoint(RUNS[kind])!.path, file, 'model'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`torch.onnx.export failed: ${r.stderr.trim().split('\n').pop()}`);
+  return readFileSync(file);
+}
+
+function loadSampler(kind: ModelKind, who: Sampler): SamplingModel {
+  if (who === 'ort-pytorch-export') return OnnxDiffusionModel.fromNoisePredictor(pytorchExport(kind), loadModelConfig(kind), { threads: torch.getNumThreads() });
+  return who === 'ours' && oursEngine === 'onnxruntime' ? loadOnnxModel(RUNS[kind], { ema: false }) : loadModel(RUNS[kind], { device, ema: false });
+}
+
+function loadModelConfig(kind: ModelKind) {
+  const m = loadModel(RUNS[kind], { ema: false });
+  const config = m.config;
+  m.dispose();
+  return config;
+}
+
+function sampleBatched(who: Sampler): number[] {
   torch.manualSeed(0);
-  const model = new DiffusionModel(models.baseline, device);
+  const model = loadSampler('baseline', who);
   const labels = Array.from({ length: plan.sampleBatch }, (_, i) => i % 10);
   const secs = timed(() => model.sample(labels).sample.dispose(), 1, plan.sampleReps, 1);
   model.dispose();
   return secs.map((s) => (plan.sampleBatch * models.baseline.schedule.numTimesteps) / s);
 }
 
-function latency(name: 'baseline' | 'small-upscaled' | 'cascaded'): number[] {
+function latency(name: 'baseline' | 'small-upscaled' | 'cascaded', who: Sampler): number[] {
   torch.manualSeed(0);
-  const baseline = new DiffusionModel(models.baseline, device);
-  const small = new DiffusionModel(models.small, device);
-  const upscaler = new DiffusionModel(models.upscaler, device);
-  const p: Pipeline =
-    name === 'baseline' ? { models: [baseline] } :
-    name === 'small-upscaled' ? { models: [small], upscaleTo: 28 } :
-    { models: [small, upscaler] };
+  const kinds: ModelKind[] = name === 'baseline' ? ['baseline'] : name === 'small-upscaled' ? ['small'] : ['small', 'upscaler'];
+  const p: Pipeline = { models: kinds.map((k) => loadSampler(k, who)), ...(name === 'small-upscaled' ? { upscaleTo: 28 } : {}) };
   let i = 0;
   const secs = timed(() => samplePipeline(p, [i++ % 10]).dispose(), plan.latencyWarmup, plan.reps, plan.latencySamples);
-  for (const m of [baseline, small, upscaler]) m.dispose();
+  for (const m of p.models) m.dispose();
   return secs;
 }
 
-function ours(w: Workload): number[] {
+const isSampling = (w: Workload) => w === 'sample-batched' || w.startsWith('latency');
+
+function ours(w: Workload, who: Sampler = 'ours'): number[] {
   torch.setNumThreads(w.startsWith('latency') ? plan.latencyThreads : threads);
   switch (w) {
     case 'train-baseline': return trainUNet('baseline');
     case 'train-small': return trainUNet('small');
     case 'train-upscaler': return trainUNet('upscaler');
     case 'train-classifier': return trainClassifier();
-    case 'sample-batched': return sampleBatched();
-    default: return latency(w.slice('latency-'.length) as 'baseline' | 'small-upscaled' | 'cascaded');
+    case 'sample-batched': return sampleBatched(who);
+    default: return latency(w.slice('latency-'.length) as 'baseline' | 'small-upscaled' | 'cascaded', who);
   }
 }
 
@@ -230,10 +268,11 @@ function peerUnavailable(python: string): string | undefined {
 }
 
 /** The peer's numbers for one workload (its own process, run right after ours so both see the same machine). */
-function peer(python: string, w: Workload): { version: string; values: number[] } | string {
+function peer(python: string, w: Workload, mode: 'eager' | 'jit' = 'eager'): { version: string; values: number[] } | string {
   const script = fileURLToPath(new URL('./peer/bench_peer.py', import.meta.url));
-  const run = spawnSync(python, [script, JSON.stringify({ ...plan, workloads: [w] })], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (run.status !== 0) return `PyTorch peer failed on ${w}: ${run.stderr.trim().split('\n').pop()}`;
+  const weights = Object.fromEntries(Object.entries(RUNS).map(([k, run]) => [k, latestCheckpoint(run)!.path]));
+  const run = spawnSync(python, [script, JSON.stringify({ ...plan, workloads: [w], mode, weights })], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (run.status !== 0) return `PyTorch ${mode} peer failed on ${w}: ${run.stderr.trim().split('\n').pop()}`;
   const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { torch: string; results: Partial<Record<Workload, number[]>> };
   return { version: out.torch, values: out.results[w]! };
 }
@@ -249,22 +288,43 @@ console.log(`libtorch ${torch.torchVersion} on ${device}; ${threads} threads (ba
 const python = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 let peerProblem = peerUnavailable(python);
 let peerVersion = '';
-const mine: Partial<Record<Workload, number[]>> = {};
-const theirResults: Partial<Record<Workload, number[]>> = {};
+/** Each column's values per workload: ours (default engine), ours on libtorch, and the peers. */
+const COLUMNS = ['ours', 'ours-libtorch', 'pytorch', 'pytorch-jit', 'ort-pytorch-export'] as const;
+type Column = (typeof COLUMNS)[number];
+const results: Record<Column, Partial<Record<Workload, number[]>>> = { ours: {}, 'ours-libtorch': {}, pytorch: {}, 'pytorch-jit': {}, 'ort-pytorch-export': {} };
+const notes: string[] = [];
+const note = (line: string) => {
+  if (!notes.includes(line)) notes.push(line);
+};
 for (const w of workloads) {
   console.error(`ours: ${w}…`);
-  mine[w] = ours(w);
+  results.ours[w] = ours(w);
+  if (isSampling(w) && oursEngine !== 'libtorch') {
+    console.error(`ours on libtorch: ${w}…`);
+    results['ours-libtorch'][w] = ours(w, 'ours-libtorch');
+  }
   torch.setNumThreads(threads);
   if (peerProblem !== undefined) continue;
-  console.error(`PyTorch: ${w}…`);
-  const r = peer(python, w);
-  if (typeof r === 'string') peerProblem = r;
-  else {
-    peerVersion = r.version;
-    theirResults[w] = r.values;
+  for (const mode of isSampling(w) ? (['eager', 'jit'] as const) : (['eager'] as const)) {
+    console.error(`PyTorch ${mode}: ${w}…`);
+    const r = peer(python, w, mode);
+    if (typeof r === 'string') note(r);
+    else {
+      peerVersion = r.version;
+      results[mode === 'eager' ? 'pytorch' : 'pytorch-jit'][w] = r.values;
+    }
+  }
+  if (isSampling(w) && device === 'cpu') {
+    console.error(`ONNX Runtime on PyTorch's export: ${w}…`);
+    try {
+      results['ort-pytorch-export'][w] = ours(w, 'ort-pytorch-export');
+    } catch (err) {
+      note(`ONNX Runtime on PyTorch's export not run: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    }
+    torch.setNumThreads(threads);
   }
 }
-const theirs = peerProblem ?? { version: peerVersion, results: theirResults };
+if (exportDir !== undefined) rmSync(exportDir, { recursive: true, force: true });
 
 // FLOPs per unit of each workload's rate (per training sample, per network evaluation, per sample).
 const fwd = (k: ModelKind) => unetForwardFlops(models[k].unet, models[k].imageSize);
@@ -283,19 +343,34 @@ const unit = (w: Workload) => (isLatency(w) ? 'ms/sample' : w === 'sample-batche
 const show = (w: Workload, v: number) => (isLatency(w) ? (v * 1000).toFixed(1) : v.toFixed(0));
 const gflops = (w: Workload, v: number) => (isLatency(w) ? unitFlops[w] / v : unitFlops[w] * v) / 1e9;
 
-const rows: string[][] = [['workload', 'unit', 'ours', 'PyTorch', 'ours/PyTorch', 'ours GFLOP/s', '% of peak']];
+const HEADS: Record<Column, string> = { ours: `ours (${oursEngine})`, 'ours-libtorch': 'ours (libtorch)', pytorch: 'PyTorch', 'pytorch-jit': 'PyTorch jit', 'ort-pytorch-export': 'ORT on PyTorch export' };
+const PEERS = ['pytorch', 'pytorch-jit', 'ort-pytorch-export'] as const;
+const valueOf = (c: Column, w: Workload) => (results[c][w] === undefined ? undefined : median(results[c][w]!));
+/** The fastest peer's value (lowest latency, highest rate). */
+function bestPeer(w: Workload): number | undefined {
+  const vs = PEERS.map((c) => valueOf(c, w)).filter((v): v is number => v !== undefined);
+  if (vs.length === 0) return undefined;
+  return isLatency(w) ? Math.min(...vs) : Math.max(...vs);
+}
+const rows: string[][] = [['workload', 'unit', ...COLUMNS.map((c) => HEADS[c]), 'ours/PyTorch', 'ours/best peer', 'ours GFLOP/s', '% of peak']];
 const ratio: Partial<Record<Workload, number>> = {};
+const vsBest: Partial<Record<Workload, number>> = {};
 for (const w of workloads) {
-  const o = median(mine[w]!);
-  const p = typeof theirs === 'string' ? undefined : theirs.results[w];
-  const pm = p === undefined ? undefined : median(p);
+  const o = valueOf('ours', w)!;
+  const pm = valueOf('pytorch', w);
+  const best = bestPeer(w);
   if (pm !== undefined) ratio[w] = o / pm;
-  rows.push([w, unit(w), show(w, o), pm === undefined ? '–' : show(w, pm), pm === undefined ? '–' : `${(o / pm).toFixed(2)}×`,
+  if (best !== undefined) vsBest[w] = o / best;
+  rows.push([w, unit(w), ...COLUMNS.map((c) => {
+    const v = valueOf(c, w);
+    return v === undefined ? '–' : show(w, v);
+  }), pm === undefined ? '–' : `${(o / pm).toFixed(2)}×`, best === undefined ? '–' : `${(o / best).toFixed(2)}×`,
     gflops(w, o).toFixed(1), peakGflops === undefined ? '–' : `${((100 * gflops(w, o)) / peakGflops).toFixed(1)}%`]);
 }
 const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
 for (const r of rows) console.log(r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
-console.log(typeof theirs === 'string' ? theirs : `PyTorch ${theirs.version} eager from ${process.env.BENCH_PYTHON ?? '/usr/bin/python3'}, same threads and settings`);
+console.log(peerProblem ?? `PyTorch ${peerVersion} from ${python}, same threads and settings: eager, and jit = traced, frozen, torch.jit.optimize_for_inference; sampling with the shipped runs' weights on every side`);
+for (const line of notes) console.log(line);
 console.log(peakGflops === undefined
   ? `peak: not given (${device === 'cpu' ? 'this CPU reports no clock' : `the CPU's peak does not apply on ${device}`})`
   : `peak: ${peakGflops.toFixed(0)} GFLOP/s = ${peak.description}`);
@@ -305,7 +380,7 @@ console.log('FLOPs: convolutions and linear layers only (2 per multiply-add); a 
 // 3 pipelines × 2 samplings × 3 runs × 3334 samples at batch 256; 7 CAS datasets × 5 classifiers × 5 epochs
 // × 10k images; 3 × 1000 batch-1 samples. Small-model evaluations are costed by FLOPs relative to the baseline's.
 function protocolHours(): number | undefined {
-  const get = (w: Workload) => (mine[w] ? median(mine[w]!) : undefined);
+  const get = (w: Workload) => valueOf('ours', w);
   const tb = get('train-baseline'), ts = get('train-small'), tu = get('train-upscaler'), tc = get('train-classifier'), sb = get('sample-batched');
   const lb = get('latency-baseline'), ls = get('latency-small-upscaled'), lc = get('latency-cascaded');
   if ([tb, ts, tu, tc, sb, lb, ls, lc].some((v) => v === undefined)) return undefined;
@@ -323,5 +398,6 @@ function protocolHours(): number | undefined {
 const hours = protocolHours();
 if (hours !== undefined) console.log(`paper protocol estimate: ${hours.toFixed(2)} h (trainings, generated sets, CAS classifiers, speed; from the rates above)`);
 const fmt = (v: number | undefined, d: number) => (v === undefined ? 'n/a' : v.toFixed(d));
-const baselineMs = mine['latency-baseline'] ? median(mine['latency-baseline']) * 1000 : undefined;
-console.log(`summary: train=${fmt(ratio['train-baseline'], 2)}x latency=${fmt(ratio['latency-baseline'], 2)}x baseline_sample_ms=${fmt(baselineMs, 1)} protocol_h=${fmt(hours, 2)}`);
+const baselineSeconds = valueOf('ours', 'latency-baseline');
+const baselineMs = baselineSeconds === undefined ? undefined : baselineSeconds * 1000;
+console.log(`summary: train=${fmt(ratio['train-baseline'], 2)}x latency=${fmt(ratio['latency-baseline'], 2)}x baseline_sample_ms=${fmt(baselineMs, 1)} protocol_h=${fmt(hours, 2)} latency_vs_best=${fmt(vsBest['latency-baseline'], 2)}`);

@@ -1,7 +1,10 @@
-"""PyTorch-eager peer of bench/bench.ts: the same workloads, settings and timing, written as a PyTorch user would.
+"""PyTorch peer of bench/bench.ts: the same workloads, settings and timing, written as a PyTorch user would.
 
 Takes one JSON argument (the plan bench.ts also runs) and prints one JSON line: {"torch": version, "results": {name: [values]}}.
 Training workloads report samples/s per repetition, batched sampling network evaluations/s, latency seconds per sample.
+The plan's "mode" is "eager" (default) or "jit": sampling networks traced, frozen and passed through
+torch.jit.optimize_for_inference, as a PyTorch user prepares a model for inference. Sampling loads the plan's
+"weights" (checkpoint files per model) where given, the same weights our side samples with.
 """
 import json
 import os
@@ -12,6 +15,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'scripts', 'fixtures'))
+from checkpoint import read_safetensors  # noqa: E402
 from classifier import Classifier  # noqa: E402
 from unet import UNet  # noqa: E402
 
@@ -26,6 +31,20 @@ class Diffusion:
         self.sqrt_ab = torch.tensor(s["sqrtAlphasCumprod"], device=DEVICE)
         self.sqrt_1mab = torch.tensor(s["sqrtOneMinusAlphasCumprod"], device=DEVICE)
         self.s = s
+
+    def load(self, checkpoint):
+        tensors, _ = read_safetensors(checkpoint)
+        self.net.load_state_dict({k: v for k, v in tensors.items() if not k.startswith(('ema.', 'optimizer.'))}, strict=True)
+
+    def prepare(self, mode, n):
+        """Eval mode; with "jit", the network traced at batch n, frozen and optimised for inference."""
+        self.net.eval()
+        if mode == "jit":
+            size = self.spec["imageSize"]
+            x = torch.randn(n, self.spec["inChannels"], size, size, device=DEVICE)
+            ctx = self.context(torch.zeros(n, dtype=torch.long, device=DEVICE), torch.zeros(n, dtype=torch.long, device=DEVICE))
+            with torch.no_grad():
+                self.net = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(self.net, (x, ctx))))
 
     def context(self, t, labels):
         return torch.cat([(t.float() / max(self.spec["numTimesteps"] - 1, 1)).unsqueeze(1), F.one_hot(labels, 10).float()], 1)
@@ -118,6 +137,8 @@ def main():
     plan = json.loads(sys.argv[1])
     DEVICE = plan["device"]
     specs = plan["models"]
+    weights = plan.get("weights", {})
+    mode = plan.get("mode", "eager")
     results = {}
     for name in plan["workloads"]:
         torch.set_num_threads(plan["latencyThreads"] if name.startswith("latency") else plan["threads"])
@@ -128,7 +149,9 @@ def main():
         elif name == "sample-batched":
             torch.manual_seed(0)
             model = Diffusion(specs["baseline"])
-            model.net.eval()
+            if "baseline" in weights:
+                model.load(weights["baseline"])
+            model.prepare(mode, plan["sampleBatch"])
             labels = torch.arange(plan["sampleBatch"], device=DEVICE) % 10
             with torch.inference_mode():
                 secs = timed(lambda: model.sample(labels), 1, plan["sampleReps"], 1)
@@ -136,9 +159,12 @@ def main():
         else:
             pipeline = name[len("latency-"):]
             torch.manual_seed(0)
-            small, upscaler, baseline = Diffusion(specs["small"]), Diffusion(specs["upscaler"]), Diffusion(specs["baseline"])
-            for m in (small, upscaler, baseline):
-                m.net.eval()
+            nets = {k: Diffusion(specs[k]) for k in ("small", "upscaler", "baseline")}
+            for k, m in nets.items():
+                if k in weights:
+                    m.load(weights[k])
+                m.prepare(mode, 1)
+            small, upscaler, baseline = nets["small"], nets["upscaler"], nets["baseline"]
             counter = [0]
 
             def one():
