@@ -194,7 +194,7 @@ test('step() with the true noise and σ forced to 0: x̂0 = x0 and x_{t−1} = t
       // A given z is scaled by σ_t = √β̃_t (and ignored at t = 0).
       const z = randn(shape, { generator: new Generator(200 + t) });
       const noisy = s.step(eps, t, xt, { noise: z });
-      const sigma = Math.sqrt(s.variance(t));
+      const sigma = s.stepCoefficients(t).sigma;
       const zs = f32(z);
       assertClose(f32(noisy.prevSample), Array.from(f32(out.prevSample), (v, i) => v + sigma * zs[i]!), { atol: 1e-5, rtol: 1e-5, what: `noisy step at t=${t}` });
       if (t === 0) assert.deepEqual(f32(noisy.prevSample), f32(out.prevSample));
@@ -233,15 +233,15 @@ test('clip clamps x̂0 to clipRange and takes the posterior mean from the clippe
   });
 });
 
-test('variance(t): 0 at t = 0, β̃_t (posterior) or β_t (beta) otherwise', () => {
+test('the step\'s noise scale σ_t: 0 at t = 0, √β̃_t (posterior) or √β_t (beta) otherwise', () => {
   const post = new DDPMScheduler({ schedule: cosineSchedule(30), variance: 'posterior' });
   const beta = new DDPMScheduler({ schedule: cosineSchedule(30), variance: 'beta' });
-  assert.equal(post.variance(0), 0);
-  assert.equal(beta.variance(0), 0);
+  assert.equal(post.stepCoefficients(0).sigma, 0);
+  assert.equal(beta.stepCoefficients(0).sigma, 0);
   for (const t of [1, 10, 29]) {
-    assert.equal(post.variance(t), post.terms.posteriorVariance[t]);
-    assert.equal(beta.variance(t), beta.terms.betas[t]);
-    assert.ok(post.variance(t) < beta.variance(t), 'β̃_t < β_t');
+    assert.equal(post.stepCoefficients(t).sigma, Math.sqrt(post.terms.posteriorVariance[t]!));
+    assert.equal(beta.stepCoefficients(t).sigma, Math.sqrt(beta.terms.betas[t]!));
+    assert.ok(post.stepCoefficients(t).sigma < beta.stepCoefficients(t).sigma, 'β̃_t < β_t');
   }
 });
 

@@ -2,7 +2,8 @@
 // clipped), its timestep subsequences are well formed, and dynamic thresholding does what Imagen describes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DDIMScheduler, ddimTimesteps } from '../src/diffusion/ddim.ts';
+import { DDIMScheduler } from '../src/diffusion/ddim.ts';
+import { ddimTimesteps } from '../src/diffusion/step-coefficients.ts';
 import { DDPMScheduler } from '../src/diffusion/ddpm.ts';
 import { sampleLoop } from '../src/diffusion/sample.ts';
 import { constrainX0 } from '../src/diffusion/thresholding.ts';

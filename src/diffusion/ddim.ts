@@ -4,7 +4,8 @@
 import type { Generator } from '../torch/generator.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { NoiseSchedule, ScheduleTerms } from './schedule.ts';
-import { applyStep, checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepCoefficients, type StepOutput } from './scheduler.ts';
+import { applyStep, checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
+import { ddimStepCoefficients, ddimTimesteps, type StepCoefficients } from './step-coefficients.ts';
 import type { X0Constraint } from './thresholding.ts';
 
 export interface DDIMConfig extends Omit<SchedulerConfig, 'clipRange'> {
@@ -14,15 +15,6 @@ export interface DDIMConfig extends Omit<SchedulerConfig, 'clipRange'> {
   eta?: number;
   /** The data range in model space, [min, max] (default [−1, 1]). */
   clipRange?: readonly [number, number];
-}
-
-/** `count` timesteps evenly spaced over T−1 … 0 (rounded, distinct, both ends included). */
-export function ddimTimesteps(numTimesteps: number, count: number): Int32Array {
-  if (!Number.isInteger(count) || count < 1 || count > numTimesteps) {
-    throw new RangeError(`DDIM: the number of inference steps must be an integer in 1..${numTimesteps} (T), got ${count}`);
-  }
-  if (count === 1) return Int32Array.of(numTimesteps - 1);
-  return Int32Array.from({ length: count }, (_, i) => Math.round(((numTimesteps - 1) * (count - 1 - i)) / (count - 1)));
 }
 
 export class DDIMScheduler implements Scheduler {
@@ -51,23 +43,11 @@ export class DDIMScheduler implements Scheduler {
     return this.schedule.terms;
   }
 
-  /** Song et al. eq. 12 from t to the next timestep of the subsequence (ᾱ = 1 after the last). */
+  /** Song et al. eq. 12 from t to the next timestep of the subsequence. */
   stepCoefficients(t: number): StepCoefficients {
     const prev = this.#next.get(t);
     if (prev === undefined) throw new RangeError(`timestep ${t} is not one of this DDIM schedule's (${Array.from(this.timesteps).join(', ')})`);
-    const ab = this.terms.alphasCumprod[t]!;
-    const abPrev = prev < 0 ? 1 : this.terms.alphasCumprod[prev]!;
-    const sigma = this.config.eta * Math.sqrt(((1 - abPrev) / (1 - ab)) * (1 - ab / abPrev));
-    return {
-      epsScale: Math.sqrt(1 - ab),
-      x0Divisor: Math.sqrt(ab),
-      x0Coef: Math.sqrt(abPrev),
-      xtCoef: 0,
-      epsCoef: Math.sqrt(Math.max(1 - abPrev - sigma * sigma, 0)),
-      sigma,
-      // The direction to x_t re-derived from the (possibly constrained) x̂0, so both stay consistent.
-      rederiveEps: true,
-    };
+    return ddimStepCoefficients(this.terms, t, prev, this.config.eta);
   }
 
   step(eps: Tensor, t: number, xt: Tensor, opts: { generator?: Generator; noise?: Tensor } = {}): StepOutput {

@@ -7,7 +7,8 @@ import { indexSelect } from '../torch/ops/shape.ts';
 import { keep, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { NoiseSchedule, ScheduleTerms } from './schedule.ts';
-import { applyStep, checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepCoefficients, type StepOutput } from './scheduler.ts';
+import { applyStep, checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
+import { ddpmStepCoefficients, type StepCoefficients } from './step-coefficients.ts';
 import type { X0Constraint } from './thresholding.ts';
 
 export interface DDPMConfig extends Omit<SchedulerConfig, 'clipRange'> {
@@ -90,24 +91,10 @@ export class DDPMScheduler implements Scheduler {
     return tidy(() => xt.sub(eps.mul(this.terms.sqrtOneMinusAlphasCumprod[t]!)).div_(denominator));
   }
 
-  /** The variance of the reverse step at t (0 at t = 0: the last step adds no noise). */
-  variance(t: number): number {
-    if (t === 0) return 0;
-    return this.config.variance === 'posterior' ? this.terms.posteriorVariance[t]! : this.terms.betas[t]!;
-  }
-
-  /** The ancestral step at t (Ho et al. Algorithm 2): x̂0 by eq. 15, the posterior mean μ̃_t(x_t, x̂0) by eq. 7, σ_t z. */
+  /** The ancestral step at t (see ddpmStepCoefficients). */
   stepCoefficients(t: number): StepCoefficients {
     this.#checkTimestep(t);
-    return {
-      epsScale: this.terms.sqrtOneMinusAlphasCumprod[t]!,
-      x0Divisor: this.config.authorX0 ? Math.sqrt(this.terms.alphas[t]!) : this.terms.sqrtAlphasCumprod[t]!,
-      x0Coef: this.terms.posteriorMeanCoef1[t]!,
-      xtCoef: this.terms.posteriorMeanCoef2[t]!,
-      epsCoef: 0,
-      sigma: Math.sqrt(this.variance(t)),
-      rederiveEps: false,
-    };
+    return ddpmStepCoefficients(this.terms, t, this.config);
   }
 
   /**

@@ -5,6 +5,7 @@ import { randn } from '../torch/ops/random.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { NoiseSchedule } from './schedule.ts';
+import type { StepCoefficients } from './step-coefficients.ts';
 import { constrainX0, x0Constraint, type X0Constraint } from './thresholding.ts';
 
 export interface StepOutput {
@@ -12,34 +13,6 @@ export interface StepOutput {
   prevSample: Tensor;
   /** x̂0 as predicted at this step (after any range constraint). */
   predOriginalSample: Tensor;
-}
-
-/**
- * One reverse step as numbers, the form DDPM and DDIM share (and that other engines evaluate):
- *   x̂0 = (x_t − epsScale · ε̂) / x0Divisor, then constrained to the data range;
- *   x_prev = x0Coef · x̂0 + xtCoef · x_t + epsCoef · ε̃ + sigma · z,
- * where ε̃ is ε̂, or — when `rederiveEps` and x̂0 was constrained — the noise that the constrained x̂0 implies,
- * (x_t − x0Divisor · x̂0) / epsScale.
- */
-export interface StepCoefficients {
-  epsScale: number;
-  x0Divisor: number;
-  x0Coef: number;
-  xtCoef: number;
-  epsCoef: number;
-  sigma: number;
-  rederiveEps: boolean;
-}
-
-/**
- * The step as x_prev = x0Coef · x̂0 + xtCoef · x_t + epsCoef · ε̂ + sigma · z, with ε̃ folded into the first two
- * terms where it is re-derived (equal up to rounding): the form of a step that has no branches.
- */
-export function linearStep(c: StepCoefficients, constrained: boolean): Omit<StepCoefficients, 'rederiveEps'> {
-  const { rederiveEps, ...rest } = c;
-  if (!rederiveEps || !constrained || c.epsCoef === 0) return rest;
-  const k = c.epsCoef / c.epsScale;
-  return { ...rest, x0Coef: c.x0Coef - k * c.x0Divisor, xtCoef: c.xtCoef + k, epsCoef: 0 };
 }
 
 /** Applies step coefficients to tensors: x̂0 under `constraint`, and x_prev with noise z drawn when sigma > 0. */

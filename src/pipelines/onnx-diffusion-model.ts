@@ -4,7 +4,8 @@
 // thresholding, whose per-sample percentile is not in the graph. Noise is drawn from the same libtorch
 // generator in the same order as on the libtorch engine, so both engines give the same samples from one seed.
 import { nonFiniteNoiseError, sampleLoop, type SampleLoopResult } from '../diffusion/sample.ts';
-import { linearStep, type Scheduler } from '../diffusion/scheduler.ts';
+import type { Scheduler } from '../diffusion/scheduler.ts';
+import { linearStep } from '../diffusion/step-coefficients.ts';
 import { OrtSession, type OrtValue } from '../onnx/runtime.ts';
 import { IO } from '../onnx/step-graph.ts';
 import { tensor } from '../torch/ops/creation.ts';
