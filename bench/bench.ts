@@ -26,7 +26,7 @@ import { DiffusionModel } from '../src/pipelines/diffusion-model.ts';
 import { presetModel, type ModelKind } from '../src/pipelines/model-config.ts';
 import { OnnxDiffusionModel } from '../src/pipelines/onnx-diffusion-model.ts';
 import { defaultEngine, loadModel, loadOnnxModel, samplePipeline, type Pipeline } from '../src/pipelines/pipeline.ts';
-import { latestCheckpoint } from '../src/pipelines/run-dir.ts';
+import { latestCheckpoint, readRunConfig } from '../src/pipelines/run-dir.ts';
 import type { SamplingModel } from '../src/pipelines/sampling-model.ts';
 import { PRESETS } from '../src/experiments/protocol.ts';
 import { NoiseSchedule } from '../src/diffusion/schedule.ts';
@@ -212,15 +212,8 @@ function pytorchExport(kind: ModelKind): Uint8Array {
 }
 
 function loadSampler(kind: ModelKind, who: Sampler): SamplingModel {
-  if (who === 'ort-pytorch-export') return OnnxDiffusionModel.fromNoisePredictor(pytorchExport(kind), loadModelConfig(kind), { threads: torch.getNumThreads() });
+  if (who === 'ort-pytorch-export') return OnnxDiffusionModel.fromNoisePredictor(pytorchExport(kind), readRunConfig(RUNS[kind]).model, { threads: torch.getNumThreads() });
   return who === 'ours' && oursEngine === 'onnxruntime' ? loadOnnxModel(RUNS[kind], { ema: false }) : loadModel(RUNS[kind], { device, ema: false });
-}
-
-function loadModelConfig(kind: ModelKind) {
-  const m = loadModel(RUNS[kind], { ema: false });
-  const config = m.config;
-  m.dispose();
-  return config;
 }
 
 function sampleBatched(who: Sampler): number[] {
