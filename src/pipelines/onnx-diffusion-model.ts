@@ -7,7 +7,7 @@ import { nonFiniteNoiseError, sampleLoop, type SampleLoopResult } from '../diffu
 import type { Scheduler } from '../diffusion/scheduler.ts';
 import { linearStep } from '../diffusion/step-coefficients.ts';
 import { OrtSession, type OrtValue } from '../onnx/runtime.ts';
-import { IO } from '../onnx/step-graph.ts';
+import { IO, STEP_SCALARS } from '../onnx/step-graph.ts';
 import { tensor } from '../torch/ops/creation.ts';
 import { randn } from '../torch/ops/random.ts';
 import { tidy } from '../torch/scope.ts';
@@ -68,9 +68,10 @@ export class OnnxDiffusionModel extends SamplingModel {
     const expected: string[] = [IO.sample, IO.timestep, IO.label];
     if (this.isUpscaler) expected.push(IO.conditioning);
     if (this.augmentsConditioning) expected.push(IO.conditioningLevel);
+    if (session.outputNames.includes(IO.prevSample)) expected.push(IO.noise, ...STEP_SCALARS);
     const missing = expected.filter((n) => !session.inputNames.includes(n));
     if (missing.length > 0) throw new Error(`the graph lacks the input${missing.length > 1 ? 's' : ''} ${missing.join(', ')} that ${this.#what()} takes`);
-    const extra = session.inputNames.filter((n) => !expected.includes(n) && !session.outputNames.includes(IO.prevSample));
+    const extra = session.inputNames.filter((n) => !expected.includes(n));
     if (extra.length > 0) throw new Error(`the graph takes ${extra.join(', ')}, which ${this.#what()} does not`);
     if (!session.outputNames.includes(IO.eps)) throw new Error(`the graph has no output ${IO.eps}`);
     const dims = session.inputDims.get(IO.sample)!;
