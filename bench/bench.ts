@@ -136,6 +136,25 @@ function timed(fn: () => void, warmup: number, reps: number, inner: number): num
   return out;
 }
 
+/**
+ * Seconds per call of each of `fns`, one value per repetition, the repetitions taken in turn (one of each, then
+ * the next round) so that every side sees the same machine when other work comes and goes.
+ */
+function timedInterleaved(fns: readonly (() => void)[], warmup: number, reps: number, inner: number): number[][] {
+  for (const fn of fns) for (let i = 0; i < warmup; i++) fn();
+  const out = fns.map((): number[] => []);
+  for (let r = 0; r < reps; r++) {
+    fns.forEach((fn, k) => {
+      torch.cuda.synchronize();
+      const start = performance.now();
+      for (let i = 0; i < inner; i++) fn();
+      torch.cuda.synchronize();
+      out[k]!.push((performance.now() - start) / 1000 / inner);
+    });
+  }
+  return out;
+}
+
 // The trainer's step (src/training/train-diffusion.ts) on synthetic data.
 function trainUNet(kind: ModelKind): number[] {
   torch.manualSeed(0);
@@ -201,14 +220,18 @@ const oursEngine = defaultEngine(device);
 type Sampler = 'ours' | 'ours-libtorch' | 'ort-pytorch-export';
 
 let exportDir: string | undefined;
+const exported = new Map<ModelKind, Uint8Array>();
 /** PyTorch's torch.onnx.export of a run's U-Net (bench/peer/export_onnx.py), made once per run. */
 function pytorchExport(kind: ModelKind): Uint8Array {
+  const done = exported.get(kind);
+  if (done !== undefined) return done;
   exportDir ??= mkdtempSync(join(tmpdir(), 'ssddpm-bench-onnx-'));
   const file = join(exportDir, `${kind}.onnx`);
   const script = fileURLToPath(new URL('./peer/export_onnx.py', import.meta.url));
   const r = spawnSync(python, [script, join(RUNS[kind], 'config.json'), latestCheckpoint(RUNS[kind])!.path, file, 'model'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`torch.onnx.export failed: ${r.stderr.trim().split('\n').pop()}`);
-  return readFileSync(file);
+  exported.set(kind, readFileSync(file));
+  return exported.get(kind)!;
 }
 
 function loadSampler(kind: ModelKind, who: Sampler): SamplingModel {
@@ -216,36 +239,37 @@ function loadSampler(kind: ModelKind, who: Sampler): SamplingModel {
   return who === 'ours' && oursEngine === 'onnxruntime' ? loadOnnxModel(RUNS[kind], { ema: false }) : loadModel(RUNS[kind], { device, ema: false });
 }
 
-function sampleBatched(who: Sampler): number[] {
+/** A sampling workload for each of `who`, their repetitions interleaved; values per sampler. */
+function sampling(w: Workload, who: readonly Sampler[]): number[][] {
+  torch.setNumThreads(w.startsWith('latency') ? plan.latencyThreads : threads);
   torch.manualSeed(0);
-  const model = loadSampler('baseline', who);
-  const labels = Array.from({ length: plan.sampleBatch }, (_, i) => i % 10);
-  const secs = timed(() => model.sample(labels).sample.dispose(), 1, plan.sampleReps, 1);
-  model.dispose();
-  return secs.map((s) => (plan.sampleBatch * models.baseline.schedule.numTimesteps) / s);
-}
-
-function latency(name: 'baseline' | 'small-upscaled' | 'cascaded', who: Sampler): number[] {
-  torch.manualSeed(0);
+  if (w === 'sample-batched') {
+    const samplers = who.map((s) => loadSampler('baseline', s));
+    const labels = Array.from({ length: plan.sampleBatch }, (_, i) => i % 10);
+    const secs = timedInterleaved(samplers.map((m) => () => m.sample(labels).sample.dispose()), 1, plan.sampleReps, 1);
+    for (const m of samplers) m.dispose();
+    return secs.map((ss) => ss.map((s) => (plan.sampleBatch * models.baseline.schedule.numTimesteps) / s));
+  }
+  const name = w.slice('latency-'.length);
   const kinds: ModelKind[] = name === 'baseline' ? ['baseline'] : name === 'small-upscaled' ? ['small'] : ['small', 'upscaler'];
-  const p: Pipeline = { models: kinds.map((k) => loadSampler(k, who)), ...(name === 'small-upscaled' ? { upscaleTo: 28 } : {}) };
-  let i = 0;
-  const secs = timed(() => samplePipeline(p, [i++ % 10]).dispose(), plan.latencyWarmup, plan.reps, plan.latencySamples);
-  for (const m of p.models) m.dispose();
+  const pipelines: Pipeline[] = who.map((s) => ({ models: kinds.map((k) => loadSampler(k, s)), ...(name === 'small-upscaled' ? { upscaleTo: 28 } : {}) }));
+  const secs = timedInterleaved(pipelines.map((p) => {
+    let i = 0;
+    return () => samplePipeline(p, [i++ % 10]).dispose();
+  }), plan.latencyWarmup, plan.reps, plan.latencySamples);
+  for (const p of pipelines) for (const m of p.models) m.dispose();
   return secs;
 }
 
 const isSampling = (w: Workload) => w === 'sample-batched' || w.startsWith('latency');
 
-function ours(w: Workload, who: Sampler = 'ours'): number[] {
-  torch.setNumThreads(w.startsWith('latency') ? plan.latencyThreads : threads);
+function training(w: Workload): number[] {
+  torch.setNumThreads(threads);
   switch (w) {
     case 'train-baseline': return trainUNet('baseline');
     case 'train-small': return trainUNet('small');
     case 'train-upscaler': return trainUNet('upscaler');
-    case 'train-classifier': return trainClassifier();
-    case 'sample-batched': return sampleBatched(who);
-    default: return latency(w.slice('latency-'.length) as 'baseline' | 'small-upscaled' | 'cascaded', who);
+    default: return trainClassifier();
   }
 }
 
@@ -289,12 +313,25 @@ const notes: string[] = [];
 const note = (line: string) => {
   if (!notes.includes(line)) notes.push(line);
 };
+// The Node-side samplers of the sampling rows: ours on each engine, and ONNX Runtime on PyTorch's export where
+// PyTorch can make it.
+const nodeSamplers: Sampler[] = ['ours', ...(oursEngine !== 'libtorch' ? ['ours-libtorch' as const] : [])];
+if (device === 'cpu' && peerProblem === undefined) {
+  try {
+    pytorchExport('baseline');
+    nodeSamplers.push('ort-pytorch-export');
+  } catch (err) {
+    note(`ONNX Runtime on PyTorch's export not run: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+  }
+}
+const SAMPLER_COLUMN: Record<Sampler, Column> = { ours: 'ours', 'ours-libtorch': 'ours-libtorch', 'ort-pytorch-export': 'ort-pytorch-export' };
 for (const w of workloads) {
-  console.error(`ours: ${w}…`);
-  results.ours[w] = ours(w);
-  if (isSampling(w) && oursEngine !== 'libtorch') {
-    console.error(`ours on libtorch: ${w}…`);
-    results['ours-libtorch'][w] = ours(w, 'ours-libtorch');
+  if (isSampling(w)) {
+    console.error(`${nodeSamplers.join(', ')} (interleaved): ${w}…`);
+    sampling(w, nodeSamplers).forEach((values, k) => (results[SAMPLER_COLUMN[nodeSamplers[k]!]][w] = values));
+  } else {
+    console.error(`ours: ${w}…`);
+    results.ours[w] = training(w);
   }
   torch.setNumThreads(threads);
   if (peerProblem !== undefined) continue;
@@ -306,15 +343,6 @@ for (const w of workloads) {
       peerVersion = r.version;
       results[mode === 'eager' ? 'pytorch' : 'pytorch-jit'][w] = r.values;
     }
-  }
-  if (isSampling(w) && device === 'cpu') {
-    console.error(`ONNX Runtime on PyTorch's export: ${w}…`);
-    try {
-      results['ort-pytorch-export'][w] = ours(w, 'ort-pytorch-export');
-    } catch (err) {
-      note(`ONNX Runtime on PyTorch's export not run: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
-    }
-    torch.setNumThreads(threads);
   }
 }
 if (exportDir !== undefined) rmSync(exportDir, { recursive: true, force: true });

@@ -97,10 +97,12 @@ export class OnnxDiffusionModel extends SamplingModel {
     const timestep = (t: number): OrtValue => ({ type: 'int64', data: new BigInt64Array(n).fill(BigInt(t)), dims: [n] });
     const constrained = scheduler.constraint.kind !== 'none';
     const [lo, hi] = scheduler.constraint.kind === 'clip' ? scheduler.clipRange : [-Infinity, Infinity];
-    const stepInputs = (t: number, noise: Float32Array): Record<string, OrtValue> => {
+    // Everything but x_t and the noise is known before the first step: prepared once, as the runtime's tensors.
+    const stepFeeds = new Map(Array.from(scheduler.timesteps, (t) => {
       const c = linearStep(scheduler.stepCoefficients(t), constrained);
-      return {
-        [IO.noise]: f32(noise, shape),
+      const feeds: Record<string, OrtValue> = {
+        ...fixed,
+        [IO.timestep]: timestep(t),
         [IO.epsScale]: scalar(c.epsScale),
         [IO.x0Divisor]: scalar(c.x0Divisor),
         [IO.x0Coef]: scalar(c.x0Coef),
@@ -110,26 +112,33 @@ export class OnnxDiffusionModel extends SamplingModel {
         [IO.clipMin]: scalar(lo),
         [IO.clipMax]: scalar(hi),
       };
-    };
+      for (const k of Object.keys(feeds)) feeds[k] = OrtSession.prepare(feeds[k]!);
+      return [t, { feeds, sigma: c.sigma }];
+    }));
     const zeros = new Float32Array(n * S * S);
     if (!this.fusedStep || scheduler.constraint.kind === 'dynamic') {
       // The noise prediction only; the step is the scheduler's, on libtorch.
       const predict = (xt: Tensor, t: number): Tensor => {
-        const feeds = { ...fixed, [IO.sample]: f32(floats(xt), shape), [IO.timestep]: timestep(t), ...(this.fusedStep ? stepInputs(t, zeros) : {}) };
+        const feeds = { ...(this.fusedStep ? { ...stepFeeds.get(t)!.feeds, [IO.noise]: f32(zeros, shape) } : { ...fixed, [IO.timestep]: timestep(t) }), [IO.sample]: f32(floats(xt), shape) };
         return tensor(this.#session.run(feeds, [IO.eps])[IO.eps]!.data as Float32Array, { shape });
       };
       return sampleLoop(scheduler, predict, shape, loop);
     }
     return tidy(() => {
-      const draw = () => tidy(() => floats(randn(shape, { generator: loop.generator })));
+      const draw = () => {
+        const z = randn(shape, { generator: loop.generator });
+        const values = z.data() as Float32Array;
+        z.dispose();
+        return values;
+      };
       let x = draw();
       const trajectory = loop.keepTrajectory ? { t: [] as number[], xt: [] as Tensor[], predX0: [] as Tensor[] } : undefined;
+      const fetch = trajectory === undefined ? [IO.prevSample, IO.eps] : [IO.prevSample, IO.predX0, IO.eps];
       const total = scheduler.timesteps.length;
       let done = 0;
       for (const t of scheduler.timesteps) {
-        const sigma = scheduler.stepCoefficients(t).sigma;
-        const feeds = { ...fixed, [IO.sample]: f32(x, shape), [IO.timestep]: timestep(t), ...stepInputs(t, sigma > 0 ? draw() : zeros) };
-        const out = this.#session.run(feeds, [IO.prevSample, IO.predX0, IO.eps]);
+        const step = stepFeeds.get(t)!;
+        const out = this.#session.run({ ...step.feeds, [IO.sample]: f32(x, shape), [IO.noise]: f32(step.sigma > 0 ? draw() : zeros, shape) }, fetch);
         // NaN weights or an overflow would otherwise end as black images, silently.
         if (!(out[IO.eps]!.data as Float32Array).every(Number.isFinite)) throw nonFiniteNoiseError(t, done, total);
         if (trajectory !== undefined) {
