@@ -98,7 +98,7 @@ export class OnnxDiffusionModel extends SamplingModel {
     const constrained = scheduler.constraint.kind !== 'none';
     const [lo, hi] = scheduler.constraint.kind === 'clip' ? scheduler.clipRange : [-Infinity, Infinity];
     // Everything but x_t and the noise is known before the first step: prepared once, as the runtime's tensors.
-    const stepFeeds = new Map(Array.from(scheduler.timesteps, (t) => {
+    const stepFeeds = new Map(Array.from(this.fusedStep ? scheduler.timesteps : [], (t) => {
       const c = linearStep(scheduler.stepCoefficients(t), constrained);
       const feeds: Record<string, OrtValue> = {
         ...fixed,

@@ -51,7 +51,7 @@ export function diffusionModelToOnnx(model: DiffusionModel, weights: ExportedWei
     ? filmFromTable(g, model.unet, T, t, label)
     : filmFromContext(g, model.unet.encoders.map((e) => e.film), contextGraph(g, t, label, T, K, level));
   const input = cond === undefined ? xt : g.op('Concat', [xt, cond], { axis: 1 }, 'unet_input');
-  const eps = unetGraph(g, model.unet, input, modulation);
+  const eps = unetGraph(g, model.unet, input, modulation, IO.eps);
   const { prev, x0 } = stepGraph(g, xt, eps, noise);
   g.output(prev, IO.prevSample, 'float32', image);
   g.output(x0, IO.predX0, 'float32', image);
