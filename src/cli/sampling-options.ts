@@ -2,7 +2,7 @@
 // how x̂0 is kept in the data range, and the author-code variants.
 import { InvalidArgumentError, Option, type Command, type OptionValues } from '@commander-js/extra-typings';
 import type { SamplingOptions } from '../pipelines/sampling-model.ts';
-import { positiveInt } from './parse.ts';
+import { guidanceScales, positiveInt } from './parse.ts';
 
 function unitInterval(value: string): number {
   const n = Number(value);
@@ -18,13 +18,14 @@ export const samplingOptionList = {
   dynamicThreshold: () => new Option('--dynamic-threshold <p>', 'dynamic thresholding of x̂0 at percentile p (Imagen; e.g. 0.995) instead of clipping').argParser(unitInterval),
   variance: () => new Option('--variance <kind>', 'DDPM reverse-step variance: posterior β̃ or β').choices(['posterior', 'beta'] as const),
   conditioningLevel: () => new Option('--cond-level <l>', 'upscalers trained with --cond-noise: conditioning noise level in [0, 1] at sampling (default 0)').argParser(unitInterval),
+  guidance: () => new Option('--guidance <w>', 'classifier-free guidance scale (models trained with --label-dropout); a cascade takes one for both models or one each (e.g. 3,1)').argParser(guidanceScales),
   authorX0: () => new Option('--author-x0', "DDPM: estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison)"),
 };
 
 /** Adds the sampler and x̂0-constraint options every sampling command takes. */
 export function withSamplerOptions<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(cmd: Command<Args, Opts, Globals>) {
   const o = samplingOptionList;
-  return cmd.addOption(o.sampler()).addOption(o.steps()).addOption(o.eta()).addOption(o.clip()).addOption(o.dynamicThreshold()).addOption(o.conditioningLevel());
+  return cmd.addOption(o.sampler()).addOption(o.steps()).addOption(o.eta()).addOption(o.clip()).addOption(o.dynamicThreshold()).addOption(o.conditioningLevel()).addOption(o.guidance());
 }
 
 /** withSamplerOptions plus the DDPM author-code variants (for commands that make images). */
@@ -41,6 +42,7 @@ export interface ParsedSampling {
   variance?: 'posterior' | 'beta';
   authorX0?: true;
   condLevel?: number;
+  guidance?: number[];
 }
 
 /** The parsed options as SamplingOptions; throws a RangeError for combinations that mean nothing. */
@@ -57,5 +59,6 @@ export function samplingFrom(o: ParsedSampling): SamplingOptions {
     variance: o.sampler === 'ddpm' ? (o.variance ?? 'posterior') : undefined,
     authorX0: o.sampler === 'ddpm' ? (o.authorX0 ?? false) : undefined,
     conditioningLevel: o.condLevel,
+    guidance: o.guidance,
   };
 }

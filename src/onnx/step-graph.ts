@@ -10,6 +10,7 @@ export const IO = {
   label: 'label',
   conditioning: 'conditioning',
   conditioningLevel: 'conditioning_level',
+  guidance: 'guidance',
   noise: 'noise',
   epsScale: 'eps_scale',
   x0Divisor: 'x0_divisor',

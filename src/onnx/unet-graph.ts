@@ -119,13 +119,15 @@ export function contextGraph(g: GraphBuilder, t: string, label: string, numTimes
  * γ, β of every block looked up by (t, label) in tables computed now by the U-Net's own FiLM layers, for
  * models whose context has no continuous part: one Gather per term instead of an MLP per block per step.
  */
-export function filmFromTable(g: GraphBuilder, unet: UNet, numTimesteps: number, t: string, label: string): BlockModulation[] {
+export function filmFromTable(g: GraphBuilder, unet: UNet, numTimesteps: number, t: string, label: string, opts: { nullLabel?: boolean } = {}): BlockModulation[] {
   const K = unet.config.numClasses;
-  const rows = numTimesteps * K;
-  const index = g.op('Add', [g.op('Mul', [t, g.constant('num_classes', BigInt64Array.of(BigInt(K)), [])]), label], {}, 'film_row');
+  // Labels 0..K−1, and K, the null label of classifier-free guidance, where the model knows it.
+  const labels = opts.nullLabel ? K + 1 : K;
+  const rows = numTimesteps * labels;
+  const index = g.op('Add', [g.op('Mul', [t, g.constant('num_labels', BigInt64Array.of(BigInt(labels)), [])]), label], {}, 'film_row');
   return noGrad(() => tidy(() => {
-    const ts = int64(Array.from({ length: rows }, (_, r) => Math.floor(r / K)));
-    const ys = int64(Array.from({ length: rows }, (_, r) => r % K));
+    const ts = int64(Array.from({ length: rows }, (_, r) => Math.floor(r / labels)));
+    const ys = int64(Array.from({ length: rows }, (_, r) => r % labels));
     const context = unetContext(ts, numTimesteps, ys, K);
     return unet.encoders.map((e, i) => {
       const { gamma, beta } = e.film.modulation(context);

@@ -68,7 +68,7 @@ export class OnnxDiffusionModel extends SamplingModel {
     const expected: string[] = [IO.sample, IO.timestep, IO.label];
     if (this.isUpscaler) expected.push(IO.conditioning);
     if (this.augmentsConditioning) expected.push(IO.conditioningLevel);
-    if (session.outputNames.includes(IO.prevSample)) expected.push(IO.noise, ...STEP_SCALARS);
+    if (session.outputNames.includes(IO.prevSample)) expected.push(IO.noise, ...STEP_SCALARS, ...(this.config.labelDropout === undefined ? [] : [IO.guidance]));
     const missing = expected.filter((n) => !session.inputNames.includes(n));
     if (missing.length > 0) throw new Error(`the graph lacks the input${missing.length > 1 ? 's' : ''} ${missing.join(', ')} that ${this.#what()} takes`);
     const extra = session.inputNames.filter((n) => !expected.includes(n));
@@ -87,13 +87,15 @@ export class OnnxDiffusionModel extends SamplingModel {
     return 'cpu';
   }
 
-  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, loop }: ReverseProcessInputs): SampleLoopResult {
+  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, loop }: ReverseProcessInputs): SampleLoopResult {
+    if (guidance !== undefined && !this.fusedStep) throw new RangeError('guidance on ONNX Runtime needs a graph exported by ssddpm (one that takes the step)');
     const n = labels.length;
     const S = this.config.imageSize;
     const shape = [n, 1, S, S];
     const fixed: Record<string, OrtValue> = { [IO.label]: { type: 'int64', data: BigInt64Array.from(labels, BigInt), dims: [n] } };
     if (cond !== undefined) fixed[IO.conditioning] = f32(floats(cond), shape);
     if (level !== undefined) fixed[IO.conditioningLevel] = f32(new Float32Array(n).fill(level), [n]);
+    if (this.fusedStep && this.config.labelDropout !== undefined) fixed[IO.guidance] = scalar(guidance ?? 0);
     const timestep = (t: number): OrtValue => ({ type: 'int64', data: new BigInt64Array(n).fill(BigInt(t)), dims: [n] });
     const constrained = scheduler.constraint.kind !== 'none';
     const [lo, hi] = scheduler.constraint.kind === 'clip' ? scheduler.clipRange : [-Infinity, Infinity];

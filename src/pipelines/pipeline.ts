@@ -164,6 +164,11 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
     throw new RangeError('a conditioning level needs an upscaler trained with conditioning augmentation');
   }
   const total = pipelineSteps(p, opts);
+  const scales = opts.guidance;
+  if (typeof scales !== 'number' && scales !== undefined && scales.length !== 1 && scales.length !== p.models.length) {
+    throw new RangeError(`give one guidance scale, or one per model of the pipeline (${p.models.length}), not ${scales.length}`);
+  }
+  const guidanceOf = (i: number) => (typeof scales === 'number' || scales === undefined ? scales : scales.length === 1 ? scales[0] : scales[i]);
   return tidy(() => {
     let x: Tensor | undefined;
     let done = 0;
@@ -172,6 +177,7 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
       const out = m.sample(labels, {
         ...opts,
         conditioningLevel: m.isUpscaler ? opts.conditioningLevel : undefined,
+        guidance: guidanceOf(i),
         keepTrajectory: false,
         lowRes: x,
         onStep: (d) => opts.onStep?.(offset + d, total),

@@ -33,6 +33,12 @@ export interface SamplingOptions {
    * maximum) added to the conditioning image and given to the network. Default 0 (clean conditioning).
    */
   conditioningLevel?: number;
+  /**
+   * Classifier-free guidance scale w ≥ 0 (models trained with label dropout): ε̃ = (1 + w) ε̂(label) − w ε̂(∅),
+   * both predictions in one batched call. A pipeline takes one scale for all its models or one per model.
+   * Default 0: the conditional prediction alone.
+   */
+  guidance?: number | readonly number[];
   /** Reverse-step variance: β̃ ('posterior', default) or β ('beta'). */
   variance?: 'posterior' | 'beta';
   /** Estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison only). */
@@ -57,6 +63,8 @@ export interface ReverseProcessInputs {
   cond?: Tensor;
   /** Augmented upscalers: the conditioning's noise level, one for the batch. */
   level?: number;
+  /** Classifier-free guidance scale (> 0), for models trained with label dropout. */
+  guidance?: number;
   loop: SampleLoopOptions;
   plainForward?: boolean;
 }
@@ -163,6 +171,15 @@ export abstract class SamplingModel {
     });
   }
 
+  /** The guidance scale asked for, checked: undefined for none (0), else a positive scale this model can take. */
+  guidanceScale(asked: number | readonly number[] | undefined): number | undefined {
+    if (typeof asked !== 'number' && asked !== undefined && asked.length !== 1) throw new RangeError('one guidance scale per model is for pipelines; a model takes one');
+    const w = typeof asked === 'number' ? asked : asked?.[0] ?? 0;
+    if (!(w >= 0) || !Number.isFinite(w)) throw new RangeError(`the guidance scale must be a number ≥ 0, got ${w}`);
+    if (w > 0 && this.config.labelDropout === undefined) throw new RangeError(`guidance needs a model trained with label dropout (train --label-dropout); this ${this.config.kind} model was not`);
+    return w > 0 ? w : undefined;
+  }
+
   /**
    * Samples one image per label, in pixel space ([0, 1] up to sampling error; not clamped).
    * The upscaler needs `lowRes`: [N, 1, s, s] images in pixel space (the small model's samples).
@@ -176,6 +193,7 @@ export abstract class SamplingModel {
     const level = opts.conditioningLevel ?? 0;
     if (!(level >= 0 && level <= 1)) throw new RangeError(`conditioning level must be in [0, 1], got ${level}`);
     if (level > 0 && !this.augmentsConditioning) throw new RangeError('a conditioning level needs an upscaler trained with conditioning augmentation');
+    const guidance = this.guidanceScale(opts.guidance);
     const scheduler = this.samplingScheduler(opts);
     const device = this.device;
     try {
@@ -186,6 +204,7 @@ export abstract class SamplingModel {
           labels,
           cond,
           level: this.augmentsConditioning ? level : undefined,
+          guidance,
           loop: { generator: opts.generator, device, keepTrajectory: opts.keepTrajectory, onStep: opts.onStep },
           plainForward: opts.plainForward,
         });

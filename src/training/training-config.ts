@@ -43,6 +43,8 @@ export interface NewRunSpec {
   dataset?: DatasetName;
   /** Upscalers: conditioning augmentation up to this noise level (see DiffusionModelConfig.conditioningNoise). */
   conditioningNoise?: number;
+  /** Classifier-free guidance: drop the label with this probability (see DiffusionModelConfig.labelDropout). */
+  labelDropout?: number;
   training?: Partial<TrainingConfig>;
 }
 
@@ -56,7 +58,9 @@ export function newRunConfig(spec: NewRunSpec): RunConfig {
   const preset = presetModel(spec.model ?? 'baseline', spec.dataset);
   if (spec.conditioningNoise !== undefined && preset.lowResSize === undefined) throw new RangeError('conditioning augmentation is for the upscaler');
   const augmented = spec.conditioningNoise === undefined ? {} : { conditioningNoise: spec.conditioningNoise, unet: { ...preset.unet, extraContext: 1 } };
-  return { format: 'ssddpm-run', version: 2, model: { ...preset, ...augmented, normalization: { mean: 0, std: 1 } }, training };
+  if (spec.labelDropout !== undefined && !(spec.labelDropout > 0 && spec.labelDropout < 1)) throw new RangeError(`label dropout must be in (0, 1), got ${spec.labelDropout}`);
+  const guided = spec.labelDropout === undefined ? {} : { labelDropout: spec.labelDropout };
+  return { format: 'ssddpm-run', version: 2, model: { ...preset, ...augmented, ...guided, normalization: { mean: 0, std: 1 } }, training };
 }
 
 /**
