@@ -9,6 +9,7 @@ import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import type { SampleLoopOptions, SampleLoopResult } from '../diffusion/sample.ts';
 import { NoiseSchedule } from '../diffusion/schedule.ts';
 import type { Scheduler } from '../diffusion/scheduler.ts';
+import type { TimestepSpacing } from '../diffusion/step-coefficients.ts';
 import type { Generator } from '../torch/generator.ts';
 import { full } from '../torch/ops/creation.ts';
 import { randn } from '../torch/ops/random.ts';
@@ -28,6 +29,8 @@ export interface SamplingOptions {
   steps?: number;
   /** DDIM only: η ∈ [0, 1] (default 0, deterministic). */
   eta?: number;
+  /** DDIM only: 'linspace' (default: evenly over T−1 … 0) or 'trailing' (back from T−1 by T/steps). */
+  spacing?: TimestepSpacing;
   /**
    * Upscalers trained with conditioning augmentation: the noise level in [0, 1] (a fraction of the training
    * maximum) added to the conditioning image and given to the network. Default 0 (clean conditioning).
@@ -102,20 +105,21 @@ export abstract class SamplingModel {
   }
 
   /** The sampler's scheduler: DDPM over every timestep, or DDIM over `steps` of them. */
-  samplingScheduler(opts: Pick<SamplingOptions, 'clip' | 'dynamicThreshold' | 'variance' | 'authorX0' | 'sampler' | 'steps' | 'eta'> = {}): Scheduler {
+  samplingScheduler(opts: Pick<SamplingOptions, 'clip' | 'dynamicThreshold' | 'variance' | 'authorX0' | 'sampler' | 'steps' | 'eta' | 'spacing'> = {}): Scheduler {
     if (opts.sampler === 'ddim') {
       if (opts.variance !== undefined || opts.authorX0) throw new RangeError('variance and authorX0 are DDPM options; DDIM has eta');
       return new DDIMScheduler({
         schedule: this.schedule,
         steps: Math.min(opts.steps ?? this.numTimesteps, this.numTimesteps),
         eta: opts.eta ?? 0,
+        spacing: opts.spacing,
         clip: opts.clip ?? false,
         dynamicThreshold: opts.dynamicThreshold,
         clipRange: this.dataRange,
       });
     }
     if (opts.steps !== undefined && opts.steps !== this.numTimesteps) throw new RangeError(`the DDPM sampler takes every timestep (${this.numTimesteps}); use the DDIM sampler for ${opts.steps} steps`);
-    if (opts.eta !== undefined) throw new RangeError('eta is a DDIM option');
+    if (opts.eta !== undefined || opts.spacing !== undefined) throw new RangeError('eta and spacing are DDIM options');
     return this.scheduler(opts);
   }
 
