@@ -98,7 +98,7 @@ test('bad arguments exit non-zero with a one-line message, no stack trace, and w
     [['sample', '--run', run, '--seed', 'x1', '--out', png], /--seed.*'x1'/],
     [['sample', '--run', run, '--labels', '0-12', '--out', png], /--labels.*label 10 is outside 0\.\.9/],
     [['--threads', '0', 'train', '--out', run], /--threads.*'0'/],
-    [['sample', '--run', run, '--steps', '5', '--out', png], /--steps and --eta need --sampler ddim/],
+    [['sample', '--run', run, '--steps', '5', '--out', png], /--steps, --eta and --spacing need --sampler ddim/],
     [['sample', '--run', run, '--sampler', 'ddim', '--eta', '2', '--out', png], /--eta.*'2'/],
     [['generate', '--run', run, '--clip', '--dynamic-threshold', '0.99', '--out', join(dir, 'set')], /--clip and --dynamic-threshold exclude each other/],
     [['paper', '--preset', 'ci', '--device', 'gpu', '--work', join(dir, 'work'), '--out', join(dir, 'report')], /--device.*'gpu'/],
