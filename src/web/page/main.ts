@@ -106,7 +106,7 @@ class SamplerClient {
   #next = 1;
   readonly ready: Promise<{ backend: Backend; threads: number; ms: number }>;
 
-  constructor(manifest: SiteManifest, backend: BackendChoice, threads: number, onFatal: (message: string) => void) {
+  constructor(manifest: SiteManifest, backend: BackendChoice, threads: number, first: string[], onFatal: (message: string) => void) {
     this.#worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.ready = new Promise((resolve, reject) => {
       this.#worker.onerror = (e) => {
@@ -117,12 +117,20 @@ class SamplerClient {
       this.#worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const msg = e.data;
         if (msg.type === 'ready') resolve(msg);
-        else if (msg.type === 'fatal') reject(new Error(msg.message));
+        else if (msg.type === 'fatal') {
+          reject(new Error(msg.message));
+          onFatal(`Cannot load the models: ${msg.message}`);
+        }
         else if (msg.type === 'loaded') return;
         else this.#dispatch(msg);
       };
     });
-    this.#post({ type: 'init', manifest, backend, threads });
+    this.#post({ type: 'init', manifest, backend, threads, models: first });
+  }
+
+  /** Loads more models; a sample asked for later waits for them. */
+  load(models: string[]): void {
+    this.#post({ type: 'load', models });
   }
 
   #post(msg: ToWorker): void {
@@ -287,14 +295,17 @@ async function main(): Promise<void> {
   const asked = Number(params.get('threads') ?? 1);
   const threads = Number.isInteger(asked) && asked >= 1 && asked <= 16 ? asked : 1;
 
-  const client = new SamplerClient(manifest, choice, threads, fail);
+  // The first pipeline's models first; the others after the first sample.
+  const first = manifest.pipelines.find((p) => p.name === c.pipeline.value)?.models ?? [];
+  const rest = Object.keys(manifest.models).filter((m) => !first.includes(m));
+  const client = new SamplerClient(manifest, choice, threads, first, fail);
   clientReady(client);
 
   let backend: Backend;
   try {
     const r = await client.ready;
     backend = r.backend;
-    el('backend').textContent = `Sampling on ${BACKEND_NAMES[backend]}${backend === 'wasm' ? ` (${r.threads} thread${r.threads > 1 ? 's' : ''})` : ''} with onnxruntime-web ${manifest.onnxruntimeWeb}; models loaded in ${fmtMs(r.ms)} ms.`;
+    el('backend').textContent = `Sampling on ${BACKEND_NAMES[backend]}${backend === 'wasm' ? ` (${r.threads} thread${r.threads > 1 ? 's' : ''})` : ''} with onnxruntime-web ${manifest.onnxruntimeWeb}; ${first.join(' and ')} loaded in ${fmtMs(r.ms)} ms.`;
     el('backend').dataset.backend = backend;
   } catch (err) {
     fail(`Cannot load the models: ${(err as Error).message}`);
@@ -364,7 +375,8 @@ async function main(): Promise<void> {
   });
   sampleButton.disabled = false;
   setState('ready');
-  if (params.get('autostart') !== '0') void run();
+  if (params.get('autostart') !== '0') void run().finally(() => client.load(rest));
+  else client.load(rest);
 }
 
 main().catch((err: unknown) => fail(`The page failed to start: ${err instanceof Error ? err.message : String(err)}`));

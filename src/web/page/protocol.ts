@@ -7,7 +7,10 @@ export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
 export type Backend = 'webgpu' | 'wasm';
 
 export type ToWorker =
-  | { type: 'init'; manifest: SiteManifest; backend: BackendChoice; threads: number }
+  /** Starts the runtime and loads `models` (the first pipeline's): 'ready' follows. */
+  | { type: 'init'; manifest: SiteManifest; backend: BackendChoice; threads: number; models: string[] }
+  /** Loads more models (after the first sample, so that it comes sooner). */
+  | { type: 'load'; models: string[] }
   | { type: 'sample'; id: number; request: SampleRequest };
 
 export type FromWorker =

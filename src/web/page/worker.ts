@@ -19,6 +19,7 @@ const post = (msg: FromWorker, transfer: Transferable[] = []) => scope.postMessa
 
 let ort: Ort | undefined;
 let manifest: SiteManifest | undefined;
+let chosen: Backend | undefined;
 const sessions = new Map<string, Session>();
 // Samples run one at a time, in the order asked.
 let queue: Promise<void> = Promise.resolve();
@@ -68,20 +69,29 @@ async function init(msg: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const threads = self.crossOriginIsolated ? msg.threads : 1;
   ort.env.wasm.numThreads = threads;
   ort.env.logLevel = 'error';
-  await Promise.all(
-    Object.entries(manifest.models).map(async ([name, model]) => {
-      const t0 = performance.now();
-      sessions.set(name, await loadModel(name, model, backend));
-      post({ type: 'loaded', model: name, ms: performance.now() - t0 });
-    }),
-  );
+  chosen = backend;
+  await loadModels(msg.models);
   post({ type: 'ready', backend, threads, ms: performance.now() - start });
+}
+
+async function loadModels(names: readonly string[]): Promise<void> {
+  await Promise.all(
+    names
+      .filter((name) => !sessions.has(name))
+      .map(async (name) => {
+        const model = manifest!.models[name];
+        if (model === undefined) throw new Error(`the manifest lacks model ${name}`);
+        const t0 = performance.now();
+        sessions.set(name, await loadModel(name, model, chosen!));
+        post({ type: 'loaded', model: name, ms: performance.now() - t0 });
+      }),
+  );
 }
 
 async function runStep(call: StepCall): Promise<{ prev: Float32Array; x0: Float32Array }> {
   const o = ort!;
   const session = sessions.get(call.model);
-  if (session === undefined) throw new Error(`model ${call.model} is not loaded`);
+  if (session === undefined) throw new Error(`model ${call.model} is not loaded yet`);
   const n = call.labels.length;
   const side = Math.round(Math.sqrt(call.sample.length / n));
   const image = [n, 1, side, side];
@@ -123,11 +133,12 @@ async function sample(msg: Extract<ToWorker, { type: 'sample' }>): Promise<void>
   }
 }
 
+const fatal = (err: unknown) => post({ type: 'fatal', message: err instanceof Error ? err.message : String(err) });
+
+// Messages are handled one at a time, in order: a sample asked for after a 'load' finds its models.
 scope.onmessage = (e) => {
   const msg = e.data;
-  if (msg.type === 'init') {
-    init(msg).catch((err: unknown) => post({ type: 'fatal', message: err instanceof Error ? err.message : String(err) }));
-  } else {
-    queue = queue.then(() => sample(msg));
-  }
+  if (msg.type === 'init') queue = queue.then(() => init(msg)).catch(fatal);
+  else if (msg.type === 'load') queue = queue.then(() => loadModels(msg.models)).catch(fatal);
+  else queue = queue.then(() => sample(msg));
 };
