@@ -33,7 +33,7 @@ ${casRows.join('\n')}
 <tbody>
 ${speedRows.join('\n')}
 </tbody></table></div>
-<p class="note">Ours: the ${esc(r.preset)} protocol on ${esc(r.machine.cpu)} (${r.machine.cores} cores; timings on ${esc(engine)}, ${r.machine.threads} thread${r.machine.threads > 1 ? 's' : ''}), ${esc(r.dataset)}.</p>`;
+<p class="note">Ours: the ${esc(r.preset)} protocol on ${esc(r.machine.cpu)} (${r.machine.cores} cores; timings on ${esc(engine)}), ${esc(r.dataset)}.</p>`;
 }
 
 const CHARTS: readonly { file: string; caption: string }[] = [
