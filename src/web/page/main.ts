@@ -104,9 +104,10 @@ class SamplerClient {
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   #next = 1;
-  readonly ready: Promise<{ backend: Backend; threads: number; ms: number }>;
+  readonly ready: Promise<{ backend: Backend; threads: number; ms: number; models: string[] }>;
 
-  constructor(manifest: SiteManifest, backend: BackendChoice, threads: number, first: string[], onFatal: (message: string) => void) {
+  /** Starts the worker at once: it fetches the manifest and starts onnxruntime-web while the page sets up. */
+  constructor(backend: BackendChoice, threads: number, pipeline: string | undefined, onFatal: (message: string) => void) {
     this.#worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
     this.ready = new Promise((resolve, reject) => {
       this.#worker.onerror = (e) => {
@@ -125,7 +126,7 @@ class SamplerClient {
         else this.#dispatch(msg);
       };
     });
-    this.#post({ type: 'init', manifest, backend, threads, models: first });
+    this.#post({ type: 'init', backend, threads, ...(pipeline === undefined ? {} : { pipeline }) });
   }
 
   /** Loads more models; a sample asked for later waits for them. */
@@ -274,6 +275,16 @@ async function main(): Promise<void> {
   c.grid.addEventListener('change', syncGrid);
   syncGrid();
 
+  const params = new URLSearchParams(location.search);
+  const choice = (params.get('backend') ?? 'auto') as BackendChoice;
+  // WebAssembly threads per operator (?threads=N); by default onnxruntime-web's choice, half the cores up to 4
+  // (one on 2 cores, where one was also the fastest for a single small image).
+  const asked = Number(params.get('threads') ?? Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2)));
+  const threads = Number.isInteger(asked) && asked >= 1 && asked <= 16 ? asked : 1;
+  const client = new SamplerClient(choice, threads, params.get('pipeline') ?? undefined, fail);
+  client.ready.catch(() => {}); // reported below
+  clientReady(client);
+
   let manifest: SiteManifest;
   try {
     const response = await fetch(MANIFEST_FILE);
@@ -287,24 +298,16 @@ async function main(): Promise<void> {
   for (const p of manifest.pipelines) c.pipeline.add(new Option(p.title, p.name));
   const numClasses = Math.min(...Object.values(manifest.models).map((m) => m.config.unet.numClasses));
   for (let l = 0; l < numClasses; l++) c.label.add(new Option(String(l), String(l)));
-  const params = new URLSearchParams(location.search);
   if (params.has('pipeline')) c.pipeline.value = params.get('pipeline')!;
   if (params.has('label')) c.label.value = params.get('label')!;
-  const choice = (params.get('backend') ?? 'auto') as BackendChoice;
-  // WebAssembly threads per operator (?threads=N): 1 by default, the fastest for one small image here.
-  const asked = Number(params.get('threads') ?? 1);
-  const threads = Number.isInteger(asked) && asked >= 1 && asked <= 16 ? asked : 1;
 
-  // The first pipeline's models first; the others after the first sample.
-  const first = manifest.pipelines.find((p) => p.name === c.pipeline.value)?.models ?? [];
-  const rest = Object.keys(manifest.models).filter((m) => !first.includes(m));
-  const client = new SamplerClient(manifest, choice, threads, first, fail);
-  clientReady(client);
-
+  // The first pipeline's models first (the worker loads them); the others after the first sample.
   let backend: Backend;
+  let first: string[];
   try {
     const r = await client.ready;
     backend = r.backend;
+    first = r.models;
     el('backend').textContent = `Sampling on ${BACKEND_NAMES[backend]}${backend === 'wasm' ? ` (${r.threads} thread${r.threads > 1 ? 's' : ''})` : ''} with onnxruntime-web ${manifest.onnxruntimeWeb}; ${first.join(' and ')} loaded in ${fmtMs(r.ms)} ms.`;
     el('backend').dataset.backend = backend;
   } catch (err) {
@@ -375,6 +378,7 @@ async function main(): Promise<void> {
   });
   sampleButton.disabled = false;
   setState('ready');
+  const rest = Object.keys(manifest.models).filter((m) => !first.includes(m));
   if (params.get('autostart') !== '0') void run().finally(() => client.load(rest));
   else client.load(rest);
 }

@@ -1,5 +1,4 @@
 // Messages between the page (main.ts) and its sampling worker (worker.ts).
-import type { SiteManifest } from './manifest.ts';
 import type { SampleRequest, SampleResult, StageStart, StepFrame } from './sampler.ts';
 
 /** 'auto': WebGPU where the browser has an adapter, WebAssembly otherwise. */
@@ -7,15 +6,18 @@ export type BackendChoice = 'auto' | 'webgpu' | 'wasm';
 export type Backend = 'webgpu' | 'wasm';
 
 export type ToWorker =
-  /** Starts the runtime and loads `models` (the first pipeline's): 'ready' follows. */
-  | { type: 'init'; manifest: SiteManifest; backend: BackendChoice; threads: number; models: string[] }
+  /**
+   * Sent first, before the page has the manifest: the worker fetches it itself while onnxruntime-web starts, then
+   * loads the models of `pipeline` (default: the manifest's first): 'ready' follows.
+   */
+  | { type: 'init'; backend: BackendChoice; threads: number; pipeline?: string }
   /** Loads more models (after the first sample, so that it comes sooner). */
   | { type: 'load'; models: string[] }
   | { type: 'sample'; id: number; request: SampleRequest };
 
 export type FromWorker =
   | { type: 'loaded'; model: string; ms: number }
-  | { type: 'ready'; backend: Backend; threads: number; ms: number }
+  | { type: 'ready'; backend: Backend; threads: number; ms: number; models: string[] }
   | { type: 'fatal'; message: string }
   | { type: 'stage'; id: number; stage: StageStart }
   | { type: 'step'; id: number; frame: StepFrame }

@@ -2,7 +2,7 @@
 // one session per exported model, and runs the reverse process (sampler.ts), posting every step to the page so
 // that it stays responsive while the networks run.
 import type * as OrtModule from 'onnxruntime-web/wasm';
-import type { SiteManifest, SiteModel } from './manifest.ts';
+import { MANIFEST_FILE, type SiteManifest, type SiteModel } from './manifest.ts';
 import { GRAPH_IO as IO, type Backend, type BackendChoice, type FromWorker, type ToWorker } from './protocol.ts';
 import { NoiseRng } from './rng.ts';
 import { noiseSource, samplePipeline, type StepCall } from './sampler.ts';
@@ -53,25 +53,39 @@ async function loadModel(name: string, model: SiteModel, backend: Backend): Prom
     if (digest !== model.sha256) throw new Error(`model ${name}: ${model.file} is corrupt (its SHA-256 differs from the manifest's); build the site again`);
   }
   try {
-    return await ort!.InferenceSession.create(bytes, { executionProviders: [backend], graphOptimizationLevel: 'all' });
+    // WebGPU runs what it can; WebAssembly takes the rest (and everything where WebGPU fails to start).
+    return await ort!.InferenceSession.create(bytes, { executionProviders: backend === 'webgpu' ? ['webgpu', 'wasm'] : ['wasm'], graphOptimizationLevel: 'all' });
   } catch (err) {
     throw new Error(`model ${name}: ${model.file} is not a model onnxruntime-web can load (${(err as Error).message ?? String(err)})`);
   }
 }
 
+async function fetchManifest(): Promise<SiteManifest> {
+  const response = await fetch(new URL(`../${MANIFEST_FILE}`, import.meta.url));
+  if (!response.ok) throw new Error(`${MANIFEST_FILE} is missing (HTTP ${response.status})`);
+  return (await response.json()) as SiteManifest;
+}
+
+async function startRuntime(choice: BackendChoice): Promise<Backend> {
+  const backend = await chooseBackend(choice);
+  ort = backend === 'webgpu' ? ((await import('onnxruntime-web/webgpu')) as unknown as Ort) : await import('onnxruntime-web/wasm');
+  return backend;
+}
+
 async function init(msg: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const start = performance.now();
-  manifest = msg.manifest;
-  const backend = await chooseBackend(msg.backend);
-  ort = backend === 'webgpu' ? ((await import('onnxruntime-web/webgpu')) as unknown as Ort) : await import('onnxruntime-web/wasm');
-  ort.env.wasm.wasmPaths = new URL('../ort/', import.meta.url).href;
+  const [m, backend] = await Promise.all([fetchManifest(), startRuntime(msg.backend)]);
+  manifest = m;
+  const pipeline = msg.pipeline === undefined ? m.pipelines[0] : m.pipelines.find((p) => p.name === msg.pipeline);
+  if (pipeline === undefined) throw new Error(`no pipeline ${msg.pipeline} in this site (${m.pipelines.map((p) => p.name).join(', ')})`);
+  ort!.env.wasm.wasmPaths = new URL('../ort/', import.meta.url).href;
   // Threads need a cross-origin-isolated page (COOP/COEP, which `ssddpm serve` sends).
   const threads = self.crossOriginIsolated ? msg.threads : 1;
-  ort.env.wasm.numThreads = threads;
-  ort.env.logLevel = 'error';
+  ort!.env.wasm.numThreads = threads;
+  ort!.env.logLevel = 'error';
   chosen = backend;
-  await loadModels(msg.models);
-  post({ type: 'ready', backend, threads, ms: performance.now() - start });
+  await loadModels(pipeline.models);
+  post({ type: 'ready', backend, threads, ms: performance.now() - start, models: pipeline.models });
 }
 
 async function loadModels(names: readonly string[]): Promise<void> {
