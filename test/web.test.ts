@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import './helpers.ts';
 import { loadDataset } from '../src/data/datasets.ts';
-import { normalize } from '../src/data/tensor-dataset.ts';
+import { normalize, upscale } from '../src/data/tensor-dataset.ts';
+import { linearStep } from '../src/diffusion/step-coefficients.ts';
 import { trainClassifier, type TrainedClassifier } from '../src/eval/classifier.ts';
 import { sha256 } from '../src/io/content-hash.ts';
 import { softmax } from '../src/nn/functional.ts';
@@ -26,6 +27,8 @@ import { randn } from '../src/torch/ops/random.ts';
 import { tidy } from '../src/torch/scope.ts';
 import { MANIFEST_FILE, type SiteManifest } from '../src/web/page/manifest.ts';
 import { GRAPH_IO } from '../src/web/page/protocol.ts';
+import { NoiseRng } from '../src/web/page/rng.ts';
+import { modelSchedule, toModelSpace, toPixelSpace, upscaleBilinear } from '../src/web/page/sampler.ts';
 import { DEFAULT_RUNS, buildSite, type SiteBuild } from '../src/web/site.ts';
 import { serveSite, type SiteServer } from '../src/web/serve.ts';
 
@@ -107,6 +110,48 @@ test('the bundle holds the page, onnxruntime-web and the pure diffusion modules 
   }
   // The page's graph names are the exporter's.
   for (const [k, v] of Object.entries(GRAPH_IO)) assert.equal(v, IO[k as keyof typeof IO], k);
+});
+
+test("the page's arithmetic is Node's: bilinear upscale, pixel and model space, step coefficients", () => {
+  const rng = new NoiseRng(1);
+  const low = Float32Array.from({ length: 2 * 14 * 14 }, () => rng.uniform());
+  const expected = tidy(() => upscale(tensor(low, { shape: [2, 1, 14, 14] }), 28).data() as Float32Array);
+  const got = upscaleBilinear(low, 2, 14, 28);
+  assert.ok(got.every((v, i) => Math.abs(v - expected[i]!) <= 1e-6), 'align_corners = false, as libtorch');
+  const norm = { mean: 0.1315, std: 0.3089 };
+  assert.ok(toPixelSpace(toModelSpace(low, norm), norm).every((v, i) => Math.abs(v - low[i]!) <= 1e-6));
+  const manifest = site.manifest;
+  const p = loadPipeline({ runs: [DEFAULT_RUNS.small, DEFAULT_RUNS.upscaler], engine: 'onnxruntime' });
+  try {
+    for (const [k, m] of p.models.entries()) {
+      const siteModel = manifest.models[k === 0 ? 'small' : 'upscaler']!;
+      for (const opts of [{ sampler: 'ddpm' as const, clip: true }, { sampler: 'ddpm' as const, clip: false }, { sampler: 'ddim' as const, steps: 7, eta: 0.3, clip: true }]) {
+        const scheduler = m.samplingScheduler(opts);
+        const page = modelSchedule(siteModel, opts);
+        assert.deepEqual(page.map((s) => s.t), Array.from(scheduler.timesteps));
+        for (const { t, scalars } of page) {
+          const { epsScale, x0Divisor, x0Coef, xtCoef, epsCoef, sigma } = linearStep(scheduler.stepCoefficients(t), opts.clip);
+          assert.deepEqual({ ...scalars, clipMin: undefined, clipMax: undefined }, { epsScale, x0Divisor, x0Coef, xtCoef, epsCoef, sigma, clipMin: undefined, clipMax: undefined });
+          assert.deepEqual([scalars.clipMin, scalars.clipMax], opts.clip ? m.dataRange : [-Infinity, Infinity]);
+        }
+        scheduler.dispose();
+      }
+    }
+  } finally {
+    disposePipeline(p);
+  }
+});
+
+test("the page's seeded noise: the same seed gives the same draws, and they are standard normal", () => {
+  const a = new NoiseRng(7).randn(100_000);
+  assert.deepEqual(new NoiseRng(7).randn(1000), a.subarray(0, 1000));
+  assert.notDeepEqual(new NoiseRng(8).randn(1000), a.subarray(0, 1000));
+  const mean = a.reduce((s, v) => s + v, 0) / a.length;
+  const std = Math.sqrt(a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length);
+  assert.ok(Math.abs(mean) < 0.01 && Math.abs(std - 1) < 0.01, `mean ${mean}, std ${std}`);
+  assert.ok(a.every(Number.isFinite));
+  assert.throws(() => new NoiseRng(-1), /seed must be an integer in 0\.\.4294967295/);
+  assert.throws(() => new NoiseRng(2 ** 32), /seed/);
 });
 
 test('the site: manifest, models, runtime files and report, served with COOP/COEP and the right MIME types', async () => {
