@@ -7,26 +7,30 @@
 // Sampling uses the shipped trained MNIST runs and is measured on both our engines (ONNX Runtime, the default
 // on the CPU, and libtorch), beside three peers with the same weights: PyTorch eager, PyTorch traced + frozen +
 // torch.jit.optimize_for_inference, and ONNX Runtime running PyTorch's own torch.onnx.export through our
-// sampling loop. Medians over repetitions after warm-up. The last line is
-//   summary: train=<ratio>x latency=<ratio>x baseline_sample_ms=<ms> protocol_h=<hours> latency_vs_best=<ratio>
+// sampling loop. Every side of a workload is set up and warmed up first, then the repetitions are taken in turn
+// (one of each side per round; the PyTorch peer is one long-lived process answering one repetition per request),
+// so all sides see the machine in the same state; medians are reported with min / median / max, and a ratio
+// whose sides spread by more than 20 % is marked unreliable. The last line is
+//   summary: train=<ratio>x latency=<ratio>x baseline_sample_ms=<ms> protocol_h=<hours> latency_vs_best=<ratio> unreliable=<fields|none>
 // with ratios ours/peer (train: baseline samples/s, higher is better; latency: baseline seconds per sample on
 // our default engine, lower is better, against PyTorch eager; latency_vs_best against the fastest peer).
 //   npm run bench -- [--reps 5] [--only train-baseline,latency-baseline] [--no-peer] [--latency-threads 1]
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as torch from '../src/torch/index.ts';
 import { crossEntropy, mseLoss } from '../src/nn/functional.ts';
 import { Classifier } from '../src/models/classifier.ts';
 import { Adam, AdamW } from '../src/optim/index.ts';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { DiffusionModel } from '../src/pipelines/diffusion-model.ts';
 import { presetModel, type ModelKind } from '../src/pipelines/model-config.ts';
 import { OnnxDiffusionModel } from '../src/pipelines/onnx-diffusion-model.ts';
 import { defaultEngine, loadModel, loadOnnxModel, samplePipeline, type Pipeline } from '../src/pipelines/pipeline.ts';
-import { latestCheckpoint } from '../src/pipelines/run-dir.ts';
+import { latestCheckpoint, readRunConfig } from '../src/pipelines/run-dir.ts';
 import type { SamplingModel } from '../src/pipelines/sampling-model.ts';
 import { PRESETS } from '../src/experiments/protocol.ts';
 import { NoiseSchedule } from '../src/diffusion/schedule.ts';
@@ -61,7 +65,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(`npm run bench -- [options]
-  --reps N               timed repetitions per workload (default 5; the median is reported)
+  --reps N               timed repetitions per workload and side, taken in turn (default 5; the median is reported)
   --warmup N             untimed steps or samples first (default 2)
   --train-steps N        training steps per repetition (default 3)
   --classifier-steps N   classifier steps per repetition (default 10)
@@ -122,22 +126,33 @@ const plan = {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Seconds per call of `fn`, one value per repetition. */
-function timed(fn: () => void, warmup: number, reps: number, inner: number): number[] {
+/** One side of a workload, set up and warmed up: each call of `rep` times one repetition. */
+interface Runner {
+  rep: () => number | Promise<number>;
+  dispose: () => void;
+}
+
+/**
+ * A runner timing `inner` calls of `fn` after `warmup` untimed ones: seconds per call, or `perSecond` divided by
+ * that (a rate).
+ */
+function runner(fn: () => void, warmup: number, inner: number, dispose: () => void, perSecond?: number): Runner {
   for (let i = 0; i < warmup; i++) fn();
-  const out: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    torch.cuda.synchronize();
-    const start = performance.now();
-    for (let i = 0; i < inner; i++) fn();
-    torch.cuda.synchronize();
-    out.push((performance.now() - start) / 1000 / inner);
-  }
-  return out;
+  return {
+    rep: () => {
+      torch.cuda.synchronize();
+      const start = performance.now();
+      for (let i = 0; i < inner; i++) fn();
+      torch.cuda.synchronize();
+      const seconds = (performance.now() - start) / 1000 / inner;
+      return perSecond === undefined ? seconds : perSecond / seconds;
+    },
+    dispose,
+  };
 }
 
 // The trainer's step (src/training/train-diffusion.ts) on synthetic data.
-function trainUNet(kind: ModelKind): number[] {
+function trainUNet(kind: ModelKind): Runner {
   torch.manualSeed(0);
   const model = new DiffusionModel(models[kind], device);
   const scheduler = model.scheduler();
@@ -159,16 +174,16 @@ function trainUNet(kind: ModelKind): number[] {
     });
     torch.noGrad(() => torch.tidy(() => optimizer.step()));
   };
-  const secs = timed(step, plan.warmup, plan.reps, plan.trainSteps);
-  torch.dispose([x0, labels, cond]);
-  scheduler.dispose();
-  optimizer.dispose();
-  model.dispose();
-  return secs.map((s) => b / s);
+  return runner(step, plan.warmup, plan.trainSteps, () => {
+    torch.dispose([x0, labels, cond]);
+    scheduler.dispose();
+    optimizer.dispose();
+    model.dispose();
+  }, b);
 }
 
 // The CAS classifier's step (src/eval/classifier.ts) on synthetic data.
-function trainClassifier(): number[] {
+function trainClassifier(): Runner {
   torch.manualSeed(0);
   const model = new Classifier().train();
   if (device !== 'cpu') model.to({ device });
@@ -184,11 +199,11 @@ function trainClassifier(): number[] {
       return loss.item();
     });
   };
-  const secs = timed(step, plan.warmup, plan.reps, plan.classifierSteps);
-  torch.dispose([x, y]);
-  optimizer.dispose();
-  model.dispose();
-  return secs.map((s) => plan.batch / s);
+  return runner(step, plan.warmup, plan.classifierSteps, () => {
+    torch.dispose([x, y]);
+    optimizer.dispose();
+    model.dispose();
+  }, plan.batch);
 }
 
 // Sampling runs on the shipped trained runs, so that every side samples with the same weights.
@@ -201,58 +216,50 @@ const oursEngine = defaultEngine(device);
 type Sampler = 'ours' | 'ours-libtorch' | 'ort-pytorch-export';
 
 let exportDir: string | undefined;
+const exported = new Map<ModelKind, Uint8Array>();
 /** PyTorch's torch.onnx.export of a run's U-Net (bench/peer/export_onnx.py), made once per run. */
 function pytorchExport(kind: ModelKind): Uint8Array {
+  const done = exported.get(kind);
+  if (done !== undefined) return done;
   exportDir ??= mkdtempSync(join(tmpdir(), 'ssddpm-bench-onnx-'));
   const file = join(exportDir, `${kind}.onnx`);
   const script = fileURLToPath(new URL('./peer/export_onnx.py', import.meta.url));
   const r = spawnSync(python, [script, join(RUNS[kind], 'config.json'), latestCheckpoint(RUNS[kind])!.path, file, 'model'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`torch.onnx.export failed: ${r.stderr.trim().split('\n').pop()}`);
-  return readFileSync(file);
+  exported.set(kind, readFileSync(file));
+  return exported.get(kind)!;
 }
 
 function loadSampler(kind: ModelKind, who: Sampler): SamplingModel {
-  if (who === 'ort-pytorch-export') return OnnxDiffusionModel.fromNoisePredictor(pytorchExport(kind), loadModelConfig(kind), { threads: torch.getNumThreads() });
+  if (who === 'ort-pytorch-export') return OnnxDiffusionModel.fromNoisePredictor(pytorchExport(kind), readRunConfig(RUNS[kind]).model, { threads: torch.getNumThreads() });
   return who === 'ours' && oursEngine === 'onnxruntime' ? loadOnnxModel(RUNS[kind], { ema: false }) : loadModel(RUNS[kind], { device, ema: false });
 }
 
-function loadModelConfig(kind: ModelKind) {
-  const m = loadModel(RUNS[kind], { ema: false });
-  const config = m.config;
-  m.dispose();
-  return config;
-}
-
-function sampleBatched(who: Sampler): number[] {
+/** A sampling workload's runner for `who`. */
+function samplingRunner(w: Workload, who: Sampler): Runner {
   torch.manualSeed(0);
-  const model = loadSampler('baseline', who);
-  const labels = Array.from({ length: plan.sampleBatch }, (_, i) => i % 10);
-  const secs = timed(() => model.sample(labels).sample.dispose(), 1, plan.sampleReps, 1);
-  model.dispose();
-  return secs.map((s) => (plan.sampleBatch * models.baseline.schedule.numTimesteps) / s);
-}
-
-function latency(name: 'baseline' | 'small-upscaled' | 'cascaded', who: Sampler): number[] {
-  torch.manualSeed(0);
+  if (w === 'sample-batched') {
+    const model = loadSampler('baseline', who);
+    const labels = Array.from({ length: plan.sampleBatch }, (_, i) => i % 10);
+    return runner(() => model.sample(labels).sample.dispose(), 1, 1, () => model.dispose(), plan.sampleBatch * models.baseline.schedule.numTimesteps);
+  }
+  const name = w.slice('latency-'.length);
   const kinds: ModelKind[] = name === 'baseline' ? ['baseline'] : name === 'small-upscaled' ? ['small'] : ['small', 'upscaler'];
   const p: Pipeline = { models: kinds.map((k) => loadSampler(k, who)), ...(name === 'small-upscaled' ? { upscaleTo: 28 } : {}) };
   let i = 0;
-  const secs = timed(() => samplePipeline(p, [i++ % 10]).dispose(), plan.latencyWarmup, plan.reps, plan.latencySamples);
-  for (const m of p.models) m.dispose();
-  return secs;
+  return runner(() => samplePipeline(p, [i++ % 10]).dispose(), plan.latencyWarmup, plan.latencySamples, () => {
+    for (const m of p.models) m.dispose();
+  });
 }
 
 const isSampling = (w: Workload) => w === 'sample-batched' || w.startsWith('latency');
 
-function ours(w: Workload, who: Sampler = 'ours'): number[] {
-  torch.setNumThreads(w.startsWith('latency') ? plan.latencyThreads : threads);
+function trainingRunner(w: Workload): Runner {
   switch (w) {
     case 'train-baseline': return trainUNet('baseline');
     case 'train-small': return trainUNet('small');
     case 'train-upscaler': return trainUNet('upscaler');
-    case 'train-classifier': return trainClassifier();
-    case 'sample-batched': return sampleBatched(who);
-    default: return latency(w.slice('latency-'.length) as 'baseline' | 'small-upscaled' | 'cascaded', who);
+    default: return trainClassifier();
   }
 }
 
@@ -267,14 +274,44 @@ function peerUnavailable(python: string): string | undefined {
   }
 }
 
-/** The peer's numbers for one workload (its own process, run right after ours so both see the same machine). */
-function peer(python: string, w: Workload, mode: 'eager' | 'jit' = 'eager'): { version: string; values: number[] } | string {
-  const script = fileURLToPath(new URL('./peer/bench_peer.py', import.meta.url));
-  const weights = Object.fromEntries(Object.entries(RUNS).map(([k, run]) => [k, latestCheckpoint(run)!.path]));
-  const run = spawnSync(python, [script, JSON.stringify({ ...plan, workloads: [w], mode, weights })], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (run.status !== 0) return `PyTorch ${mode} peer failed on ${w}: ${run.stderr.trim().split('\n').pop()}`;
-  const out = JSON.parse(run.stdout.trim().split('\n').pop()!) as { torch: string; results: Partial<Record<Workload, number[]>> };
-  return { version: out.torch, values: out.results[w]! };
+/** The PyTorch peer as one long-lived process that times one repetition per request. */
+class Peer {
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #lines: AsyncIterator<string>;
+  version = '';
+
+  constructor(python: string) {
+    const script = fileURLToPath(new URL('./peer/bench_peer.py', import.meta.url));
+    const weights = Object.fromEntries(Object.entries(RUNS).map(([k, run]) => [k, latestCheckpoint(run)!.path]));
+    this.#child = spawn(python, [script, JSON.stringify({ ...plan, weights })], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.#lines = createInterface({ input: this.#child.stdout })[Symbol.asyncIterator]();
+    let stderr = '';
+    this.#child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    this.#child.on('exit', () => (this.#stderr = stderr));
+  }
+
+  #stderr = '';
+
+  async #ask(request: object): Promise<Record<string, unknown>> {
+    this.#child.stdin.write(`${JSON.stringify(request)}\n`);
+    const line = await this.#lines.next();
+    if (line.done) throw new Error(`the PyTorch peer stopped: ${this.#stderr.trim().split('\n').pop() ?? ''}`);
+    return JSON.parse(line.value) as Record<string, unknown>;
+  }
+
+  /** A runner for one workload in `mode` (its first request sets it up and warms it up, untimed). */
+  async runner(w: Workload, mode: 'eager' | 'jit'): Promise<Runner> {
+    const first = await this.#ask({ workload: w, mode });
+    this.version = String(first.torch);
+    return {
+      rep: async () => Number((await this.#ask({ workload: w, mode })).value),
+      dispose: () => void this.#ask({ release: w, mode }),
+    };
+  }
+
+  close(): void {
+    this.#child.stdin.end();
+  }
 }
 
 // --- run ---------------------------------------------------------------------------------------------------
@@ -291,39 +328,48 @@ let peerVersion = '';
 /** Each column's values per workload: ours (default engine), ours on libtorch, and the peers. */
 const COLUMNS = ['ours', 'ours-libtorch', 'pytorch', 'pytorch-jit', 'ort-pytorch-export'] as const;
 type Column = (typeof COLUMNS)[number];
+const HEADS: Record<Column, string> = { ours: 'ours', 'ours-libtorch': 'ours (libtorch)', pytorch: 'PyTorch', 'pytorch-jit': 'PyTorch jit', 'ort-pytorch-export': 'ORT on PyTorch export' };
 const results: Record<Column, Partial<Record<Workload, number[]>>> = { ours: {}, 'ours-libtorch': {}, pytorch: {}, 'pytorch-jit': {}, 'ort-pytorch-export': {} };
 const notes: string[] = [];
 const note = (line: string) => {
   if (!notes.includes(line)) notes.push(line);
 };
-for (const w of workloads) {
-  console.error(`ours: ${w}…`);
-  results.ours[w] = ours(w);
-  if (isSampling(w) && oursEngine !== 'libtorch') {
-    console.error(`ours on libtorch: ${w}…`);
-    results['ours-libtorch'][w] = ours(w, 'ours-libtorch');
-  }
-  torch.setNumThreads(threads);
-  if (peerProblem !== undefined) continue;
-  for (const mode of isSampling(w) ? (['eager', 'jit'] as const) : (['eager'] as const)) {
-    console.error(`PyTorch ${mode}: ${w}…`);
-    const r = peer(python, w, mode);
-    if (typeof r === 'string') note(r);
-    else {
-      peerVersion = r.version;
-      results[mode === 'eager' ? 'pytorch' : 'pytorch-jit'][w] = r.values;
-    }
-  }
-  if (isSampling(w) && device === 'cpu') {
-    console.error(`ONNX Runtime on PyTorch's export: ${w}…`);
-    try {
-      results['ort-pytorch-export'][w] = ours(w, 'ort-pytorch-export');
-    } catch (err) {
-      note(`ONNX Runtime on PyTorch's export not run: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
-    }
-    torch.setNumThreads(threads);
+// The Node-side samplers of the sampling rows: ours on each engine, and ONNX Runtime on PyTorch's export where
+// PyTorch can make it.
+const nodeSamplers: Sampler[] = ['ours', ...(oursEngine !== 'libtorch' ? ['ours-libtorch' as const] : [])];
+if (device === 'cpu' && peerProblem === undefined) {
+  try {
+    pytorchExport('baseline');
+    nodeSamplers.push('ort-pytorch-export');
+  } catch (err) {
+    note(`ONNX Runtime on PyTorch's export not run: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   }
 }
+const SAMPLER_COLUMN: Record<Sampler, Column> = { ours: 'ours', 'ours-libtorch': 'ours-libtorch', 'ort-pytorch-export': 'ort-pytorch-export' };
+const peerProcess = peerProblem === undefined ? new Peer(python) : undefined;
+for (const w of workloads) {
+  torch.setNumThreads(w.startsWith('latency') ? plan.latencyThreads : threads);
+  const sides: { column: Column; runner: Runner }[] = isSampling(w)
+    ? nodeSamplers.map((who) => ({ column: SAMPLER_COLUMN[who], runner: samplingRunner(w, who) }))
+    : [{ column: 'ours', runner: trainingRunner(w) }];
+  for (const mode of peerProcess === undefined ? [] : isSampling(w) ? (['eager', 'jit'] as const) : (['eager'] as const)) {
+    try {
+      sides.push({ column: mode === 'eager' ? 'pytorch' : 'pytorch-jit', runner: await peerProcess!.runner(w, mode) });
+    } catch (err) {
+      note(`PyTorch ${mode} peer failed on ${w}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  // One repetition of each side in turn: every side sees the machine as it is at that moment.
+  const reps = w === 'sample-batched' ? plan.sampleReps : plan.reps;
+  console.error(`${w}: ${sides.map((x) => HEADS[x.column]).join(', ')}, ${reps} rounds…`);
+  for (const side of sides) results[side.column][w] = [];
+  for (let r = 0; r < reps; r++) {
+    for (const side of sides) results[side.column][w]!.push(await side.runner.rep());
+  }
+  for (const side of sides) side.runner.dispose();
+  peerVersion = peerProcess?.version ?? '';
+}
+peerProcess?.close();
 if (exportDir !== undefined) rmSync(exportDir, { recursive: true, force: true });
 
 // FLOPs per unit of each workload's rate (per training sample, per network evaluation, per sample).
@@ -343,7 +389,6 @@ const unit = (w: Workload) => (isLatency(w) ? 'ms/sample' : w === 'sample-batche
 const show = (w: Workload, v: number) => (isLatency(w) ? (v * 1000).toFixed(1) : v.toFixed(0));
 const gflops = (w: Workload, v: number) => (isLatency(w) ? unitFlops[w] / v : unitFlops[w] * v) / 1e9;
 
-const HEADS: Record<Column, string> = { ours: `ours (${oursEngine})`, 'ours-libtorch': 'ours (libtorch)', pytorch: 'PyTorch', 'pytorch-jit': 'PyTorch jit', 'ort-pytorch-export': 'ORT on PyTorch export' };
 const PEERS = ['pytorch', 'pytorch-jit', 'ort-pytorch-export'] as const;
 const valueOf = (c: Column, w: Workload) => (results[c][w] === undefined ? undefined : median(results[c][w]!));
 /** The fastest peer's value (lowest latency, highest rate). */
@@ -352,23 +397,48 @@ function bestPeer(w: Workload): number | undefined {
   if (vs.length === 0) return undefined;
   return isLatency(w) ? Math.min(...vs) : Math.max(...vs);
 }
-const rows: string[][] = [['workload', 'unit', ...COLUMNS.map((c) => HEADS[c]), 'ours/PyTorch', 'ours/best peer', 'ours GFLOP/s', '% of peak']];
+/** (max − min) / median of a column's repetitions. */
+function spread(c: Column, w: Workload): number | undefined {
+  const xs = results[c][w];
+  return xs === undefined ? undefined : (Math.max(...xs) - Math.min(...xs)) / median(xs);
+}
+// A side whose repetitions differ by more than this was sharing the machine; a ratio with such a side is unreliable.
+const NOISY_SPREAD = 0.2;
+const noisy = (c: Column | undefined, w: Workload) => c !== undefined && (spread(c, w) ?? 0) > NOISY_SPREAD;
+const bestPeerColumn = (w: Workload) => PEERS.find((c) => valueOf(c, w) !== undefined && valueOf(c, w) === bestPeer(w));
 const ratio: Partial<Record<Workload, number>> = {};
 const vsBest: Partial<Record<Workload, number>> = {};
+const unreliable = { ratio: new Set<Workload>(), vsBest: new Set<Workload>() };
+const rows: string[][] = [['workload', 'unit', ...COLUMNS.map((c) => HEADS[c]), 'ours/PyTorch', 'ours/best peer', 'ours GFLOP/s', '% of peak']];
+const spreadRows: string[][] = [['workload', 'min / median / max', ...COLUMNS.map((c) => HEADS[c])]];
 for (const w of workloads) {
   const o = valueOf('ours', w)!;
   const pm = valueOf('pytorch', w);
   const best = bestPeer(w);
   if (pm !== undefined) ratio[w] = o / pm;
   if (best !== undefined) vsBest[w] = o / best;
+  if (noisy('ours', w) || noisy('pytorch', w)) unreliable.ratio.add(w);
+  if (noisy('ours', w) || noisy(bestPeerColumn(w), w)) unreliable.vsBest.add(w);
+  const mark = (set: Set<Workload>) => (set.has(w) ? '?' : '');
   rows.push([w, unit(w), ...COLUMNS.map((c) => {
     const v = valueOf(c, w);
     return v === undefined ? '–' : show(w, v);
-  }), pm === undefined ? '–' : `${(o / pm).toFixed(2)}×`, best === undefined ? '–' : `${(o / best).toFixed(2)}×`,
+  }), pm === undefined ? '–' : `${(o / pm).toFixed(2)}×${mark(unreliable.ratio)}`, best === undefined ? '–' : `${(o / best).toFixed(2)}×${mark(unreliable.vsBest)}`,
     gflops(w, o).toFixed(1), peakGflops === undefined ? '–' : `${((100 * gflops(w, o)) / peakGflops).toFixed(1)}%`]);
+  spreadRows.push([w, unit(w), ...COLUMNS.map((c) => {
+    const xs = results[c][w];
+    return xs === undefined ? '–' : `${show(w, Math.min(...xs))} / ${show(w, median(xs))} / ${show(w, Math.max(...xs))}${noisy(c, w) ? ' noisy' : ''}`;
+  })]);
 }
-const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-for (const r of rows) console.log(r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
+const printTable = (table: string[][]) => {
+  const widths = table[0]!.map((_, c) => Math.max(...table.map((r) => r[c]!.length)));
+  for (const r of table) console.log(r.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '));
+};
+printTable(rows);
+console.log(`\nrepetitions (taken in turn, one of each side per round; "noisy": max − min above ${100 * NOISY_SPREAD} % of the median, and a ratio with a noisy side is marked ?):`);
+printTable(spreadRows);
+console.log('');
+console.log(`ours: training on libtorch, sampling on ${oursEngine} (our default on ${device})`);
 console.log(peerProblem ?? `PyTorch ${peerVersion} from ${python}, same threads and settings: eager, and jit = traced, frozen, torch.jit.optimize_for_inference; sampling with the shipped runs' weights on every side`);
 for (const line of notes) console.log(line);
 console.log(peakGflops === undefined
@@ -400,4 +470,9 @@ if (hours !== undefined) console.log(`paper protocol estimate: ${hours.toFixed(2
 const fmt = (v: number | undefined, d: number) => (v === undefined ? 'n/a' : v.toFixed(d));
 const baselineSeconds = valueOf('ours', 'latency-baseline');
 const baselineMs = baselineSeconds === undefined ? undefined : baselineSeconds * 1000;
-console.log(`summary: train=${fmt(ratio['train-baseline'], 2)}x latency=${fmt(ratio['latency-baseline'], 2)}x baseline_sample_ms=${fmt(baselineMs, 1)} protocol_h=${fmt(hours, 2)} latency_vs_best=${fmt(vsBest['latency-baseline'], 2)}`);
+const unreliableFields = [
+  ...(unreliable.ratio.has('train-baseline') ? ['train'] : []),
+  ...(unreliable.ratio.has('latency-baseline') ? ['latency'] : []),
+  ...(unreliable.vsBest.has('latency-baseline') ? ['latency_vs_best'] : []),
+];
+console.log(`summary: train=${fmt(ratio['train-baseline'], 2)}x latency=${fmt(ratio['latency-baseline'], 2)}x baseline_sample_ms=${fmt(baselineMs, 1)} protocol_h=${fmt(hours, 2)} latency_vs_best=${fmt(vsBest['latency-baseline'], 2)} unreliable=${unreliableFields.length === 0 ? 'none' : unreliableFields.join(',')}`);

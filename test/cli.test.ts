@@ -51,12 +51,14 @@ function ssddpmAll(invocations: readonly string[][]): Promise<Result[]> {
 
 const HELP: Record<string, string[]> = {
   train: ['--model', '--out', '--epochs', '--seed', '--dataset', '--batch-size', '--lr', '--per-class', '--checkpoint-every', '--resume', '--device'],
-  sample: ['--run', '--cascade', '--upscale', '--labels', '--per-label', '--out', '--seed', '--clip', '--dynamic-threshold', '--sampler', '--steps', '--eta', '--variance', '--scale', '--device'],
-  generate: ['--run', '--cascade', '--upscale', '--out', '--count', '--seed', '--batch-size', '--clip', '--dynamic-threshold', '--sampler', '--steps', '--eta', '--variance', '--device'],
+  sample: ['--run', '--cascade', '--upscale', '--labels', '--per-label', '--out', '--seed', '--clip', '--dynamic-threshold', '--sampler', '--steps', '--eta', '--variance', '--scale', '--device', '--engine'],
+  generate: ['--run', '--cascade', '--upscale', '--out', '--count', '--seed', '--batch-size', '--clip', '--dynamic-threshold', '--sampler', '--steps', '--eta', '--variance', '--device', '--engine'],
   forward: ['--run', '--out', '--count', '--seed', '--scale'],
   reverse: ['--run', '--out', '--labels', '--seed', '--clip', '--scale'],
-  speed: ['--run', '--cascade', '--upscale', '--no-ema', '--samples', '--device'],
+  speed: ['--run', '--cascade', '--upscale', '--no-ema', '--samples', '--device', '--engine'],
   report: ['--results', '--out'],
+  export: ['--run', '--out', '--format', '--no-ema'],
+  fidelity: ['--set', '--dataset', '--cache', '--json', '--device'],
 };
 
 test('--help of each command exits 0 and lists its options', async () => {

@@ -185,8 +185,9 @@ test('unetContext is [t/(T−1), one-hot(label)] as float32 [N, 1 + classes]', (
     assertClose(ctx.data() as Float32Array, expected, { atol: 0, rtol: 1e-7 });
     // T = 1: the only timestep is 0 (no division by zero).
     assert.deepEqual(Array.from(unetContext(longs([0]), 1, longs([1]), 2).data() as Float32Array), [0, 0, 1]);
-    // A label out of range is refused by one_hot.
-    assert.throws(() => unetContext(longs([0]), 30, longs([10]), 10));
+    // numClasses is the null label of classifier-free guidance (all-zero one-hot); beyond it, one_hot refuses.
+    assert.deepEqual(Array.from(unetContext(longs([0]), 30, longs([10]), 10).data() as Float32Array), new Array(11).fill(0));
+    assert.throws(() => unetContext(longs([0]), 30, longs([11]), 10));
   });
 });
 

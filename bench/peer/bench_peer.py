@@ -1,7 +1,11 @@
 """PyTorch peer of bench/bench.ts: the same workloads, settings and timing, written as a PyTorch user would.
 
-Takes one JSON argument (the plan bench.ts also runs) and prints one JSON line: {"torch": version, "results": {name: [values]}}.
-Training workloads report samples/s per repetition, batched sampling network evaluations/s, latency seconds per sample.
+Takes one JSON argument (the plan bench.ts also runs), then serves requests, one JSON line each on stdin, so that
+bench.ts can take our repetitions and the peer's in turn:
+  {"workload": name, "mode": "eager"|"jit"}   → one timed repetition (set up and warmed up on first use):
+                                                {"value": v, "torch": version}
+  {"release": name, "mode": ...}              → frees that workload's models: {"ok": true}
+Training workloads report samples/s, batched sampling network evaluations/s, latency seconds per sample.
 The plan's "mode" is "eager" (default) or "jit": sampling networks traced, frozen and passed through
 torch.jit.optimize_for_inference, as a PyTorch user prepares a model for inference. Sampling loads the plan's
 "weights" (checkpoint files per model) where given, the same weights our side samples with.
@@ -76,18 +80,22 @@ def sync():
         torch.cuda.synchronize()
 
 
-def timed(fn, warmup, reps, inner):
+def repetition(fn, warmup, inner, per_second=None):
+    """Warms fn up, then returns a function timing one repetition of `inner` calls: seconds per call, or
+    per_second / that when given (a rate)."""
     for _ in range(warmup):
         fn()
-    out = []
-    for _ in range(reps):
+
+    def rep():
         sync()
         start = time.perf_counter()
         for _ in range(inner):
             fn()
         sync()
-        out.append((time.perf_counter() - start) / inner)
-    return out
+        seconds = (time.perf_counter() - start) / inner
+        return seconds if per_second is None else per_second / seconds
+
+    return rep
 
 
 def train_unet(plan, spec):
@@ -111,7 +119,7 @@ def train_unet(plan, spec):
         opt.step()
         return loss.item()
 
-    return [b / s for s in timed(step, plan["warmup"], plan["reps"], plan["trainSteps"])]
+    return repetition(step, plan["warmup"], plan["trainSteps"], b)
 
 
 def train_classifier(plan):
@@ -129,57 +137,69 @@ def train_classifier(plan):
         opt.step()
         return loss.item()
 
-    return [b / s for s in timed(step, plan["warmup"], plan["reps"], plan["classifierSteps"])]
+    return repetition(step, plan["warmup"], plan["classifierSteps"], b)
+
+
+def prepare(plan, name, mode):
+    """The one-repetition function of a workload."""
+    specs = plan["models"]
+    weights = plan.get("weights", {})
+    if name.startswith("train-") and name != "train-classifier":
+        return train_unet(plan, specs[name[len("train-"):]])
+    if name == "train-classifier":
+        return train_classifier(plan)
+    if name == "sample-batched":
+        torch.manual_seed(0)
+        model = Diffusion(specs["baseline"])
+        if "baseline" in weights:
+            model.load(weights["baseline"])
+        model.prepare(mode, plan["sampleBatch"])
+        labels = torch.arange(plan["sampleBatch"], device=DEVICE) % 10
+        with torch.inference_mode():
+            return repetition(lambda: model.sample(labels), 1, 1, plan["sampleBatch"] * specs["baseline"]["numTimesteps"])
+    pipeline = name[len("latency-"):]
+    torch.manual_seed(0)
+    nets = {k: Diffusion(specs[k]) for k in ("small", "upscaler", "baseline")}
+    for k, m in nets.items():
+        if k in weights:
+            m.load(weights[k])
+        m.prepare(mode, 1)
+    small, upscaler, baseline = nets["small"], nets["upscaler"], nets["baseline"]
+    counter = [0]
+
+    def one():
+        label = torch.tensor([counter[0] % 10], device=DEVICE)
+        counter[0] += 1
+        if pipeline == "baseline":
+            return baseline.sample(label).clamp_(0, 1)
+        low = small.sample(label).clamp_(0, 1)
+        if pipeline == "small-upscaled":
+            return F.interpolate(low, size=(28, 28), mode="bilinear", align_corners=False).clamp_(0, 1)
+        return upscaler.sample(label, upscaler.conditioning(low)).clamp_(0, 1)
+
+    with torch.inference_mode():
+        return repetition(one, plan["latencyWarmup"], plan["latencySamples"])
 
 
 def main():
     global DEVICE
     plan = json.loads(sys.argv[1])
     DEVICE = plan["device"]
-    specs = plan["models"]
-    weights = plan.get("weights", {})
-    mode = plan.get("mode", "eager")
-    results = {}
-    for name in plan["workloads"]:
-        torch.set_num_threads(plan["latencyThreads"] if name.startswith("latency") else plan["threads"])
-        if name.startswith("train-") and name != "train-classifier":
-            results[name] = train_unet(plan, specs[name[len("train-"):]])
-        elif name == "train-classifier":
-            results[name] = train_classifier(plan)
-        elif name == "sample-batched":
-            torch.manual_seed(0)
-            model = Diffusion(specs["baseline"])
-            if "baseline" in weights:
-                model.load(weights["baseline"])
-            model.prepare(mode, plan["sampleBatch"])
-            labels = torch.arange(plan["sampleBatch"], device=DEVICE) % 10
-            with torch.inference_mode():
-                secs = timed(lambda: model.sample(labels), 1, plan["sampleReps"], 1)
-            results[name] = [plan["sampleBatch"] * specs["baseline"]["numTimesteps"] / s for s in secs]
+    prepared = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        name = request.get("workload", request.get("release"))
+        key = (name, request.get("mode", "eager"))
+        if "release" in request:
+            prepared.pop(key, None)
+            reply = {"ok": True}
         else:
-            pipeline = name[len("latency-"):]
-            torch.manual_seed(0)
-            nets = {k: Diffusion(specs[k]) for k in ("small", "upscaler", "baseline")}
-            for k, m in nets.items():
-                if k in weights:
-                    m.load(weights[k])
-                m.prepare(mode, 1)
-            small, upscaler, baseline = nets["small"], nets["upscaler"], nets["baseline"]
-            counter = [0]
-
-            def one():
-                label = torch.tensor([counter[0] % 10], device=DEVICE)
-                counter[0] += 1
-                if pipeline == "baseline":
-                    return baseline.sample(label).clamp_(0, 1)
-                low = small.sample(label).clamp_(0, 1)
-                if pipeline == "small-upscaled":
-                    return F.interpolate(low, size=(28, 28), mode="bilinear", align_corners=False).clamp_(0, 1)
-                return upscaler.sample(label, upscaler.conditioning(low)).clamp_(0, 1)
-
-            with torch.inference_mode():
-                results[name] = timed(one, plan["latencyWarmup"], plan["reps"], plan["latencySamples"])
-    print(json.dumps({"torch": torch.__version__, "results": results}))
+            torch.set_num_threads(plan["latencyThreads"] if name.startswith("latency") else plan["threads"])
+            if key not in prepared:
+                prepared[key] = prepare(plan, name, key[1])
+            with torch.inference_mode(name.startswith(("latency", "sample"))):
+                reply = {"value": prepared[key](), "torch": torch.__version__}
+        print(json.dumps(reply), flush=True)
 
 
 if __name__ == "__main__":

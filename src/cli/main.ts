@@ -4,7 +4,7 @@ import { trainCommand } from './commands/train.ts';
 import { sampleCommand } from './commands/sample.ts';
 import { generateCommand } from './commands/generate.ts';
 import { forwardCommand, reverseCommand } from './commands/figures.ts';
-import { casCommand, exportCommand, speedCommand } from './commands/evaluate.ts';
+import { casCommand, exportCommand, fidelityCommand, speedCommand } from './commands/evaluate.ts';
 import { paperCommand } from './commands/paper.ts';
 import { reportCommand } from './commands/report.ts';
 import { serveCommand, webCommand } from './commands/web.ts';
@@ -31,7 +31,7 @@ const program = new Command('ssddpm')
     }
   });
 
-for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand, casCommand, speedCommand, paperCommand, reportCommand, exportCommand, webCommand, serveCommand]) {
+for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand, casCommand, fidelityCommand, speedCommand, paperCommand, reportCommand, exportCommand, webCommand, serveCommand]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(add --help for usage)'));
 }
 

@@ -28,11 +28,26 @@ export function positiveNumber(value: string): number {
   return n;
 }
 
+/** A number in (0, 1). */
+function openUnit(what: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !(n > 0 && n < 1)) throw new InvalidArgumentError(`expected ${what} between 0 and 1 (exclusive), got '${value}'`);
+    return n;
+  };
+}
+
 /** A moving-average decay in (0, 1). */
-export function emaDecay(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !(n > 0 && n < 1)) throw new InvalidArgumentError(`expected a decay between 0 and 1 (exclusive), got '${value}'`);
-  return n;
+export const emaDecay = openUnit('a decay');
+
+/** A probability in (0, 1). */
+export const probability = openUnit('a probability');
+
+/** Guidance scales ≥ 0: one, or one per model of a cascade ('2' or '3,1'). */
+export function guidanceScales(value: string): number[] {
+  const scales = value.split(',').map((v) => Number(v));
+  if (value.trim() === '' || scales.some((w) => !Number.isFinite(w) || w < 0)) throw new InvalidArgumentError(`expected guidance scales ≥ 0 ('2', or '3,1' for the models of a cascade), got '${value}'`);
+  return scales;
 }
 
 /** '0-9', '3', '1,3,5', '0-4,7' → label list; each label in 0..numClasses−1. */

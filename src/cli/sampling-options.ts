@@ -2,7 +2,7 @@
 // how x̂0 is kept in the data range, and the author-code variants.
 import { InvalidArgumentError, Option, type Command, type OptionValues } from '@commander-js/extra-typings';
 import type { SamplingOptions } from '../pipelines/sampling-model.ts';
-import { positiveInt } from './parse.ts';
+import { guidanceScales, positiveInt } from './parse.ts';
 
 function unitInterval(value: string): number {
   const n = Number(value);
@@ -14,17 +14,19 @@ export const samplingOptionList = {
   sampler: () => new Option('--sampler <kind>', 'ddpm (ancestral, every timestep) or ddim (--steps of them)').choices(['ddpm', 'ddim'] as const).default('ddpm' as const),
   steps: () => new Option('--steps <n>', 'DDIM: network evaluations per sample (at most T; a cascade caps it per model)').argParser(positiveInt),
   eta: () => new Option('--eta <η>', 'DDIM: noise scale in [0, 1] (0: deterministic)').argParser(unitInterval),
+  spacing: () => new Option('--spacing <kind>', "DDIM: timesteps evenly over T−1 … 0 ('linspace', default) or back from T−1 by T/steps ('trailing', Lin et al. 2024)").choices(['linspace', 'trailing'] as const),
   clip: () => new Option('--clip', "clip x̂0 to the data range at every step (the paper's §1.3 remedy)"),
   dynamicThreshold: () => new Option('--dynamic-threshold <p>', 'dynamic thresholding of x̂0 at percentile p (Imagen; e.g. 0.995) instead of clipping').argParser(unitInterval),
   variance: () => new Option('--variance <kind>', 'DDPM reverse-step variance: posterior β̃ or β').choices(['posterior', 'beta'] as const),
   conditioningLevel: () => new Option('--cond-level <l>', 'upscalers trained with --cond-noise: conditioning noise level in [0, 1] at sampling (default 0)').argParser(unitInterval),
+  guidance: () => new Option('--guidance <w>', 'classifier-free guidance scale (models trained with --label-dropout); a cascade takes one for both models or one each (e.g. 3,1)').argParser(guidanceScales),
   authorX0: () => new Option('--author-x0', "DDPM: estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison)"),
 };
 
 /** Adds the sampler and x̂0-constraint options every sampling command takes. */
 export function withSamplerOptions<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(cmd: Command<Args, Opts, Globals>) {
   const o = samplingOptionList;
-  return cmd.addOption(o.sampler()).addOption(o.steps()).addOption(o.eta()).addOption(o.clip()).addOption(o.dynamicThreshold()).addOption(o.conditioningLevel());
+  return cmd.addOption(o.sampler()).addOption(o.steps()).addOption(o.eta()).addOption(o.spacing()).addOption(o.clip()).addOption(o.dynamicThreshold()).addOption(o.conditioningLevel()).addOption(o.guidance());
 }
 
 /** withSamplerOptions plus the DDPM author-code variants (for commands that make images). */
@@ -36,26 +38,30 @@ export interface ParsedSampling {
   sampler: 'ddpm' | 'ddim';
   steps?: number;
   eta?: number;
+  spacing?: 'linspace' | 'trailing';
   clip?: true;
   dynamicThreshold?: number;
   variance?: 'posterior' | 'beta';
   authorX0?: true;
   condLevel?: number;
+  guidance?: number[];
 }
 
 /** The parsed options as SamplingOptions; throws a RangeError for combinations that mean nothing. */
 export function samplingFrom(o: ParsedSampling): SamplingOptions {
-  if (o.sampler === 'ddpm' && (o.steps !== undefined || o.eta !== undefined)) throw new RangeError('--steps and --eta need --sampler ddim');
+  if (o.sampler === 'ddpm' && (o.steps !== undefined || o.eta !== undefined || o.spacing !== undefined)) throw new RangeError('--steps, --eta and --spacing need --sampler ddim');
   if (o.sampler === 'ddim' && (o.variance !== undefined || o.authorX0)) throw new RangeError('--variance and --author-x0 belong to the DDPM sampler');
   if (o.clip && o.dynamicThreshold !== undefined) throw new RangeError('--clip and --dynamic-threshold exclude each other');
   return {
     sampler: o.sampler,
     steps: o.steps,
     eta: o.eta,
+    spacing: o.spacing,
     clip: o.clip ?? false,
     dynamicThreshold: o.dynamicThreshold,
     variance: o.sampler === 'ddpm' ? (o.variance ?? 'posterior') : undefined,
     authorX0: o.sampler === 'ddpm' ? (o.authorX0 ?? false) : undefined,
     conditioningLevel: o.condLevel,
+    guidance: o.guidance,
   };
 }

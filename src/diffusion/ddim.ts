@@ -5,7 +5,7 @@ import type { Generator } from '../torch/generator.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { NoiseSchedule, ScheduleTerms } from './schedule.ts';
 import { applyStep, checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
-import { ddimStepCoefficients, ddimTimesteps, type StepCoefficients } from './step-coefficients.ts';
+import { ddimStepCoefficients, ddimTimesteps, type StepCoefficients, type TimestepSpacing } from './step-coefficients.ts';
 import type { X0Constraint } from './thresholding.ts';
 
 export interface DDIMConfig extends Omit<SchedulerConfig, 'clipRange'> {
@@ -13,6 +13,8 @@ export interface DDIMConfig extends Omit<SchedulerConfig, 'clipRange'> {
   steps?: number;
   /** Noise scale η ∈ [0, 1] (default 0). */
   eta?: number;
+  /** How the timesteps are picked (default 'linspace'; see ddimTimesteps). */
+  spacing?: TimestepSpacing;
   /** The data range in model space, [min, max] (default [−1, 1]). */
   clipRange?: readonly [number, number];
 }
@@ -26,12 +28,12 @@ export class DDIMScheduler implements Scheduler {
   readonly #next = new Map<number, number>();
 
   constructor(config: DDIMConfig) {
-    const c = { clip: false, clipRange: [-1, 1] as const, eta: 0, steps: config.schedule?.numTimesteps, ...config };
+    const c = { clip: false, clipRange: [-1, 1] as const, eta: 0, steps: config.schedule?.numTimesteps, spacing: 'linspace' as TimestepSpacing, ...config };
     if (!(c.eta >= 0 && c.eta <= 1)) throw new RangeError(`DDIMScheduler: eta must be in [0, 1], got ${c.eta}`);
     this.constraint = checkSchedulerConfig('DDIMScheduler', c);
     this.config = Object.freeze({ ...c, clipRange: [c.clipRange[0], c.clipRange[1]] as const });
     this.schedule = c.schedule;
-    this.timesteps = ddimTimesteps(this.schedule.numTimesteps, c.steps);
+    this.timesteps = ddimTimesteps(this.schedule.numTimesteps, c.steps, c.spacing);
     this.timesteps.forEach((t, i) => this.#next.set(t, i + 1 < this.timesteps.length ? this.timesteps[i + 1]! : -1));
   }
 

@@ -85,6 +85,11 @@ export interface ScheduleConfig {
   numTimesteps: number;
   /** Exponent of the cosine schedule (the paper: 1.5; Nichol & Dhariwal: 2); cosine only. */
   power?: number;
+  /**
+   * The cap on β_t (cosine only; default 0.999, the paper's). With 0.999 the first reverse step divides by
+   * √ᾱ_{T−1} ≈ 0.03, multiplying the network's error by ≈ 32; a lower cap is one remedy.
+   */
+  maxBeta?: number;
 }
 
 export const SCHEDULE_KINDS = ['cosine', 'linear'] as const;
@@ -97,7 +102,7 @@ export class NoiseSchedule {
   constructor(config: ScheduleConfig) {
     checkScheduleConfig(config);
     this.config = Object.freeze({ ...config });
-    const betas = config.kind === 'cosine' ? cosineBetas(config.numTimesteps, config.power ?? 1.5) : linearBetas(config.numTimesteps);
+    const betas = config.kind === 'cosine' ? cosineBetas(config.numTimesteps, config.power ?? 1.5, undefined, config.maxBeta ?? 0.999) : linearBetas(config.numTimesteps);
     this.terms = scheduleTerms(betas);
   }
 
@@ -113,5 +118,7 @@ export function checkScheduleConfig(c: ScheduleConfig): void {
   if (!(SCHEDULE_KINDS as readonly string[]).includes(c.kind)) throw new RangeError(`schedule: kind must be one of ${SCHEDULE_KINDS.join(', ')}, got '${String(c.kind)}'`);
   if (!Number.isInteger(c.numTimesteps) || c.numTimesteps < 1) throw new RangeError(`schedule: numTimesteps (T) must be a positive integer, got ${c.numTimesteps}`);
   if (c.power !== undefined && !(c.power > 0 && Number.isFinite(c.power))) throw new RangeError(`schedule: power must be a positive number, got ${c.power}`);
+  if (c.maxBeta !== undefined && !(c.maxBeta > 0 && c.maxBeta < 1)) throw new RangeError(`schedule: maxBeta must be in (0, 1), got ${c.maxBeta}`);
+  if (c.maxBeta !== undefined && c.kind !== 'cosine') throw new RangeError('schedule: maxBeta caps the cosine schedule');
   if (c.kind === 'linear' && c.power !== undefined) throw new RangeError('schedule: power is for the cosine schedule');
 }

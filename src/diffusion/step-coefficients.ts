@@ -49,11 +49,19 @@ export function ddpmStepCoefficients(terms: ScheduleTerms, t: number, opts: { va
   };
 }
 
-/** `count` timesteps evenly spaced over T−1 … 0 (rounded, distinct, both ends included). */
-export function ddimTimesteps(numTimesteps: number, count: number): Int32Array {
+/** How DDIM picks its timesteps: evenly over T−1 … 0 with both ends, or 'trailing' (Lin et al. 2024). */
+export type TimestepSpacing = 'linspace' | 'trailing';
+
+/**
+ * `count` timesteps from T−1 down: 'linspace' spreads them evenly over T−1 … 0 (rounded, distinct, both ends
+ * included); 'trailing' steps back from T−1 by T/count (rounded), so the last step lands at T/count − 1.
+ */
+export function ddimTimesteps(numTimesteps: number, count: number, spacing: TimestepSpacing = 'linspace'): Int32Array {
   if (!Number.isInteger(count) || count < 1 || count > numTimesteps) {
     throw new RangeError(`DDIM: the number of inference steps must be an integer in 1..${numTimesteps} (T), got ${count}`);
   }
+  if (spacing === 'trailing') return Int32Array.from({ length: count }, (_, i) => Math.round(numTimesteps - (i * numTimesteps) / count) - 1);
+  if (spacing !== 'linspace') throw new RangeError(`DDIM: timestep spacing must be 'linspace' or 'trailing', got '${String(spacing)}'`);
   if (count === 1) return Int32Array.of(numTimesteps - 1);
   return Int32Array.from({ length: count }, (_, i) => Math.round(((numTimesteps - 1) * (count - 1 - i)) / (count - 1)));
 }

@@ -191,15 +191,17 @@ export class UNet extends Module {
 
 /**
  * The FiLM context [t/(T−1), one-hot(label) (, extra)] for timesteps t ∈ {0..T−1} (int64 [N]) and labels
- * (int64 [N]), as float32 [N, 1 + numClasses (+ k)]; `extra` [N, k] holds further context values (e.g. the
- * conditioning-noise level of an augmented upscaler).
+ * (int64 [N]; numClasses is the null label of classifier-free guidance, whose one-hot part is all zeros), as
+ * float32 [N, 1 + numClasses (+ k)]; `extra` [N, k] holds further context values (e.g. the conditioning-noise
+ * level of an augmented upscaler).
  */
 export function unetContext(t: Tensor, numTimesteps: number, labels: Tensor, numClasses: number, extra?: Tensor): Tensor {
   const time = t.float();
   const divided = time.div(Math.max(numTimesteps - 1, 1));
   const scaled = divided.unsqueeze(1);
-  const hot = F.oneHot(labels, numClasses);
+  const withNull = F.oneHot(labels, numClasses + 1);
+  const hot = withNull.narrow(1, 0, numClasses);
   const ctx = cat(extra === undefined ? [scaled, hot] : [scaled, hot, extra], 1);
-  for (const x of [time, divided, scaled, hot]) x.dispose();
+  for (const x of [time, divided, scaled, withNull, hot]) x.dispose();
   return ctx;
 }

@@ -95,10 +95,15 @@ export class OrtSession {
     this.inputDims = new Map(native.inputMetadata.map((m) => [m.name, m.shape.map((d, i) => (d >= 0 ? d : m.symbolicDimensions[i] ?? '?'))]));
   }
 
+  /** `v` as the runtime's own tensor, for feeds used many times (run then passes it as it is). */
+  static prepare(v: OrtValue): OrtValue {
+    const { Tensor } = load();
+    return (v as object) instanceof Tensor ? v : new Tensor(v.type, v.data, v.dims);
+  }
+
   /** Runs the model on `feeds`, returning the outputs named in `fetch`. */
   run(feeds: Record<string, OrtValue>, fetch: readonly string[]): Record<string, OrtValue> {
     if (this.#native === undefined) throw new Error('this ONNX Runtime session was disposed');
-    const { Tensor } = load();
     const key = fetch.join('\n');
     let fetches = this.#fetches.get(key);
     if (fetches === undefined) {
@@ -106,7 +111,7 @@ export class OrtSession {
       this.#fetches.set(key, fetches);
     }
     const native: Record<string, unknown> = {};
-    for (const [name, v] of Object.entries(feeds)) native[name] = new Tensor(v.type, v.data, v.dims);
+    for (const [name, v] of Object.entries(feeds)) native[name] = OrtSession.prepare(v);
     return this.#native.run(native, fetches, {});
   }
 

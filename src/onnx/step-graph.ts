@@ -10,6 +10,7 @@ export const IO = {
   label: 'label',
   conditioning: 'conditioning',
   conditioningLevel: 'conditioning_level',
+  guidance: 'guidance',
   noise: 'noise',
   epsScale: 'eps_scale',
   x0Divisor: 'x0_divisor',
@@ -34,7 +35,8 @@ export const STEP_SCALARS = [IO.epsScale, IO.x0Divisor, IO.x0Coef, IO.xtCoef, IO
 export function stepGraph(g: GraphBuilder, xt: string, eps: string, noise: string): { prev: string; x0: string } {
   const s = Object.fromEntries(STEP_SCALARS.map((n) => [n, g.input(n, 'float32', [])])) as Record<(typeof STEP_SCALARS)[number], string>;
   const raw = g.op('Div', [g.op('Sub', [xt, g.op('Mul', [eps, s.eps_scale])]), s.x0_divisor], {}, 'x0_raw');
-  const x0 = g.op('Clip', [raw, s.clip_min, s.clip_max], {}, 'x0');
+  // Named as the graph's outputs, so that they need no Identity node.
+  const x0 = g.op('Clip', [raw, s.clip_min, s.clip_max], {}, IO.predX0);
   const mean = g.op('Add', [g.op('Add', [g.op('Mul', [x0, s.x0_coef]), g.op('Mul', [xt, s.xt_coef])]), g.op('Mul', [eps, s.eps_coef])]);
-  return { prev: g.op('Add', [mean, g.op('Mul', [noise, s.sigma])], {}, 'prev'), x0 };
+  return { prev: g.op('Add', [mean, g.op('Mul', [noise, s.sigma])], {}, IO.prevSample), x0 };
 }

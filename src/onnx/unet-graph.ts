@@ -25,12 +25,12 @@ function weight(g: GraphBuilder, hint: string, t: Tensor): string {
   return g.constant(hint, floats(t), t.shape);
 }
 
-function conv(g: GraphBuilder, x: string, c: Conv2d, hint: string): string {
+function conv(g: GraphBuilder, x: string, c: Conv2d, hint: string, outName = hint): string {
   const k = c.weight.shape;
   const inputs = [x, weight(g, `${hint}.weight`, c.weight)];
   if (c.bias !== null) inputs.push(weight(g, `${hint}.bias`, c.bias));
   const p = c.padding;
-  return g.op('Conv', inputs, { kernel_shape: [k[2]!, k[3]!], pads: [p, p, p, p], strides: [c.stride, c.stride] }, hint);
+  return g.op('Conv', inputs, { kernel_shape: [k[2]!, k[3]!], pads: [p, p, p, p], strides: [c.stride, c.stride] }, outName);
 }
 
 /** GELU, exact: x · ½ (1 + erf(x / √2)), in the pattern ONNX Runtime fuses into one kernel. */
@@ -61,8 +61,8 @@ function doubleConv(g: GraphBuilder, x: string, d: DoubleConv, hint: string): st
   return batchNorm(g, gelu(g, conv(g, h, d.conv2, `${hint}.conv2`)), d.bn2, `${hint}.bn2`);
 }
 
-/** ε̂ for the network input x ([N, inChannels, H, W]) under per-block modulations. */
-export function unetGraph(g: GraphBuilder, unet: UNet, x: string, modulation: readonly BlockModulation[]): string {
+/** ε̂ for the network input x ([N, inChannels, H, W]) under per-block modulations, as the value `outName`. */
+export function unetGraph(g: GraphBuilder, unet: UNet, x: string, modulation: readonly BlockModulation[], outName = 'eps'): string {
   const skips: string[] = [];
   let h = x;
   unet.encoders.forEach((e, i) => {
@@ -79,7 +79,7 @@ export function unetGraph(g: GraphBuilder, unet: UNet, x: string, modulation: re
     d = doubleConv(g, input, unet.decoders[i]!.conv, `dec${i}.conv`);
     if (level > 0) d = resizeLike(g, d, skips[level - 1]!, `dec${i}.up`);
   }
-  return conv(g, d!, unet.out, 'out');
+  return conv(g, d!, unet.out, 'out', outName);
 }
 
 // The decoder's bilinear upsampling (aligned corners) to the size of the next skip, read from the skip's shape:
@@ -119,13 +119,15 @@ export function contextGraph(g: GraphBuilder, t: string, label: string, numTimes
  * γ, β of every block looked up by (t, label) in tables computed now by the U-Net's own FiLM layers, for
  * models whose context has no continuous part: one Gather per term instead of an MLP per block per step.
  */
-export function filmFromTable(g: GraphBuilder, unet: UNet, numTimesteps: number, t: string, label: string): BlockModulation[] {
+export function filmFromTable(g: GraphBuilder, unet: UNet, numTimesteps: number, t: string, label: string, opts: { nullLabel?: boolean } = {}): BlockModulation[] {
   const K = unet.config.numClasses;
-  const rows = numTimesteps * K;
-  const index = g.op('Add', [g.op('Mul', [t, g.constant('num_classes', BigInt64Array.of(BigInt(K)), [])]), label], {}, 'film_row');
+  // Labels 0..K−1, and K, the null label of classifier-free guidance, where the model knows it.
+  const labels = opts.nullLabel ? K + 1 : K;
+  const rows = numTimesteps * labels;
+  const index = g.op('Add', [g.op('Mul', [t, g.constant('num_labels', BigInt64Array.of(BigInt(labels)), [])]), label], {}, 'film_row');
   return noGrad(() => tidy(() => {
-    const ts = int64(Array.from({ length: rows }, (_, r) => Math.floor(r / K)));
-    const ys = int64(Array.from({ length: rows }, (_, r) => r % K));
+    const ts = int64(Array.from({ length: rows }, (_, r) => Math.floor(r / labels)));
+    const ys = int64(Array.from({ length: rows }, (_, r) => r % labels));
     const context = unetContext(ts, numTimesteps, ys, K);
     return unet.encoders.map((e, i) => {
       const { gamma, beta } = e.film.modulation(context);

@@ -1,5 +1,6 @@
 // A trained diffusion model on libtorch: the U-Net plus what sampling needs (SamplingModel). It trains, and it
 // samples through the U-Net's prepared inference form, on the CPU or a GPU.
+import { classifierFreeGuidance } from '../diffusion/guidance.ts';
 import { sampleLoop, type SampleLoopResult } from '../diffusion/sample.ts';
 import type { Scheduler } from '../diffusion/scheduler.ts';
 import { UNet, unetContext } from '../models/unet.ts';
@@ -49,19 +50,24 @@ export class DiffusionModel extends SamplingModel {
     });
   }
 
-  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, loop, plainForward }: ReverseProcessInputs): SampleLoopResult {
+  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, loop, plainForward }: ReverseProcessInputs): SampleLoopResult {
     const n = labels.length;
     const size = this.config.imageSize;
     const device = this.device;
+    // Guidance evaluates every sample twice in one batch: with its label, then with the null label.
+    const rows = guidance === undefined ? labels : [...labels, ...labels.map(() => this.config.unet.numClasses)];
+    const m = rows.length;
     this.unet.eval();
     const net = plainForward ? undefined : new InferenceUNet(this.unet);
     try {
       return tidy(() => {
-        const labelTensor = int64(labels, { device });
-        const levels = level === undefined ? undefined : full([n], level, { device });
-        const predict = net === undefined
-          ? (xt: Tensor, t: number) => tidy(() => this.predictNoise(xt, full([n], t, { dtype: 'int64', device }), labelTensor, cond, levels))
-          : this.#inferencePredictor(net, labels, cond, level);
+        const labelTensor = int64(rows, { device });
+        const levels = level === undefined ? undefined : full([m], level, { device });
+        const condRows = cond === undefined || guidance === undefined ? cond : cat([cond, cond], 0);
+        const predictRows = net === undefined
+          ? (xt: Tensor, t: number) => tidy(() => this.predictNoise(xt, full([m], t, { dtype: 'int64', device }), labelTensor, condRows, levels))
+          : this.#inferencePredictor(net, rows, condRows, level);
+        const predict = guidance === undefined ? predictRows : (xt: Tensor, t: number) => tidy(() => classifierFreeGuidance(predictRows(cat([xt, xt], 0), t), n, guidance));
         return sampleLoop(scheduler, predict, [n, 1, size, size], loop);
       });
     } finally {

@@ -7,9 +7,9 @@ import { nameTheTarget, removeStaleTemporaries } from '../io/atomic.ts';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.ts';
 import { withFolderLock } from '../io/lock.ts';
 import { dispose } from '../torch/scope.ts';
-import { ONNX_MODEL_FILE, diffusionModelToOnnx } from './onnx-export.ts';
-import { loadModel } from './pipeline.ts';
-import { RunError, configPath, epochCheckpointPath, latestCheckpoint, logPath, readRunConfig } from './run-dir.ts';
+import { ONNX_MODEL_FILE } from './onnx-export.ts';
+import { loadModel, runToOnnx } from './pipeline.ts';
+import { RunError, configPath, epochCheckpointPath, latestCheckpoint, logPath } from './run-dir.ts';
 
 export const EXPORT_FORMATS = ['safetensors', 'onnx'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -46,15 +46,9 @@ export function exportRun(runDir: string, out: string, opts: ExportOptions = {})
 }
 
 function writeOnnx(runDir: string, checkpoint: string, tmp: string, ema: boolean | undefined): string {
-  const model = loadModel(runDir, { checkpoint, ema });
-  try {
-    const hasEma = readRunConfig(runDir).training.ema !== undefined;
-    mkdirSync(tmp, { recursive: true });
-    writeFileSync(join(tmp, ONNX_MODEL_FILE), diffusionModelToOnnx(model, hasEma && ema !== false ? 'ema' : 'model'));
-    return ONNX_MODEL_FILE;
-  } finally {
-    model.dispose();
-  }
+  mkdirSync(tmp, { recursive: true });
+  writeFileSync(join(tmp, ONNX_MODEL_FILE), runToOnnx(runDir, { checkpoint, ema }));
+  return ONNX_MODEL_FILE;
 }
 
 // The newest checkpoint without optimizer state; the moving average stays beside the weights.

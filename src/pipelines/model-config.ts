@@ -26,6 +26,12 @@ export interface DiffusionModelConfig {
    * chooses the level. Absent: clean conditioning, as the paper.
    */
   conditioningNoise?: number;
+  /**
+   * Classifier-free guidance (Ho & Salimans 2022): the probability with which training replaced the label by the
+   * null label (numClasses, whose one-hot context is all zeros), so that the model also predicts the noise
+   * unconditionally and sampling can be guided. Absent: conditional only, as the paper.
+   */
+  labelDropout?: number;
 }
 
 /** The paper's schedule: cosine with exponent 1.5. */

@@ -7,7 +7,7 @@ import { nonFiniteNoiseError, sampleLoop, type SampleLoopResult } from '../diffu
 import type { Scheduler } from '../diffusion/scheduler.ts';
 import { linearStep } from '../diffusion/step-coefficients.ts';
 import { OrtSession, type OrtValue } from '../onnx/runtime.ts';
-import { IO } from '../onnx/step-graph.ts';
+import { IO, STEP_SCALARS } from '../onnx/step-graph.ts';
 import { tensor } from '../torch/ops/creation.ts';
 import { randn } from '../torch/ops/random.ts';
 import { tidy } from '../torch/scope.ts';
@@ -68,9 +68,10 @@ export class OnnxDiffusionModel extends SamplingModel {
     const expected: string[] = [IO.sample, IO.timestep, IO.label];
     if (this.isUpscaler) expected.push(IO.conditioning);
     if (this.augmentsConditioning) expected.push(IO.conditioningLevel);
+    if (session.outputNames.includes(IO.prevSample)) expected.push(IO.noise, ...STEP_SCALARS, ...(this.config.labelDropout === undefined ? [] : [IO.guidance]));
     const missing = expected.filter((n) => !session.inputNames.includes(n));
     if (missing.length > 0) throw new Error(`the graph lacks the input${missing.length > 1 ? 's' : ''} ${missing.join(', ')} that ${this.#what()} takes`);
-    const extra = session.inputNames.filter((n) => !expected.includes(n) && !session.outputNames.includes(IO.prevSample));
+    const extra = session.inputNames.filter((n) => !expected.includes(n));
     if (extra.length > 0) throw new Error(`the graph takes ${extra.join(', ')}, which ${this.#what()} does not`);
     if (!session.outputNames.includes(IO.eps)) throw new Error(`the graph has no output ${IO.eps}`);
     const dims = session.inputDims.get(IO.sample)!;
@@ -86,20 +87,24 @@ export class OnnxDiffusionModel extends SamplingModel {
     return 'cpu';
   }
 
-  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, loop }: ReverseProcessInputs): SampleLoopResult {
+  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, loop }: ReverseProcessInputs): SampleLoopResult {
+    if (guidance !== undefined && !this.fusedStep) throw new RangeError('guidance on ONNX Runtime needs a graph exported by ssddpm (one that takes the step)');
     const n = labels.length;
     const S = this.config.imageSize;
     const shape = [n, 1, S, S];
     const fixed: Record<string, OrtValue> = { [IO.label]: { type: 'int64', data: BigInt64Array.from(labels, BigInt), dims: [n] } };
     if (cond !== undefined) fixed[IO.conditioning] = f32(floats(cond), shape);
     if (level !== undefined) fixed[IO.conditioningLevel] = f32(new Float32Array(n).fill(level), [n]);
+    if (this.fusedStep && this.config.labelDropout !== undefined) fixed[IO.guidance] = scalar(guidance ?? 0);
     const timestep = (t: number): OrtValue => ({ type: 'int64', data: new BigInt64Array(n).fill(BigInt(t)), dims: [n] });
     const constrained = scheduler.constraint.kind !== 'none';
     const [lo, hi] = scheduler.constraint.kind === 'clip' ? scheduler.clipRange : [-Infinity, Infinity];
-    const stepInputs = (t: number, noise: Float32Array): Record<string, OrtValue> => {
+    // Everything but x_t and the noise is known before the first step: prepared once, as the runtime's tensors.
+    const stepFeeds = new Map(Array.from(this.fusedStep ? scheduler.timesteps : [], (t) => {
       const c = linearStep(scheduler.stepCoefficients(t), constrained);
-      return {
-        [IO.noise]: f32(noise, shape),
+      const feeds: Record<string, OrtValue> = {
+        ...fixed,
+        [IO.timestep]: timestep(t),
         [IO.epsScale]: scalar(c.epsScale),
         [IO.x0Divisor]: scalar(c.x0Divisor),
         [IO.x0Coef]: scalar(c.x0Coef),
@@ -109,26 +114,33 @@ export class OnnxDiffusionModel extends SamplingModel {
         [IO.clipMin]: scalar(lo),
         [IO.clipMax]: scalar(hi),
       };
-    };
+      for (const k of Object.keys(feeds)) feeds[k] = OrtSession.prepare(feeds[k]!);
+      return [t, { feeds, sigma: c.sigma }];
+    }));
     const zeros = new Float32Array(n * S * S);
     if (!this.fusedStep || scheduler.constraint.kind === 'dynamic') {
       // The noise prediction only; the step is the scheduler's, on libtorch.
       const predict = (xt: Tensor, t: number): Tensor => {
-        const feeds = { ...fixed, [IO.sample]: f32(floats(xt), shape), [IO.timestep]: timestep(t), ...(this.fusedStep ? stepInputs(t, zeros) : {}) };
+        const feeds = { ...(this.fusedStep ? { ...stepFeeds.get(t)!.feeds, [IO.noise]: f32(zeros, shape) } : { ...fixed, [IO.timestep]: timestep(t) }), [IO.sample]: f32(floats(xt), shape) };
         return tensor(this.#session.run(feeds, [IO.eps])[IO.eps]!.data as Float32Array, { shape });
       };
       return sampleLoop(scheduler, predict, shape, loop);
     }
     return tidy(() => {
-      const draw = () => tidy(() => floats(randn(shape, { generator: loop.generator })));
+      const draw = () => {
+        const z = randn(shape, { generator: loop.generator });
+        const values = z.data() as Float32Array;
+        z.dispose();
+        return values;
+      };
       let x = draw();
       const trajectory = loop.keepTrajectory ? { t: [] as number[], xt: [] as Tensor[], predX0: [] as Tensor[] } : undefined;
+      const fetch = trajectory === undefined ? [IO.prevSample, IO.eps] : [IO.prevSample, IO.predX0, IO.eps];
       const total = scheduler.timesteps.length;
       let done = 0;
       for (const t of scheduler.timesteps) {
-        const sigma = scheduler.stepCoefficients(t).sigma;
-        const feeds = { ...fixed, [IO.sample]: f32(x, shape), [IO.timestep]: timestep(t), ...stepInputs(t, sigma > 0 ? draw() : zeros) };
-        const out = this.#session.run(feeds, [IO.prevSample, IO.predX0, IO.eps]);
+        const step = stepFeeds.get(t)!;
+        const out = this.#session.run({ ...step.feeds, [IO.sample]: f32(x, shape), [IO.noise]: f32(step.sigma > 0 ? draw() : zeros, shape) }, fetch);
         // NaN weights or an overflow would otherwise end as black images, silently.
         if (!(out[IO.eps]!.data as Float32Array).every(Number.isFinite)) throw nonFiniteNoiseError(t, done, total);
         if (trajectory !== undefined) {

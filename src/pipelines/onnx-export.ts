@@ -46,12 +46,24 @@ export function diffusionModelToOnnx(model: DiffusionModel, weights: ExportedWei
   const level = model.augmentsConditioning ? g.input(IO.conditioningLevel, 'float32', ['batch']) : undefined;
   const noise = g.input(IO.noise, 'float32', image);
   model.unet.eval();
+  // Classifier-free guidance: every row twice in one batch, with its label and with the null label (K).
+  const guided = model.config.labelDropout !== undefined;
+  const w = guided ? g.input(IO.guidance, 'float32', []) : undefined;
+  const twice = (v: string | undefined) => (v === undefined || !guided ? v : g.op('Concat', [v, v], { axis: 0 }));
+  const rowsLabel = guided ? g.op('Concat', [label, g.op('Add', [g.op('Mul', [label, g.constant('zero', BigInt64Array.of(0n), [])]), g.constant('null_label', BigInt64Array.of(BigInt(K)), [])])], { axis: 0 }, 'row_label') : label;
+  const [rowsT, rowsCond, rowsLevel] = [twice(t)!, twice(cond), twice(level)];
   // A continuous context (the conditioning level) needs FiLM's MLP; a discrete one is a table lookup.
-  const modulation = level === undefined
-    ? filmFromTable(g, model.unet, T, t, label)
-    : filmFromContext(g, model.unet.encoders.map((e) => e.film), contextGraph(g, t, label, T, K, level));
-  const input = cond === undefined ? xt : g.op('Concat', [xt, cond], { axis: 1 }, 'unet_input');
-  const eps = unetGraph(g, model.unet, input, modulation);
+  const modulation = rowsLevel === undefined
+    ? filmFromTable(g, model.unet, T, rowsT, rowsLabel, { nullLabel: guided })
+    : filmFromContext(g, model.unet.encoders.map((e) => e.film), contextGraph(g, rowsT, rowsLabel, T, K, rowsLevel));
+  const rowsX = twice(xt)!;
+  const input = rowsCond === undefined ? rowsX : g.op('Concat', [rowsX, rowsCond], { axis: 1 }, 'unet_input');
+  let eps: string;
+  if (w === undefined) eps = unetGraph(g, model.unet, input, modulation, IO.eps);
+  else {
+    const [conditional, unconditional] = g.opN('Split', [unetGraph(g, model.unet, input, modulation, 'eps_rows')], 2, { axis: 0, num_outputs: 2 }, 'eps_split');
+    eps = g.op('Add', [conditional!, g.op('Mul', [g.op('Sub', [conditional!, unconditional!]), w])], {}, IO.eps);
+  }
   const { prev, x0 } = stepGraph(g, xt, eps, noise);
   g.output(prev, IO.prevSample, 'float32', image);
   g.output(x0, IO.predX0, 'float32', image);

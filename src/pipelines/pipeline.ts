@@ -12,8 +12,8 @@ import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import { DiffusionModel } from './diffusion-model.ts';
 import { OnnxDiffusionModel } from './onnx-diffusion-model.ts';
-import { ONNX_MODEL_FILE, diffusionModelToOnnx } from './onnx-export.ts';
-import { RunError, checkCheckpointModel, latestCheckpoint, noCheckpointReason, readRunConfig } from './run-dir.ts';
+import { ONNX_MODEL_FILE, diffusionModelToOnnx, type ExportedWeights } from './onnx-export.ts';
+import { RunError, checkCheckpointModel, latestCheckpoint, noCheckpointReason, readRunConfig, type RunConfig } from './run-dir.ts';
 import type { Engine, SamplingModel, SamplingOptions } from './sampling-model.ts';
 
 /**
@@ -30,14 +30,28 @@ export function loadModel(runDir: string, opts: { checkpoint?: string; device?: 
   checkCheckpointModel(path, config);
   const model = new DiffusionModel(config.model, opts.device);
   try {
-    const weights = config.training.ema !== undefined && opts.ema !== false ? 'ema' : 'model';
-    restoreCheckpoint(path, { model: model.unet, weights });
+    restoreCheckpoint(path, { model: model.unet, weights: samplingWeights(config, opts.ema) });
   } catch (err) {
     model.dispose();
     throw err;
   }
   model.unet.eval();
   return model;
+}
+
+/** The weights sampling uses: the moving average where the run kept one, unless `ema` is false. */
+export function samplingWeights(config: RunConfig, ema?: boolean): ExportedWeights {
+  return config.training.ema !== undefined && ema !== false ? 'ema' : 'model';
+}
+
+/** A run's model as ONNX (one reverse step per call), from its newest checkpoint or `checkpoint`. */
+export function runToOnnx(runDir: string, opts: { checkpoint?: string; ema?: boolean } = {}): Uint8Array {
+  const model = loadModel(runDir, opts);
+  try {
+    return diffusionModelToOnnx(model, samplingWeights(readRunConfig(runDir), opts.ema));
+  } finally {
+    model.dispose();
+  }
 }
 
 /**
@@ -48,15 +62,7 @@ export function loadOnnxModel(runDir: string, opts: { ema?: boolean; threads?: n
   const config = readRunConfig(runDir);
   const file = join(runDir, ONNX_MODEL_FILE);
   const threads = opts.threads ?? getNumThreads();
-  if (!existsSync(file)) {
-    const model = loadModel(runDir, { ema: opts.ema });
-    try {
-      const weights = config.training.ema !== undefined && opts.ema !== false ? 'ema' : 'model';
-      return OnnxDiffusionModel.fromBytes(diffusionModelToOnnx(model, weights), { threads });
-    } finally {
-      model.dispose();
-    }
-  }
+  if (!existsSync(file)) return OnnxDiffusionModel.fromBytes(runToOnnx(runDir, { ema: opts.ema }), { threads });
   let m: OnnxDiffusionModel;
   try {
     m = OnnxDiffusionModel.fromBytes(readFileSync(file), { threads });
@@ -158,6 +164,11 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
     throw new RangeError('a conditioning level needs an upscaler trained with conditioning augmentation');
   }
   const total = pipelineSteps(p, opts);
+  const scales = opts.guidance;
+  if (typeof scales !== 'number' && scales !== undefined && scales.length !== 1 && scales.length !== p.models.length) {
+    throw new RangeError(`give one guidance scale, or one per model of the pipeline (${p.models.length}), not ${scales.length}`);
+  }
+  const guidanceOf = (i: number) => (typeof scales === 'number' || scales === undefined ? scales : scales.length === 1 ? scales[0] : scales[i]);
   return tidy(() => {
     let x: Tensor | undefined;
     let done = 0;
@@ -166,6 +177,7 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
       const out = m.sample(labels, {
         ...opts,
         conditioningLevel: m.isUpscaler ? opts.conditioningLevel : undefined,
+        guidance: guidanceOf(i),
         keepTrajectory: false,
         lowRes: x,
         onStep: (d) => opts.onStep?.(offset + d, total),

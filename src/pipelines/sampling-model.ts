@@ -9,6 +9,7 @@ import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import type { SampleLoopOptions, SampleLoopResult } from '../diffusion/sample.ts';
 import { NoiseSchedule } from '../diffusion/schedule.ts';
 import type { Scheduler } from '../diffusion/scheduler.ts';
+import type { TimestepSpacing } from '../diffusion/step-coefficients.ts';
 import type { Generator } from '../torch/generator.ts';
 import { full } from '../torch/ops/creation.ts';
 import { randn } from '../torch/ops/random.ts';
@@ -28,11 +29,19 @@ export interface SamplingOptions {
   steps?: number;
   /** DDIM only: η ∈ [0, 1] (default 0, deterministic). */
   eta?: number;
+  /** DDIM only: 'linspace' (default: evenly over T−1 … 0) or 'trailing' (back from T−1 by T/steps). */
+  spacing?: TimestepSpacing;
   /**
    * Upscalers trained with conditioning augmentation: the noise level in [0, 1] (a fraction of the training
    * maximum) added to the conditioning image and given to the network. Default 0 (clean conditioning).
    */
   conditioningLevel?: number;
+  /**
+   * Classifier-free guidance scale w ≥ 0 (models trained with label dropout): ε̃ = (1 + w) ε̂(label) − w ε̂(∅),
+   * both predictions in one batched call. A pipeline takes one scale for all its models or one per model.
+   * Default 0: the conditional prediction alone.
+   */
+  guidance?: number | readonly number[];
   /** Reverse-step variance: β̃ ('posterior', default) or β ('beta'). */
   variance?: 'posterior' | 'beta';
   /** Estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison only). */
@@ -57,6 +66,8 @@ export interface ReverseProcessInputs {
   cond?: Tensor;
   /** Augmented upscalers: the conditioning's noise level, one for the batch. */
   level?: number;
+  /** Classifier-free guidance scale (> 0), for models trained with label dropout. */
+  guidance?: number;
   loop: SampleLoopOptions;
   plainForward?: boolean;
 }
@@ -94,20 +105,21 @@ export abstract class SamplingModel {
   }
 
   /** The sampler's scheduler: DDPM over every timestep, or DDIM over `steps` of them. */
-  samplingScheduler(opts: Pick<SamplingOptions, 'clip' | 'dynamicThreshold' | 'variance' | 'authorX0' | 'sampler' | 'steps' | 'eta'> = {}): Scheduler {
+  samplingScheduler(opts: Pick<SamplingOptions, 'clip' | 'dynamicThreshold' | 'variance' | 'authorX0' | 'sampler' | 'steps' | 'eta' | 'spacing'> = {}): Scheduler {
     if (opts.sampler === 'ddim') {
       if (opts.variance !== undefined || opts.authorX0) throw new RangeError('variance and authorX0 are DDPM options; DDIM has eta');
       return new DDIMScheduler({
         schedule: this.schedule,
         steps: Math.min(opts.steps ?? this.numTimesteps, this.numTimesteps),
         eta: opts.eta ?? 0,
+        spacing: opts.spacing,
         clip: opts.clip ?? false,
         dynamicThreshold: opts.dynamicThreshold,
         clipRange: this.dataRange,
       });
     }
     if (opts.steps !== undefined && opts.steps !== this.numTimesteps) throw new RangeError(`the DDPM sampler takes every timestep (${this.numTimesteps}); use the DDIM sampler for ${opts.steps} steps`);
-    if (opts.eta !== undefined) throw new RangeError('eta is a DDIM option');
+    if (opts.eta !== undefined || opts.spacing !== undefined) throw new RangeError('eta and spacing are DDIM options');
     return this.scheduler(opts);
   }
 
@@ -163,6 +175,15 @@ export abstract class SamplingModel {
     });
   }
 
+  /** The guidance scale asked for, checked: undefined for none (0), else a positive scale this model can take. */
+  guidanceScale(asked: number | readonly number[] | undefined): number | undefined {
+    if (typeof asked !== 'number' && asked !== undefined && asked.length !== 1) throw new RangeError('one guidance scale per model is for pipelines; a model takes one');
+    const w = typeof asked === 'number' ? asked : asked?.[0] ?? 0;
+    if (!(w >= 0) || !Number.isFinite(w)) throw new RangeError(`the guidance scale must be a number ≥ 0, got ${w}`);
+    if (w > 0 && this.config.labelDropout === undefined) throw new RangeError(`guidance needs a model trained with label dropout (train --label-dropout); this ${this.config.kind} model was not`);
+    return w > 0 ? w : undefined;
+  }
+
   /**
    * Samples one image per label, in pixel space ([0, 1] up to sampling error; not clamped).
    * The upscaler needs `lowRes`: [N, 1, s, s] images in pixel space (the small model's samples).
@@ -176,6 +197,7 @@ export abstract class SamplingModel {
     const level = opts.conditioningLevel ?? 0;
     if (!(level >= 0 && level <= 1)) throw new RangeError(`conditioning level must be in [0, 1], got ${level}`);
     if (level > 0 && !this.augmentsConditioning) throw new RangeError('a conditioning level needs an upscaler trained with conditioning augmentation');
+    const guidance = this.guidanceScale(opts.guidance);
     const scheduler = this.samplingScheduler(opts);
     const device = this.device;
     try {
@@ -186,6 +208,7 @@ export abstract class SamplingModel {
           labels,
           cond,
           level: this.augmentsConditioning ? level : undefined,
+          guidance,
           loop: { generator: opts.generator, device, keepTrajectory: opts.keepTrajectory, onStep: opts.onStep },
           plainForward: opts.plainForward,
         });

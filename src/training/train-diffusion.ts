@@ -38,7 +38,7 @@ export interface TrainDiffusionOptions extends NewRunSpec {
   out: string;
   /**
    * Continue the run in `out` from its newest checkpoint. The model and training settings are the run's: any
-   * given in `model`, `dataset`, `conditioningNoise` or `training` must agree with them, except the number of
+   * given in `model`, `dataset`, `conditioningNoise`, `labelDropout` or `training` must agree with them, except the number of
    * epochs (which may be raised) and `checkpointEvery` (applied from now on); both are recorded.
    */
   resume?: boolean;
@@ -91,14 +91,14 @@ function readCheckpointMeta(path: string, meta: Record<string, unknown>): Checkp
 export function trainOrContinue(opts: Omit<TrainDiffusionOptions, 'resume' | 'epochs'>): TrainResult {
   const dir = opts.out;
   if (!existsSync(configPath(dir)) || latestCheckpoint(dir) === undefined) return trainDiffusion(opts);
-  const { model: _, dataset: __, conditioningNoise: ___, training, ...rest } = opts;
+  const { model: _, dataset: __, conditioningNoise: ___, labelDropout: ____, maxBeta: _____, training, ...rest } = opts;
   return trainDiffusion({ ...rest, resume: true, epochs: training?.epochs });
 }
 
 // Settings a resumed run was asked for that differ from the run's own (its length and checkpoint interval may change).
 function resumeConflicts(config: RunConfig, opts: TrainDiffusionOptions): string[] {
   const { epochs: _, checkpointEvery: __, ...training } = opts.training ?? {};
-  const asked = { model: opts.model, dataset: opts.dataset, conditioningNoise: opts.conditioningNoise, ...training };
+  const asked = { model: opts.model, dataset: opts.dataset, conditioningNoise: opts.conditioningNoise, labelDropout: opts.labelDropout, maxBeta: opts.maxBeta, ...training };
   return settingDifferences(config, Object.fromEntries(Object.entries(asked).filter(([, v]) => v !== undefined)), 'asked');
 }
 

@@ -1,5 +1,6 @@
 // How a run is trained: the defaults (the paper's recipe), validation, and the configuration of a new run.
 import type { DatasetName } from '../data/datasets.ts';
+import { checkScheduleConfig } from '../diffusion/schedule.ts';
 import { canonicalJson } from '../io/content-hash.ts';
 import { presetModel, type ModelKind } from '../pipelines/model-config.ts';
 import type { RunConfig, TrainingConfig } from '../pipelines/run-dir.ts';
@@ -43,6 +44,10 @@ export interface NewRunSpec {
   dataset?: DatasetName;
   /** Upscalers: conditioning augmentation up to this noise level (see DiffusionModelConfig.conditioningNoise). */
   conditioningNoise?: number;
+  /** Classifier-free guidance: drop the label with this probability (see DiffusionModelConfig.labelDropout). */
+  labelDropout?: number;
+  /** Cap β_t of the model's cosine schedule here instead of at 0.999 (see ScheduleConfig.maxBeta). */
+  maxBeta?: number;
   training?: Partial<TrainingConfig>;
 }
 
@@ -56,7 +61,11 @@ export function newRunConfig(spec: NewRunSpec): RunConfig {
   const preset = presetModel(spec.model ?? 'baseline', spec.dataset);
   if (spec.conditioningNoise !== undefined && preset.lowResSize === undefined) throw new RangeError('conditioning augmentation is for the upscaler');
   const augmented = spec.conditioningNoise === undefined ? {} : { conditioningNoise: spec.conditioningNoise, unet: { ...preset.unet, extraContext: 1 } };
-  return { format: 'ssddpm-run', version: 2, model: { ...preset, ...augmented, normalization: { mean: 0, std: 1 } }, training };
+  if (spec.labelDropout !== undefined && !(spec.labelDropout > 0 && spec.labelDropout < 1)) throw new RangeError(`label dropout must be in (0, 1), got ${spec.labelDropout}`);
+  const guided = spec.labelDropout === undefined ? {} : { labelDropout: spec.labelDropout };
+  const schedule = spec.maxBeta === undefined ? preset.schedule : { ...preset.schedule, maxBeta: spec.maxBeta };
+  checkScheduleConfig(schedule);
+  return { format: 'ssddpm-run', version: 2, model: { ...preset, ...augmented, ...guided, schedule, normalization: { mean: 0, std: 1 } }, training };
 }
 
 /**
@@ -66,7 +75,8 @@ export function newRunConfig(spec: NewRunSpec): RunConfig {
 export function runSettings(c: RunConfig): Record<string, unknown> {
   const { normalization: _, kind, ...model } = c.model;
   const t = c.training;
-  return { model: kind, ...model, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema };
+  // maxBeta also on its own, so that a resumed run's --max-beta compares with it.
+  return { model: kind, ...model, maxBeta: c.model.schedule.maxBeta, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema };
 }
 
 /** The settings of `run` that differ from those `asked` (keys of runSettings), as 'name value (who: value)'. */

@@ -8,7 +8,8 @@ import type { DiffusionModel } from '../pipelines/diffusion-model.ts';
 import type { DiffusionModelConfig } from '../pipelines/model-config.ts';
 import type { TrainingConfig } from '../pipelines/run-dir.ts';
 import type { Generator } from '../torch/generator.ts';
-import { int64, tensor } from '../torch/ops/creation.ts';
+import { full, int64, tensor } from '../torch/ops/creation.ts';
+import { lt, where } from '../torch/ops/pointwise.ts';
 import { rand, randint, randn } from '../torch/ops/random.ts';
 import { indexSelect } from '../torch/ops/shape.ts';
 import { keep, tidy } from '../torch/scope.ts';
@@ -64,13 +65,16 @@ export class TrainingData {
     const device = this.x0.device;
     const index = int64(idx, { device });
     const x0 = indexSelect(this.x0, 0, index);
-    const y = indexSelect(this.labels, 0, index);
+    let y = indexSelect(this.labels, 0, index);
     const time = randint(0, net.numTimesteps, [idx.length], { generator: gen, device });
     const noise = randn(x0.shape, { generator: gen, device });
     const xt = scheduler.addNoise(x0, noise, time);
     let c = this.cond === undefined ? undefined : indexSelect(this.cond, 0, index);
     const level = net.augmentsConditioning ? rand([idx.length], { generator: gen, device }) : undefined;
     if (c !== undefined && level !== undefined) c = net.corruptConditioning(c, level, gen);
+    // Classifier-free guidance: the null label (numClasses) in place of the label with probability p.
+    const p = net.config.labelDropout;
+    if (p !== undefined) y = where(lt(rand([idx.length], { generator: gen, device }), p), full([idx.length], net.config.unet.numClasses, { dtype: 'int64', device }), y);
     return [net.predictNoise(xt, time, y, c, level), noise];
   }
 

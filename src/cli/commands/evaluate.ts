@@ -2,6 +2,9 @@ import { Command, Option } from '@commander-js/extra-typings';
 import { DATASET_NAMES, loadDataset } from '../../data/datasets.ts';
 import { readImageSetDir } from '../../data/image-set.ts';
 import { classificationAccuracyScore } from '../../eval/cas.ts';
+import { classifierFeatures, fidelity } from '../../eval/fidelity.ts';
+import { referenceClassifier, referenceClassifierPath } from '../../eval/reference-classifier.ts';
+import { balancedSubset } from '../../data/sampling.ts';
 import { measureSamplingSpeed } from '../../eval/speed.ts';
 import { writeFileAtomic } from '../../io/atomic.ts';
 import { EXPORT_FORMATS, exportRun } from '../../pipelines/export-run.ts';
@@ -43,17 +46,62 @@ export const casCommand = new Command('cas')
     if (o.json !== undefined) writeFileAtomic(o.json, `${JSON.stringify({ set: o.set, ...score }, null, 2)}\n`);
   });
 
+export const fidelityCommand = new Command('fidelity')
+  .description('conditional accuracy, Fréchet distance and precision/recall of a labelled image set, judged by a classifier trained on the real training set (trained once, then cached)')
+  .requiredOption('--set <dir>', 'folder with *-images-idx3-ubyte and *-labels-idx1-ubyte (as written by `generate`)')
+  .addOption(new Option('--dataset <dataset>', 'the real data: its training set trains the judge, its test set is the reference').choices(DATASET_NAMES).default('mnist' as const))
+  .option('--cache <dir>', 'where the trained judge is kept (default: $XDG_CACHE_HOME/ssddpm or ~/.cache/ssddpm)')
+  .option('--json <file>', 'also write the result as JSON')
+  .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
+  .addHelpText('after', `
+Conditional accuracy: the share of images the judge labels as their own label. Fréchet distance: between
+Gaussians fitted to the judge's penultimate features (its 128 GELU outputs) of the set and of the real test
+set; the real training set's distance is printed beside it as the floor. Precision and recall (Kynkäänniemi
+et al. 2019, k = 3): the share of the set inside the real data's manifold, and of the real data inside the set's.
+
+Example:
+  ssddpm generate --run runs/baseline-1 --clip --count 10000 --out sets/baseline-1
+  ssddpm fidelity --set sets/baseline-1`)
+  .action((o) => {
+    if (o.json !== undefined) checkOutputFile(o.json);
+    const set = readImageSetDir(o.set);
+    let progress: Progress | undefined;
+    const judge = referenceClassifier({
+      dataset: o.dataset,
+      cacheDir: o.cache,
+      device: o.device,
+      onStep: (step, total, loss) => {
+        progress ??= createProgress('training the judge (once)', total, ['loss']);
+        progress.update(step, { loss: loss.toFixed(4) });
+        if (step === total) progress.stop();
+      },
+    });
+    const reference = classifierFeatures(judge, loadDataset(o.dataset, 'test'));
+    try {
+      const score = fidelity(judge, set, reference);
+      const floor = fidelity(judge, balancedSubset(loadDataset(o.dataset, 'train'), Math.floor(Math.min(set.count, 10000) / set.numClasses), 1), reference);
+      const line = (name: string, s: typeof score) =>
+        `${name}: conditional accuracy ${s.conditionalAccuracy.toFixed(4)}, Fréchet distance ${s.frechetDistance.toFixed(3)}, precision ${s.precision.toFixed(3)}, recall ${s.recall.toFixed(3)}`;
+      console.log(line(`${o.set} (${set.count} images)`, score));
+      console.log(line('real training images (the floor)', floor));
+      if (o.json !== undefined) writeFileAtomic(o.json, `${JSON.stringify({ set: o.set, ...score, realTrain: floor, judge: referenceClassifierPath({ dataset: o.dataset, cacheDir: o.cache }) }, null, 2)}\n`);
+    } finally {
+      reference.features.dispose();
+      judge.model.dispose();
+    }
+  });
+
 export const speedCommand = withSamplerOptions(withPipelineOptions(
   new Command('speed')
     .description('seconds per sample at batch size 1, averaged over many samples, model loading excluded (the paper\'s §0.3)'))
     .option('--samples <n>', 'samples timed', positiveInt, 1000)
 )
   .action((o) => {
-    const { sampler, steps, eta, clip, dynamicThreshold, conditioningLevel } = samplingFrom({ ...o, variance: undefined, authorX0: undefined });
+    const { sampler, steps, eta, spacing, clip, dynamicThreshold, conditioningLevel, guidance } = samplingFrom({ ...o, variance: undefined, authorX0: undefined });
     const pipeline = loadPipelineFrom(o);
     try {
       const progress = createProgress('speed', o.samples);
-      const m = measureSamplingSpeed(pipeline, { samples: o.samples, sampler, steps, eta, clip, dynamicThreshold, conditioningLevel, onSample: (d) => progress.update(d) });
+      const m = measureSamplingSpeed(pipeline, { samples: o.samples, sampler, steps, eta, spacing, clip, dynamicThreshold, conditioningLevel, guidance, onSample: (d) => progress.update(d) });
       progress.stop();
       console.log(`${(m.secondsPerSample * 1000).toFixed(2)} ms per sample (${m.steps} network evaluations, batch size 1, ${m.samples} samples, on ${pipeline.models[0]!.engine})`);
     } finally {

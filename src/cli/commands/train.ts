@@ -5,7 +5,7 @@ import { latestCheckpoint } from '../../pipelines/run-dir.ts';
 import { trainDiffusion } from '../../training/train-diffusion.ts';
 import { DEFAULT_TRAINING } from '../../training/training-config.ts';
 import { createProgress, type Progress } from '../progress.ts';
-import { device, emaDecay, nonNegativeInt, positiveInt, positiveNumber } from '../parse.ts';
+import { device, emaDecay, probability, nonNegativeInt, positiveInt, positiveNumber } from '../parse.ts';
 import { checkOutputFolder } from '../output.ts';
 
 export const trainCommand = new Command('train')
@@ -21,6 +21,8 @@ export const trainCommand = new Command('train')
   .option('--checkpoint-every <steps>', 'also checkpoint every N steps (0: once per epoch)', nonNegativeInt, DEFAULT_TRAINING.checkpointEvery)
   .addOption(new Option('--data-scaling <kind>', "model space: 'standard' (mean 0, std 1: the paper) or 'unit' ([0, 1]: the paper's public code)").choices(['standard', 'unit'] as const).default('standard' as const))
   .option('--cond-noise <σ>', 'upscaler: conditioning augmentation, training noise up to σ (model space; e.g. 0.5)', positiveNumber)
+  .option('--label-dropout <p>', 'classifier-free guidance: train with the label dropped with probability p (e.g. 0.1), so that sampling can take --guidance', probability)
+  .option('--max-beta <β>', "cap β_t of the cosine schedule here (default 0.999, the paper's; a lower cap tames the first reverse step)", probability)
   .option('--ema <decay>', 'keep an exponential moving average of the weights (e.g. 0.999); sampling uses it', emaDecay)
   .option('--resume', 'continue the run in --out from its newest checkpoint (--epochs may raise its length)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
@@ -40,6 +42,8 @@ export const trainCommand = new Command('train')
       model: asked('model', o.model),
       dataset: asked('dataset', o.dataset),
       conditioningNoise: o.condNoise,
+      labelDropout: o.labelDropout,
+      maxBeta: o.maxBeta,
       training: Object.fromEntries(Object.entries(training).filter(([, v]) => v !== undefined)),
       device: o.device,
       onProgress: (p) => {

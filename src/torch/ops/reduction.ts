@@ -73,3 +73,6 @@ export function allFinite(t: Tensor): boolean {
   every.dispose();
   return Boolean(answer);
 }
+const kthvalueOp = tensorsOp('kthvalue');
+/** The k-th smallest values (1-based k) along `dim` and their indices (torch.kthvalue). */
+export const kthvalue = (t: Tensor, k: number, dim = -1, keepdim = false): [Tensor, Tensor] => kthvalueOp(t, k, dim, keepdim) as [Tensor, Tensor];

@@ -12,6 +12,8 @@ export interface SiteModelConfig {
   imageSize: number;
   lowResSize?: number;
   conditioningNoise?: number;
+  /** Models trained with label dropout take a classifier-free guidance scale; the page samples them with 0. */
+  labelDropout?: number;
   normalization: { mean: number; std: number };
   schedule: { kind: 'cosine' | 'linear'; numTimesteps: number; power?: number };
   unet: { numClasses: number };

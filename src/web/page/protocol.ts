@@ -31,6 +31,7 @@ export const GRAPH_IO = {
   label: 'label',
   conditioning: 'conditioning',
   conditioningLevel: 'conditioning_level',
+  guidance: 'guidance',
   noise: 'noise',
   epsScale: 'eps_scale',
   x0Divisor: 'x0_divisor',

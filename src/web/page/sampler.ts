@@ -47,6 +47,8 @@ export interface StepCall {
   conditioning?: Float32Array;
   /** Upscalers trained with conditioning augmentation: the level (the page uses 0, clean conditioning). */
   conditioningLevel?: number;
+  /** Models trained with label dropout: the classifier-free guidance scale (the page uses 0, none). */
+  guidance?: number;
   noise: Float32Array;
   scalars: StepScalars;
 }
@@ -202,6 +204,7 @@ export async function samplePipeline(
         labels: req.labels,
         conditioning,
         conditioningLevel: config.conditioningNoise === undefined ? undefined : 0,
+        guidance: config.labelDropout === undefined ? undefined : 0,
         noise,
         scalars,
       });

@@ -126,6 +126,7 @@ async function runStep(call: StepCall): Promise<{ prev: Float32Array; x0: Float3
     [IO.clipMax]: scalar(s.clipMax),
   };
   if (call.conditioning !== undefined) feeds[IO.conditioning] = new o.Tensor('float32', call.conditioning, image);
+  if (call.guidance !== undefined) feeds[IO.guidance] = scalar(call.guidance);
   if (call.conditioningLevel !== undefined) feeds[IO.conditioningLevel] = new o.Tensor('float32', new Float32Array(n).fill(call.conditioningLevel), [n]);
   const out = await session.run(feeds, [IO.prevSample, IO.predX0]);
   return { prev: out[IO.prevSample]!.data as Float32Array, x0: out[IO.predX0]!.data as Float32Array };
