@@ -5,7 +5,7 @@
 //   2. one 30-step baseline sample (DDPM, batch 1) in the page, beside the same sample on Node's ONNX Runtime
 //      engine (as `ssddpm speed --run pretrained/mnist/baseline-1` measures it), in the same run.
 // The last line is `summary: first_sample_ms=<cold> first_sample_cached_ms=<cached> page_ms=<ms> node_ms=<ms> ratio=<page/node>`.
-//   npm run bench:web -- [--samples 100] [--node-samples 200] [--loads 3] [--site DIR]
+//   npm run bench:web -- [--samples 100] [--node-samples 200] [--loads 3] [--threads N] [--site DIR]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,8 @@ const { values } = parseArgs({
     'node-samples': { type: 'string', default: '200' },
     loads: { type: 'string', default: '3' },
     site: { type: 'string' },
+    /** The page's WebAssembly threads (default: the page's own choice). */
+    threads: { type: 'string' },
     chromium: { type: 'string', default: process.env.CHROMIUM ?? '/usr/bin/chromium' },
   },
 });
@@ -76,7 +78,7 @@ try {
 
     // 2. One baseline sample in the page (DDPM, 30 steps, batch 1, plain sampling as `ssddpm speed`).
     const page = await browser.newPage();
-    await page.goto(`${server.url}?autostart=0`);
+    await page.goto(`${server.url}?autostart=0${values.threads === undefined ? '' : `&threads=${count('threads', values.threads)}`}`);
     const backend = await page.evaluate(() => (window as unknown as Hook).ssddpmTest.ready);
     const times: number[] = [];
     const engine: number[] = [];
