@@ -5,10 +5,11 @@
 #   build-essential       g++ and make for the addon
 #   python3-torch         PyTorch on the same libtorch: the side-by-side benchmark peer and test oracle
 #   dataset-fashion-mnist the second dataset
+#   chromium              the headless browser the page's tests (test/web.test.ts) drive through playwright-core
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-  libtorch-dev libopenblas0-openmp build-essential python3 python3-torch dataset-fashion-mnist >/dev/null
+  libtorch-dev libopenblas0-openmp build-essential python3 python3-torch dataset-fashion-mnist chromium >/dev/null
 echo "system packages ready"

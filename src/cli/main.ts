@@ -7,6 +7,7 @@ import { forwardCommand, reverseCommand } from './commands/figures.ts';
 import { casCommand, exportCommand, fidelityCommand, speedCommand } from './commands/evaluate.ts';
 import { paperCommand } from './commands/paper.ts';
 import { reportCommand } from './commands/report.ts';
+import { serveCommand, webCommand } from './commands/web.ts';
 import { stopAllProgress } from './progress.ts';
 import { setNumThreads, threadsEnvironmentProblem, torchVersion } from '../torch/runtime.ts';
 
@@ -30,7 +31,7 @@ const program = new Command('ssddpm')
     }
   });
 
-for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand, casCommand, fidelityCommand, speedCommand, paperCommand, reportCommand, exportCommand]) {
+for (const cmd of [trainCommand, sampleCommand, generateCommand, forwardCommand, reverseCommand, casCommand, fidelityCommand, speedCommand, paperCommand, reportCommand, exportCommand, webCommand, serveCommand]) {
   program.addCommand(cmd.exitOverride().showHelpAfterError('(add --help for usage)'));
 }
 
