@@ -2,7 +2,7 @@ import { Command, Option } from '@commander-js/extra-typings';
 import { DATASET_NAMES } from '../../data/datasets.ts';
 import { MODEL_KINDS } from '../../pipelines/model-config.ts';
 import { latestCheckpoint } from '../../pipelines/run-dir.ts';
-import { readDistributedEnvironment } from '../../distributed/environment.ts';
+import { DistributedError, readDistributedEnvironment } from '../../distributed/environment.ts';
 import { trainDiffusion } from '../../training/train-diffusion.ts';
 import { DEFAULT_TIMEOUT_SECONDS } from '../../training/train-parallel.ts';
 import { DEFAULT_TRAINING } from '../../training/training-config.ts';
@@ -53,7 +53,7 @@ Example:
       checkpointEvery: asked('checkpointEvery', o.checkpointEvery), dataScaling: asked('dataScaling', o.dataScaling), ema: asked('ema', o.ema),
     };
     let progress: Progress | undefined;
-    const result = withRecoveryHint(o.out, () => trainDiffusion({
+    const result = withRecoveryHint(o.out, o.nproc, () => trainDiffusion({
       out: o.out,
       resume: o.resume ?? false,
       model: asked('model', o.model),
@@ -76,11 +76,13 @@ Example:
     console.log(`${o.out}: ${result.steps} steps, final loss ${result.finalLoss.toFixed(4)}, ${result.seconds.toFixed(1)} s`);
   });
 
-// A full disk or a file-size limit stops a run between checkpoints: say the one command that continues it.
-function withRecoveryHint<T>(dir: string, body: () => T): T {
+// A full disk, a file-size limit or a lost process stops a run between checkpoints: say the one command that
+// continues it.
+function withRecoveryHint<T>(dir: string, nproc: number, body: () => T): T {
   try {
     return body();
   } catch (err) {
+    if (err instanceof DistributedError && latestCheckpoint(dir) !== undefined) err.message += `; continue with: ssddpm train --out ${dir} --resume${nproc > 1 ? ` --nproc ${nproc}` : ''}`;
     const code = (err as NodeJS.ErrnoException).code;
     if (err instanceof Error && (code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT')) {
       err.message += latestCheckpoint(dir) === undefined
