@@ -80,6 +80,12 @@ export function trainOnLocalProcesses<T>(nproc: number, s: ParallelSettings, ran
   }
 }
 
+// torchrun gives each worker OMP_NUM_THREADS (1 when it starts several per machine); TORCH_NUM_THREADS wins.
+function launcherThreads(): number | undefined {
+  const omp = Number(process.env.OMP_NUM_THREADS);
+  return process.env.TORCH_NUM_THREADS === undefined && Number.isInteger(omp) && omp >= 1 ? Math.min(omp, getNumThreads()) : undefined;
+}
+
 /**
  * Runs `body` as the rank `env` names, in the run the environment describes (torchrun's variables). A rank that
  * fails leaves its reason in the store for the others' messages.
@@ -88,7 +94,7 @@ export function trainAsRank<T>(env: DistributedEnvironment, s: ParallelSettings,
   const group = initProcessGroup(env, timeoutMs(s));
   const parallel = new DataParallel(group, s.syncBatchNorm ?? false);
   try {
-    return withThreads({ ...s, threadsPerProcess: s.threadsPerProcess ?? getNumThreads() }, () => body(parallel));
+    return withThreads({ ...s, threadsPerProcess: s.threadsPerProcess ?? launcherThreads() ?? getNumThreads() }, () => body(parallel));
   } catch (err) {
     if (!(err instanceof DistributedError)) group.reportFailure(messageOf(err).split('\n')[0]!);
     throw err;
