@@ -14,6 +14,11 @@ import type { RunConfig } from '../pipelines/run-dir.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import type { Tensor } from '../torch/tensor.ts';
 
+/** Rank 0 refused to start the run (its reason is in the message; rank 0 reports it too). */
+export class RunRefused extends DistributedError {
+  override name = 'RunRefused';
+}
+
 /** What rank 0 tells the others before training: the run, or why it does not start. */
 type StartMessage = { config: RunConfig; syncBatchNorm: boolean; checkpointBytes: number } | { error: string };
 
@@ -79,7 +84,7 @@ export class DataParallel {
   /** Ranks other than 0: the run rank 0 started (a refusal becomes a DistributedError with rank 0's reason). */
   receiveStart(): ReceivedStart {
     const message = JSON.parse(new TextDecoder().decode(this.group.broadcastBytes(undefined))) as StartMessage;
-    if ('error' in message) throw new DistributedError(`rank 0 did not start the run: ${message.error}`);
+    if ('error' in message) throw new RunRefused(`rank 0 did not start the run: ${message.error}`);
     this.syncBatchNorm = message.syncBatchNorm;
     if (message.checkpointBytes === 0) return { config: message.config, syncBatchNorm: message.syncBatchNorm, dispose: () => {} };
     const bytes = this.group.broadcastBytes(undefined);
