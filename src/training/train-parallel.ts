@@ -46,6 +46,15 @@ function withThreads<T>(s: ParallelSettings, body: () => T): T {
   }
 }
 
+// MASTER_PORT when set (checked), else 0: the store takes a free port.
+function storePort(): number {
+  const raw = process.env.MASTER_PORT;
+  if (raw === undefined || raw.trim() === '') return 0;
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new DistributedError(`MASTER_PORT must be an integer in 1..65535, got '${raw}'`);
+  return port;
+}
+
 /**
  * Runs `rank0` as rank 0 of `nproc` processes of this machine, starting ranks 1..nproc-1 (train-worker.ts).
  * The store listens on MASTER_PORT when it is set, else on a free port. When anything fails, the workers still
@@ -53,7 +62,7 @@ function withThreads<T>(s: ParallelSettings, body: () => T): T {
  */
 export function trainOnLocalProcesses<T>(nproc: number, s: ParallelSettings, rank0: (parallel: DataParallel) => T): T {
   const ms = timeoutMs(s);
-  const env: DistributedEnvironment = { rank: 0, worldSize: nproc, localRank: 0, masterAddr: '127.0.0.1', masterPort: Number(process.env.MASTER_PORT ?? 0), agentStore: false };
+  const env: DistributedEnvironment = { rank: 0, worldSize: nproc, localRank: 0, masterAddr: '127.0.0.1', masterPort: storePort(), agentStore: false };
   const store = openStore(env, ms);
   let workers: LocalWorkers | undefined;
   let group: ProcessGroup | undefined;
