@@ -5,7 +5,7 @@
 //   summary: one_x2=<samples/s> two_x1=<samples/s> ratio=<2×1 / 1×2> scaling_efficiency=<2×1 / (2 · 1×1)>
 //   npm run bench:distributed -- [--reps 2] [--steps 15] [--warmup 4]
 import { mkdtempSync, rmSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { getNumThreads, setNumThreads, torchVersion } from '../src/torch/runtime.ts';
@@ -73,6 +73,9 @@ function measure(c: Config): number {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 console.log(`libtorch ${torchVersion}; ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}); baseline U-Net, global batch ${BATCH}; ${steps} steps timed after ${warmup}, ${reps} repetitions`);
+// Other jobs on these cores slow libtorch far more than their share: the load average says whether there were any.
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+console.log(`load average before: ${load()}`);
 const results = new Map<string, number[]>(CONFIGS.map((c) => [c.name, []]));
 for (let r = 0; r < reps; r++) {
   for (const c of CONFIGS) {
@@ -81,6 +84,7 @@ for (let r = 0; r < reps; r++) {
     console.log(`  rep ${r + 1}: ${c.name.padEnd(36)} ${v.toFixed(1)} samples/s`);
   }
 }
+console.log(`load average after: ${load()}`);
 const m = new Map([...results].map(([k, v]) => [k, median(v)]));
 console.log('\ntraining samples/s (median)');
 for (const c of CONFIGS) console.log(`  ${c.name.padEnd(36)} ${m.get(c.name)!.toFixed(1)}  (${results.get(c.name)!.map((v) => v.toFixed(1)).join(', ')})`);
