@@ -176,28 +176,25 @@ const portOf = (s: Server) => (s.address() as { port: number }).port;
 
 test('bad settings are refused with one clear line', async () => {
   const out = join(root, 'bad');
-  const zero = await ssddpm([...BASE, '--out', out, '--nproc', '0']);
-  assert.equal(zero.status, 1);
-  assert.match(zero.stderr, /--nproc.*expected a positive integer, got '0'/);
-
-  const odd = await ssddpm([...BASE, '--batch-size', '15', '--out', out, '--nproc', '2']);
-  assert.equal(odd.status, 1);
-  assert.match(errorLines(odd).join('\n'), /batch size 15 is the global one and must be divisible by the 2 processes/);
-
   const server = await listening();
-  try {
-    const busy = await ssddpm([...BASE, '--out', out, '--nproc', '2'], { MASTER_PORT: String(portOf(server)) });
-    assert.equal(busy.status, 1);
-    assert.deepEqual(errorLines(busy), [`ssddpm: MASTER_PORT ${portOf(server)} is in use on this machine (another run or program listens on it): choose another port`]);
-  } finally {
-    server.close();
-  }
-
+  const taken = portOf(server);
   // A port nobody listens on: rank 1 gives up after its timeout.
   const free = await listening();
   const port = String(portOf(free));
   await new Promise((r) => free.close(r));
-  const lonely = await ssddpm([...BASE, '--out', out, '--timeout', '1'], { RANK: '1', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: port });
+  const [zero, odd, busy, lonely] = await Promise.all([
+    ssddpm([...BASE, '--out', out, '--nproc', '0']),
+    ssddpm([...BASE, '--batch-size', '15', '--out', out, '--nproc', '2']),
+    ssddpm([...BASE, '--out', out, '--nproc', '2'], { MASTER_PORT: String(taken) }),
+    ssddpm([...BASE, '--out', out, '--timeout', '1'], { RANK: '1', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: port }),
+  ]);
+  server.close();
+  assert.equal(zero.status, 1);
+  assert.match(zero.stderr, /--nproc.*expected a positive integer, got '0'/);
+  assert.equal(odd.status, 1);
+  assert.match(errorLines(odd).join('\n'), /batch size 15 is the global one and must be divisible by the 2 processes/);
+  assert.equal(busy.status, 1);
+  assert.deepEqual(errorLines(busy), [`ssddpm: MASTER_PORT ${taken} is in use on this machine (another run or program listens on it): choose another port`]);
   assert.equal(lonely.status, 1);
   assert.match(errorLines(lonely).join('\n'), new RegExp(`rank 1 cannot reach the store at 127\\.0\\.0\\.1:${port} .* within 1 s`));
 

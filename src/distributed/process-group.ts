@@ -14,7 +14,7 @@ import type { Store } from './store.ts';
 export type ReduceOp = 'sum' | 'max' | 'min';
 
 /** How long survivors of a failed collective wait for each other to check in. */
-const CHECK_IN_MS = 3000;
+const CHECK_IN_MS = 2000;
 
 const FAILED = (rank: number) => `ssddpm/failed/${rank}`;
 

@@ -52,8 +52,10 @@ function syncForward(bn: BatchNorm2d, x: Tensor, group: ProcessGroup): Tensor {
   const mean = sums.narrow(0, 0, channels).div(count);
   const centred = x.sub(mean.view(shape));
   const variance = group.allReduceSumWithGrad(centred.square().sum([0, 2, 3])).div(count);
-  let y = centred.mul(rsqrt(variance.add(bn.eps)).view(shape));
-  if (bn.weight !== null) y = y.mul(bn.weight.view(shape));
+  // γ / √(σ² + ε) per channel first: the activations see one multiply (and one add).
+  let scale = rsqrt(variance.add(bn.eps));
+  if (bn.weight !== null) scale = scale.mul(bn.weight);
+  let y = centred.mul(scale.view(shape));
   if (bn.bias !== null) y = y.add(bn.bias.view(shape));
   if (bn.runningMean !== null && bn.runningVar !== null) {
     noGrad(() => {
