@@ -1,8 +1,7 @@
 // Training a diffusion model (Ho et al. Algorithm 1): ε-prediction with an MSE loss, Adam, epochs over the
 // class-balanced training subset; a JSON Lines log, a checkpoint per epoch (and optionally every N steps),
 // and exact resumption from the newest checkpoint; data-parallel over several processes (train-parallel.ts).
-import { appendFileSync, existsSync, rmSync, statSync } from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DistributedEnvironment } from '../distributed/environment.ts';
 import { loadDataset } from '../data/datasets.ts';
@@ -221,6 +220,7 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
   const device = opts.device;
   // Rank 0 (or the only process) writes the run folder: config, log and checkpoints.
   const writer = parallel === undefined || parallel.rank === 0;
+  // 1. The run's configuration, its data, and the checkpoint to continue from.
   const start = startRun(opts, parallel);
   let { config } = start;
   const { checkpoint, pixels } = start;
