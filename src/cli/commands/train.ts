@@ -35,7 +35,7 @@ folder). Several machines: start one process per rank with torchrun's variables 
 WORLD_SIZE, RANK and LOCAL_RANK set (e.g. \`torchrun --no-python --nnodes 2 --nproc-per-node 2 ... ssddpm train
 ...\`); ranks other than 0 take the run's settings and state from rank 0; GLOO_SOCKET_IFNAME picks the network
 interface. A process that dies or hangs stops the others within --timeout, naming it; --nproc kills the rest
-and exits non-zero. Continue with --resume, with any number of processes.
+and exits non-zero. Continue with --resume, with any number of processes (give --sync-bn again).
 
 Example:
   ssddpm train --model baseline --epochs 10 --seed 1 --out runs/baseline-1
