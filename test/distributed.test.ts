@@ -134,6 +134,10 @@ test('2 ranks × 10 images with synchronised batch norm train what 1 process × 
   // Rank 0 alone writes: one log line per step, checkpoints, nothing from rank 1.
   assert.equal(stepLosses(perRank).length, 5);
   assert.match(r.stdout, /5 steps/);
+  // Any number of processes continues a run.
+  const alone = await ssddpm(['train', '--out', perRank, '--resume', '--epochs', '2']);
+  assert.equal(alone.status, 0, alone.stderr);
+  assert.equal(stepLosses(perRank).length, 10);
 });
 
 test('a killed rank stops the run within the timeout, naming it; --resume ends where an uninterrupted run ends', async () => {

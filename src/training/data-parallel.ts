@@ -104,7 +104,7 @@ export class DataParallel {
    */
   prepare(model: Module): void {
     if (this.syncBatchNorm) convertSyncBatchNorm(model, this.group);
-    this.group.broadcast([...model.parameters(), ...model.buffers()].map((t) => t), 0);
+    this.group.broadcast([...model.parameters(), ...model.buffers()], 0);
     this.#buckets = new GradientBuckets(this.group, model.parameters(), 1);
   }
 
