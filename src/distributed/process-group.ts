@@ -147,7 +147,7 @@ export class ProcessGroup {
     } catch {
       culprit = this.rank === 0 ? 'the store failed' : 'rank 0 is gone (it serves the store, and is unreachable)';
     }
-    return new DistributedError(`${culprit}; ${what} on rank ${this.rank} failed after at most ${Math.round(this.timeoutMs / 1000)} s: ${cause}`);
+    return new DistributedError(`${culprit}; ${what} on rank ${this.rank} failed (timeout ${this.timeoutMs / 1000} s): ${cause}`);
   }
 
   #collective<T>(what: string, body: () => T): T {
