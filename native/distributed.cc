@@ -19,6 +19,7 @@
 
 #ifdef USE_C10D_GLOO
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
@@ -30,7 +31,12 @@ namespace {
 
 std::mutex gMutex;
 int64_t gNextId = 1;
-std::unordered_map<int64_t, c10::intrusive_ptr<c10d::Store>> gStores;
+// A store as used (keys under a prefix) and the TCP store under it (its port).
+struct StoreEntry {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::TCPStore> tcp;
+};
+std::unordered_map<int64_t, StoreEntry> gStores;
 std::unordered_map<int64_t, c10::intrusive_ptr<c10d::ProcessGroupGloo>> gGroups;
 
 std::chrono::milliseconds msArg(const Napi::Value& v) {
@@ -45,11 +51,15 @@ int64_t idArg(const Napi::Value& v) {
   return v.As<Napi::Number>().Int64Value();
 }
 
-c10::intrusive_ptr<c10d::Store> storeOf(const Napi::Value& v) {
+const StoreEntry& entryOf(const Napi::Value& v) {
   std::lock_guard<std::mutex> lock(gMutex);
   auto it = gStores.find(idArg(v));
   if (it == gStores.end()) throw Napi::Error::New(v.Env(), "the store has been closed");
   return it->second;
+}
+
+c10::intrusive_ptr<c10d::Store> storeOf(const Napi::Value& v) {
+  return entryOf(v).store;
 }
 
 c10::intrusive_ptr<c10d::ProcessGroupGloo> groupOf(int64_t id) {
@@ -91,8 +101,8 @@ void allReduceInPlace(int64_t group, std::vector<at::Tensor>& tensors, c10d::Red
   work->wait(timeout);
 }
 
-// storeCreate(host, port, isServer, timeoutMs) -> id. The server listens on port; clients connect to it,
-// retrying until the timeout.
+// storeCreate(host, port, isServer, timeoutMs, prefix) -> id. The server listens on port; clients connect to it,
+// retrying until the timeout. Keys live under `prefix` (a restarted run's attempt does not see the last one's).
 Napi::Value StoreCreate(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     c10d::TCPStoreOptions opts;
@@ -100,10 +110,13 @@ Napi::Value StoreCreate(const Napi::CallbackInfo& info) {
     opts.isServer = info[2].ToBoolean().Value();
     opts.waitWorkers = false;
     opts.timeout = msArg(info[3]);
-    auto store = c10::make_intrusive<c10d::TCPStore>(info[0].As<Napi::String>().Utf8Value(), opts);
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(info[0].As<Napi::String>().Utf8Value(), opts);
+    const std::string prefix = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
+    c10::intrusive_ptr<c10d::Store> store = tcp;
+    if (!prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(prefix, tcp);
     std::lock_guard<std::mutex> lock(gMutex);
     const int64_t id = gNextId++;
-    gStores.emplace(id, store);
+    gStores.emplace(id, StoreEntry{store, tcp});
     return Napi::Number::New(env, static_cast<double>(id));
   });
 }
@@ -143,21 +156,18 @@ Napi::Value StoreAdd(const Napi::CallbackInfo& info) {
 // storePort(id): the port the store listens on or connects to (a server asked for port 0 gets a free one).
 Napi::Value StorePort(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    auto store = storeOf(info[0]);
-    auto* tcp = dynamic_cast<c10d::TCPStore*>(store.get());
-    if (tcp == nullptr) throw Napi::Error::New(env, "not a TCP store");
-    return Napi::Number::New(env, tcp->getPort());
+    return Napi::Number::New(env, entryOf(info[0]).tcp->getPort());
   });
 }
 
 Napi::Value StoreClose(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    c10::intrusive_ptr<c10d::Store> store;
+    StoreEntry entry;
     {
       std::lock_guard<std::mutex> lock(gMutex);
       auto it = gStores.find(idArg(info[0]));
       if (it != gStores.end()) {
-        store = std::move(it->second);
+        entry = std::move(it->second);
         gStores.erase(it);
       }
     }

@@ -31,7 +31,8 @@ export function openStore(env: Pick<DistributedEnvironment, 'rank' | 'masterAddr
   checkAvailable();
   const serve = env.rank === 0 && !env.agentStore;
   try {
-    return new Store(env.masterAddr, env.masterPort, serve, timeoutMs);
+    // torchrun counts the restarts of a run's processes; each attempt meets under its own keys.
+    return new Store(env.masterAddr, env.masterPort, serve, timeoutMs, `ssddpm/attempt-${process.env.TORCHELASTIC_RESTART_COUNT ?? 0}`);
   } catch (err) {
     const cause = messageOf(err);
     if (serve && /in use|failed to listen|failed to bind/i.test(cause)) {

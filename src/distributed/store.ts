@@ -5,14 +5,19 @@ import { native } from '../torch/binding.ts';
 export class Store {
   #id: number | undefined;
 
-  /** Connects to (or, as `isServer`, serves) a store at host:port; port 0 serves on a free port. */
+  /**
+   * Connects to (or, as `isServer`, serves) a store at host:port; port 0 serves on a free port. Keys are kept
+   * under `prefix` (c10d's PrefixStore), so that a restarted attempt on a store that lives on (torchrun's agent's)
+   * starts afresh.
+   */
   constructor(
     readonly host: string,
     port: number,
     readonly isServer: boolean,
     readonly timeoutMs: number,
+    readonly prefix = '',
   ) {
-    this.#id = native.distStoreCreate(host, port, isServer, timeoutMs);
+    this.#id = native.distStoreCreate(host, port, isServer, timeoutMs, prefix);
   }
 
   /** The native store, for the process group built on it. */

@@ -60,7 +60,7 @@ export interface Binding {
   liveTensors(): number;
   cudaSynchronize(): void;
   // c10d (native/distributed.cc): stores and Gloo groups by id; timeouts in milliseconds.
-  distStoreCreate(host: string, port: number, isServer: boolean, timeoutMs: number): number;
+  distStoreCreate(host: string, port: number, isServer: boolean, timeoutMs: number, prefix: string): number;
   distStoreSet(store: number, key: string, value: string): void;
   distStoreGet(store: number, key: string, timeoutMs: number): string;
   distStoreCheck(store: number, keys: readonly string[]): boolean;
