@@ -32,12 +32,10 @@ export interface ReceivedStart {
 
 export class DataParallel {
   #buckets: GradientBuckets | undefined;
+  /** Batch norm over the global batch (see convertSyncBatchNorm) rather than each rank's rows: the run's setting, set by rank 0. */
+  syncBatchNorm = false;
 
-  constructor(
-    readonly group: ProcessGroup,
-    /** Batch norm over the global batch (see convertSyncBatchNorm) rather than each rank's rows. */
-    public syncBatchNorm: boolean,
-  ) {}
+  constructor(readonly group: ProcessGroup) {}
 
   get rank(): number {
     return this.group.rank;

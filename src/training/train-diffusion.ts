@@ -203,7 +203,12 @@ function startRun(opts: TrainDiffusionOptions, parallel: DataParallel | undefine
     // The balanced subset, held once in libtorch memory; a new run measures its normalisation on it.
     pixels = trainingPixels(opts.images ?? loadDataset(config.model.dataset, 'train'), config.model, config.training, device);
     if (checkpoint === undefined) config = { ...config, model: { ...config.model, normalization: measureNormalization(pixels.pixels, config.training.dataScaling) } };
-    parallel?.checkBatching(pixels.count, config.training.batchSize);
+    if (parallel !== undefined) {
+      parallel.checkBatching(pixels.count, config.training.batchSize);
+      // Recorded in the run: a resumed run keeps it unless told otherwise.
+      parallel.syncBatchNorm = opts.syncBatchNorm ?? config.training.syncBatchNorm ?? false;
+      config = { ...config, training: { ...config.training, syncBatchNorm: parallel.syncBatchNorm } };
+    }
     parallel?.sendStart(config, checkpoint === undefined ? undefined : readFileSync(checkpoint));
     return { config, checkpoint, pixels, done: () => {} };
   } catch (err) {

@@ -14,6 +14,7 @@ export const DEFAULT_TIMEOUT_SECONDS = 300;
 
 export interface ParallelSettings {
   device?: string;
+  /** Batch norm over the global batch (see convertSyncBatchNorm); a resumed run keeps its own unless given. */
   syncBatchNorm?: boolean;
   timeoutSeconds?: number;
   /** Intra-op threads of each process on the CPU (default 1). */
@@ -73,7 +74,7 @@ export function trainOnLocalProcesses<T>(nproc: number, s: ParallelSettings, ran
       return gone.length === 0 ? undefined : `${gone.length === 1 ? 'rank' : 'ranks'} ${gone.join(', ')} ended before joining the run (see above)`;
     };
     group = joinGroup(store, { ...env, masterPort: store.port }, ms, ended);
-    const parallel = new DataParallel(group, s.syncBatchNorm ?? false);
+    const parallel = new DataParallel(group);
     try {
       return withThreads(s, () => rank0(parallel));
     } finally {
@@ -101,7 +102,7 @@ function launcherThreads(): number | undefined {
  */
 export function trainAsRank<T>(env: DistributedEnvironment, s: ParallelSettings, body: (parallel: DataParallel) => T): T {
   const group = initProcessGroup(env, timeoutMs(s));
-  const parallel = new DataParallel(group, s.syncBatchNorm ?? false);
+  const parallel = new DataParallel(group);
   try {
     return withThreads({ ...s, threadsPerProcess: s.threadsPerProcess ?? launcherThreads() ?? getNumThreads() }, () => body(parallel));
   } catch (err) {

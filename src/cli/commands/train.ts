@@ -27,7 +27,8 @@ export const trainCommand = new Command('train')
   .option('--resume', 'continue the run in --out from its newest checkpoint (--epochs may raise its length)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .option('--nproc <n>', 'data-parallel training on N processes of this machine (c10d Gloo; --batch-size stays the global batch, divisible by N); one thread each on the CPU unless --threads says otherwise, one GPU each with --device cuda', positiveInt, 1)
-  .option('--sync-bn', 'data-parallel: batch norm over the global batch (synchronised across processes) instead of each process\'s share')
+  .option('--sync-bn', 'data-parallel: batch norm over the global batch (synchronised across processes) instead of each process\'s share; recorded in the run, which --resume keeps')
+  .option('--no-sync-bn', 'data-parallel: batch norm over each process\'s share (the default; a resumed run keeps its own)')
   .option('--timeout <s>', 'data-parallel: seconds a process waits for the others (start, each gradient exchange) before the run stops', positiveNumber, DEFAULT_TIMEOUT_SECONDS)
   .addHelpText('after', `
 Data-parallel training: --nproc N starts N processes here (this one is rank 0, the only writer of the run
@@ -35,7 +36,7 @@ folder). Several machines: start one process per rank with torchrun's variables 
 WORLD_SIZE, RANK and LOCAL_RANK set (e.g. \`torchrun --no-python --nnodes 2 --nproc-per-node 2 ... ssddpm train
 ...\`); ranks other than 0 take the run's settings and state from rank 0; GLOO_SOCKET_IFNAME picks the network
 interface. A process that dies or hangs stops the others within --timeout, naming it; --nproc kills the rest
-and exits non-zero. Continue with --resume, with any number of processes (give --sync-bn again).
+and exits non-zero. Continue with --resume, with any number of processes.
 
 Example:
   ssddpm train --model baseline --epochs 10 --seed 1 --out runs/baseline-1
@@ -63,7 +64,7 @@ Example:
       device: o.device,
       nproc: o.nproc,
       distributed,
-      syncBatchNorm: o.syncBn ?? false,
+      syncBatchNorm: o.syncBn,
       timeoutSeconds: o.timeout,
       threadsPerProcess: threads === undefined ? undefined : Number(threads),
       onProgress: (p) => {
