@@ -7,6 +7,8 @@
 
 #include <napi.h>
 
+#include "handles.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -113,22 +115,7 @@ at::Generator& generatorOf(const Napi::Value& v, const char* what) {
   return v.As<Napi::External<GeneratorBox>>().Data()->generator;
 }
 
-// Every entry point runs inside this guard: libtorch errors become JS errors with libtorch's message.
-template <typename F>
-Napi::Value guarded(const Napi::CallbackInfo& info, F&& body) {
-  Napi::Env env = info.Env();
-  try {
-    return body(env);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const c10::Error& e) {
-    throw Napi::Error::New(env, e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  } catch (...) {
-    throw Napi::Error::New(env, "unknown native error");
-  }
-}
+using ssddpm::guarded;
 
 // ---------------------------------------------------------------------------------------------------------
 // dtypes
@@ -704,6 +691,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("getNumThreads", GetNumThreads);
   fn("liveTensors", LiveTensors);
   fn("cudaSynchronize", CudaSynchronize);
+  ssddpm::initDistributed(env, exports);
   exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("cudaAvailable", Napi::Boolean::New(env, torch::cuda::is_available()));
   exports.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
@@ -711,5 +699,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace
+
+// What other native files share (handles.h).
+namespace ssddpm {
+Napi::Value wrapTensor(Napi::Env env, at::Tensor t) { return ::wrapTensor(env, std::move(t)); }
+const at::Tensor& tensorOf(const Napi::Value& v, const char* what) { return ::tensorOf(v, what); }
+}  // namespace ssddpm
 
 NODE_API_MODULE(torch_binding, Init)

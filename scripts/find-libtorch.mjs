@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Locates libtorch for the native build. Order: $LIBTORCH (an official libtorch folder, a pip `torch`
 // package folder, or a site-packages folder holding `torch/`), then Debian's libtorch-dev.
-// Prints gyp-ready values for binding.gyp (`--include`, `--libdirs`, `--libs`, `--defines`), or with
+// Prints gyp-ready values for binding.gyp (`--include`, `--libdirs`, `--libs`, `--defines`: the C++ ABI, and
+// USE_C10D_GLOO where Gloo's headers are found), or with
 // `--check` verifies that one is found and exits 1 with a single clear message when none is.
 import { existsSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -65,6 +66,14 @@ function cxx11Abi() {
   }
 }
 
+// c10d's Gloo process group needs Gloo's headers (Debian: libgloo-dev; pip wheels ship them): without them the
+// addon builds without torch.distributed, and says so when it is asked for.
+function glooDefines() {
+  const dirs = [...found.include, '/usr/include'];
+  const has = (rel) => dirs.some((d) => existsSync(join(d, rel)));
+  return has('torch/csrc/distributed/c10d/ProcessGroupGloo.hpp') && has('gloo/algorithm.h') ? ['USE_C10D_GLOO'] : [];
+}
+
 const arg = process.argv[2];
 if (arg === '--check') {
   process.stderr.write(`ssddpm: building against libtorch in ${found.libdir}\n`);
@@ -79,7 +88,7 @@ if (arg === '--check') {
 } else if (arg === '--libs') {
   console.log(libs.join(' '));
 } else if (arg === '--defines') {
-  console.log(`_GLIBCXX_USE_CXX11_ABI=${cxx11Abi()}`);
+  console.log([`_GLIBCXX_USE_CXX11_ABI=${cxx11Abi()}`, ...glooDefines()].join(' '));
 } else {
   console.log(JSON.stringify({ ...found, libs, libraries: readdirSync(found.libdir).filter((f) => f.startsWith('libtorch')) }, null, 2));
 }

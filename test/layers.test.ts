@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 
 /** The folders of src/, lowest first. A folder may import from itself and from any folder before it. */
-const LAYERS = ['torch', 'nn', 'optim', 'io', 'data', 'images', 'diffusion', 'models', 'onnx', 'pipelines', 'training', 'eval', 'report', 'web', 'experiments', 'cli'] as const;
+const LAYERS = ['torch', 'nn', 'optim', 'io', 'distributed', 'data', 'images', 'diffusion', 'models', 'onnx', 'pipelines', 'training', 'eval', 'report', 'web', 'experiments', 'cli'] as const;
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

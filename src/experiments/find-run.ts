@@ -46,6 +46,8 @@ export interface FindRunOptions {
   work: string;
   onProgress?: (p: TrainProgress) => void;
   log?: (line: string) => void;
+  /** Train on this many processes (synchronised batch norm: the same training as one process's). */
+  nproc?: number;
 }
 
 /** The run folder of training `spec` with `seed`, trained or continued as needed. */
@@ -75,6 +77,6 @@ export function findRun(o: FindRunOptions): RunLocation {
     dir = own;
   }
   o.log?.(`training (${reason})`);
-  trainOrContinue({ out: dir, model: spec.model, dataset: o.dataset, device: o.device, conditioningNoise: spec.conditioningNoise, training: wanted.training, onProgress: o.onProgress });
+  trainOrContinue({ out: dir, model: spec.model, dataset: o.dataset, device: o.device, conditioningNoise: spec.conditioningNoise, training: wanted.training, onProgress: o.onProgress, nproc: o.nproc, syncBatchNorm: true });
   return { dir, hash: runHash(dir), trained: true, reason, ...readLogSummary(dir) };
 }

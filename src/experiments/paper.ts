@@ -50,6 +50,8 @@ export interface PaperOptions {
    * fastest engine installed (defaultEngine).
    */
   engine?: Engine;
+  /** Data-parallel trainings on this many processes of this machine (see FindRunOptions.nproc). */
+  nproc?: number;
   /** Also run the experiments beyond the paper (DDIM, dynamic thresholding, EMA, conditioning augmentation). */
   beyond?: BeyondSettings;
   log?: (line: string) => void;
@@ -132,7 +134,7 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
     for (const seed of seeds) {
       const t0 = performance.now();
       const name = `train ${spec.name}-${seed}`;
-      const found = findRun({ spec, seed, preset, dataset: opts.dataset, device, runs: opts.runs, work, onProgress: (p) => progress(name, p.step, p.totalSteps, { loss: p.loss.toFixed(4) }), log: (line) => log(`${name}: ${line}`) });
+      const found = findRun({ spec, seed, preset, dataset: opts.dataset, device, runs: opts.runs, work, nproc: opts.nproc, onProgress: (p) => progress(name, p.step, p.totalSteps, { loss: p.loss.toFixed(4) }), log: (line) => log(`${name}: ${line}`) });
       runs.set(`${spec.name}-${seed}`, found);
       if (!found.trained) log(`${name}: cached (finished run ${found.dir})`);
       stages.push({ name, seconds: (performance.now() - t0) / 1000, status: found.trained ? 'ran' : 'cached', reason: found.trained ? found.reason : `finished run ${found.dir}` });

@@ -31,6 +31,11 @@ export interface TrainingConfig {
    * checkpoint; sampling uses it unless told otherwise. Absent: no average.
    */
   ema?: number;
+  /**
+   * Data-parallel runs: batch norm over the global batch (true) or over each process's share (false). Absent for
+   * runs trained by one process. A resumed run keeps it unless told otherwise.
+   */
+  syncBatchNorm?: boolean;
 }
 
 /** A run folder's config.json: the model and how it is trained. */

@@ -59,6 +59,22 @@ export interface Binding {
   getNumThreads(): number;
   liveTensors(): number;
   cudaSynchronize(): void;
+  // c10d (native/distributed.cc): stores and Gloo groups by id; timeouts in milliseconds.
+  distStoreCreate(host: string, port: number, isServer: boolean, timeoutMs: number, prefix: string): number;
+  distStoreSet(store: number, key: string, value: string): void;
+  distStoreGet(store: number, key: string, timeoutMs: number): string;
+  distStoreCheck(store: number, keys: readonly string[]): boolean;
+  distStoreAdd(store: number, key: string, delta: number): number;
+  distStorePort(store: number): number;
+  distStoreClose(store: number): void;
+  distGroupCreate(store: number, rank: number, size: number, timeoutMs: number, iface: string, hostname: string): number;
+  distGroupDestroy(group: number): void;
+  distAllReduce(group: number, tensors: readonly TensorHandle[], op: 'sum' | 'max' | 'min', timeoutMs: number): void;
+  distBroadcast(group: number, tensors: readonly TensorHandle[], root: number, timeoutMs: number): void;
+  distBarrier(group: number, timeoutMs: number): void;
+  distAllReduceSumDifferentiable(group: number, t: TensorHandle, timeoutMs: number): TensorHandle;
+  /** Whether the addon was built with c10d's Gloo process group. */
+  readonly distributedAvailable: boolean;
   readonly torchVersion: string;
   readonly cudaAvailable: boolean;
   readonly cudaDeviceCount: number;

@@ -1,8 +1,9 @@
 // Training a diffusion model (Ho et al. Algorithm 1): ε-prediction with an MSE loss, Adam, epochs over the
 // class-balanced training subset; a JSON Lines log, a checkpoint per epoch (and optionally every N steps),
-// and exact resumption from the newest checkpoint.
-import { appendFileSync, existsSync, rmSync, statSync } from 'node:fs';
+// and exact resumption from the newest checkpoint; data-parallel over several processes (train-parallel.ts).
+import { appendFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DistributedEnvironment } from '../distributed/environment.ts';
 import { loadDataset } from '../data/datasets.ts';
 import type { ImageSet } from '../data/image-set.ts';
 import { batches } from '../data/sampling.ts';
@@ -22,6 +23,8 @@ import { Generator, manualSeed } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { tensor } from '../torch/ops/creation.ts';
 import { tidy } from '../torch/scope.ts';
+import type { DataParallel } from './data-parallel.ts';
+import { rankDevice, trainAsRank, trainOnLocalProcesses, type ParallelSettings } from './train-parallel.ts';
 import { TrainingData, measureNormalization, trainingPixels } from './training-data.ts';
 import { readLogSummary, removeTemporaries, truncateLog } from './run-log.ts';
 import { newRunConfig, settingDifferences, validateTraining, type NewRunSpec } from './training-config.ts';
@@ -33,7 +36,7 @@ export interface TrainProgress {
   loss: number;
 }
 
-export interface TrainDiffusionOptions extends NewRunSpec {
+export interface TrainDiffusionOptions extends NewRunSpec, ParallelSettings {
   /** The run folder. */
   out: string;
   /**
@@ -48,6 +51,16 @@ export interface TrainDiffusionOptions extends NewRunSpec {
   /** Training images instead of the dataset's (tests, custom data); the balanced subset is still drawn. */
   images?: ImageSet;
   onProgress?: (p: TrainProgress) => void;
+  /**
+   * Data-parallel training over this many processes of this machine, this one being rank 0 (the others are
+   * started and stopped with it). `training.batchSize` stays the global batch: each process takes an equal share.
+   */
+  nproc?: number;
+  /**
+   * This process is one rank of a data-parallel run started by other means (torchrun's environment variables,
+   * see readDistributedEnvironment). Ranks other than 0 take the run's folder, settings and state from rank 0.
+   */
+  distributed?: DistributedEnvironment;
 }
 
 export interface TrainResult {
@@ -129,26 +142,94 @@ function openRun(opts: TrainDiffusionOptions): { config: RunConfig; checkpoint?:
   throw new RunError(`${dir} already holds a run: resume it with --resume, or choose another --out`);
 }
 
-/** Trains (or resumes) one run, as the run folder's only writer; see {@link TrainDiffusionOptions}. */
+/**
+ * Trains (or resumes) one run, as the run folder's only writer (rank 0 when data-parallel); see
+ * {@link TrainDiffusionOptions}.
+ */
 export function trainDiffusion(opts: TrainDiffusionOptions): TrainResult {
+  const nproc = opts.nproc ?? 1;
+  if (!Number.isInteger(nproc) || nproc < 1) throw new RangeError(`the number of processes must be a positive integer, got ${nproc}`);
+  const env = opts.distributed;
+  if (nproc > 1 && env !== undefined) throw new RangeError(`--nproc starts its own processes, but this one already is rank ${env.rank} of ${env.worldSize} (WORLD_SIZE is set): use one or the other`);
+  if (env !== undefined && env.worldSize > 1) {
+    const s = { ...opts, device: rankDevice(opts.device, env.localRank) };
+    if (env.rank !== 0) return trainAsRank(env, s, (parallel) => train(s, parallel));
+    return trainAsRank(env, s, (parallel) => {
+      try {
+        checkUnlocked(opts.out, 'run folder');
+        checkParallelRun(opts);
+      } catch (err) {
+        parallel.sendRefusal(err instanceof Error ? err.message : String(err));
+        throw err;
+      }
+      return withFolderLock(opts.out, 'run folder', () => train(s, parallel));
+    });
+  }
   // Refuse what can be refused before the lock touches the disk; the state is read again under the lock.
   checkUnlocked(opts.out, 'run folder');
+  if (nproc > 1) {
+    checkParallelRun(opts);
+    return trainOnLocalProcesses(nproc, opts, (parallel) => withFolderLock(opts.out, 'run folder', () => train(opts, parallel)));
+  }
   openRun(opts);
   return withFolderLock(opts.out, 'run folder', () => train(opts));
 }
 
-function train(opts: TrainDiffusionOptions): TrainResult {
+// What rank 0 refuses before the other ranks start training.
+function checkParallelRun(opts: TrainDiffusionOptions): void {
+  if (opts.images !== undefined) throw new RangeError('training images given in memory cannot reach the other processes: data-parallel training reads the dataset');
+  const { config } = openRun(opts);
+  const n = opts.nproc ?? opts.distributed?.worldSize ?? 1;
+  if (config.training.batchSize % n !== 0) {
+    throw new RangeError(`the batch size ${config.training.batchSize} is the global one and must be divisible by the ${n} processes (each takes batch size / ${n})`);
+  }
+}
+
+// The run's configuration and the checkpoint to start from: rank 0 (or a single process) reads them from the run
+// folder and measures a new run's normalisation on its data; the other ranks receive them from rank 0.
+function startRun(opts: TrainDiffusionOptions, parallel: DataParallel | undefined): { config: RunConfig; checkpoint?: string; pixels: ReturnType<typeof trainingPixels>; done: () => void } {
+  const device = opts.device;
+  if (parallel !== undefined && parallel.rank !== 0) {
+    const start = parallel.receiveStart();
+    const pixels = trainingPixels(loadDataset(start.config.model.dataset, 'train'), start.config.model, start.config.training, device);
+    return { config: start.config, checkpoint: start.checkpoint, pixels, done: start.dispose };
+  }
+  let pixels: ReturnType<typeof trainingPixels> | undefined;
+  try {
+    const dir = opts.out;
+    let { config, checkpoint, startOver } = openRun(opts);
+    if (startOver) for (const f of [configPath(dir), logPath(dir), join(dir, CHECKPOINT_DIR)]) rmSync(f, { recursive: true, force: true });
+    validateTraining(config.training);
+    // The balanced subset, held once in libtorch memory; a new run measures its normalisation on it.
+    pixels = trainingPixels(opts.images ?? loadDataset(config.model.dataset, 'train'), config.model, config.training, device);
+    if (checkpoint === undefined) config = { ...config, model: { ...config.model, normalization: measureNormalization(pixels.pixels, config.training.dataScaling) } };
+    if (parallel !== undefined) {
+      parallel.checkBatching(pixels.count, config.training.batchSize);
+      // Recorded in the run: a resumed run keeps it unless told otherwise.
+      parallel.syncBatchNorm = opts.syncBatchNorm ?? config.training.syncBatchNorm ?? false;
+      config = { ...config, training: { ...config.training, syncBatchNorm: parallel.syncBatchNorm } };
+    }
+    parallel?.sendStart(config, checkpoint === undefined ? undefined : readFileSync(checkpoint));
+    return { config, checkpoint, pixels, done: () => {} };
+  } catch (err) {
+    pixels?.pixels.dispose();
+    pixels?.labels.dispose();
+    parallel?.sendRefusal(err instanceof Error ? err.message : String(err));
+    throw err;
+  }
+}
+
+function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResult {
   const started = performance.now();
   const dir = opts.out;
   const device = opts.device;
-  let { config, checkpoint, startOver } = openRun(opts);
-  if (startOver) for (const f of [configPath(dir), logPath(dir), join(dir, CHECKPOINT_DIR)]) rmSync(f, { recursive: true, force: true });
+  // Rank 0 (or the only process) writes the run folder: config, log and checkpoints.
+  const writer = parallel === undefined || parallel.rank === 0;
+  // 1. The run's configuration, its data, and the checkpoint to continue from.
+  const start = startRun(opts, parallel);
+  let { config } = start;
+  const { checkpoint, pixels } = start;
   const t = config.training;
-  validateTraining(t);
-
-  // 1. Data: the balanced subset, held once in libtorch memory; a new run measures its normalisation on it.
-  const pixels = trainingPixels(opts.images ?? loadDataset(config.model.dataset, 'train'), config.model, t, device);
-  if (checkpoint === undefined) config = { ...config, model: { ...config.model, normalization: measureNormalization(pixels.pixels, t.dataScaling) } };
   manualSeed(t.seed);
   const model = new DiffusionModel(config.model, device);
   const data = new TrainingData(model, pixels);
@@ -167,20 +248,28 @@ function train(opts: TrainDiffusionOptions): TrainResult {
   let step = 0;
   let carried: number[] = [];
   if (checkpoint !== undefined) {
-    const meta = readCheckpointMeta(checkpoint, restoreCheckpoint(checkpoint, { model: model.unet, optimizer, ema }));
+    let meta: CheckpointMeta;
+    try {
+      meta = readCheckpointMeta(checkpoint, restoreCheckpoint(checkpoint, { model: model.unet, optimizer, ema }));
+    } finally {
+      start.done();
+    }
     ({ epoch, stepInEpoch, step } = meta);
     if (t.epochs < epoch) throw new RunError(`${dir} has already trained ${epoch} epochs: --epochs ${t.epochs} would leave its checkpoints of epochs ${t.epochs + 1}-${epoch} ahead of its configuration; give --epochs ${epoch} or more`);
     const state = tensor(Uint8Array.from(Buffer.from(meta.generatorState, 'base64')));
     generator.setState(state);
     state.dispose();
-    removeTemporaries(dir);
-    carried = truncateLog(dir, step, epoch);
-    writeRunConfig(dir, config);
-  } else {
+    if (writer) {
+      removeTemporaries(dir);
+      carried = truncateLog(dir, step, epoch);
+      writeRunConfig(dir, config);
+    }
+  } else if (writer) {
     makeDirectory(dir);
     writeRunConfig(dir, config);
     writeFileAtomic(logPath(dir), '');
   }
+  parallel?.prepare(model.unet);
 
   // The moving average as saved: its weights, with batch-norm statistics measured on them over the same
   // training batches at every save (a generator of their own keeps resumption exact).
@@ -199,6 +288,9 @@ function train(opts: TrainDiffusionOptions): TrainResult {
   };
 
   const save = (path: string) => {
+    // Every rank holds the same batch-norm statistics from here on: what the checkpoint saves.
+    parallel?.averageBuffers(model.unet);
+    if (!writer) return;
     const gen = generator.getState();
     const meta: CheckpointMeta = { config, epoch, stepInEpoch, step, generatorState: Buffer.from(gen.data() as Uint8Array).toString('base64') };
     gen.dispose();
@@ -206,7 +298,7 @@ function train(opts: TrainDiffusionOptions): TrainResult {
   };
 
   // 3. Algorithm 1, epoch after epoch (a resumed run that is already long enough has nothing to do).
-  let finalLoss = checkpoint === undefined ? Number.NaN : readLogSummary(dir).finalLoss;
+  let finalLoss = checkpoint === undefined || !writer ? Number.NaN : readLogSummary(dir).finalLoss;
   model.unet.train();
   try {
     for (; epoch < t.epochs; ) {
@@ -218,14 +310,23 @@ function train(opts: TrainDiffusionOptions): TrainResult {
       for (const idx of batches(data.count, t.batchSize, { seed: epochSeed(t.seed, epoch) })) {
         if (k++ < stepInEpoch) continue;
         const loss = tidy(() => {
-          const [eps, noise] = data.predictBatch(model, scheduler, idx, generator);
-          const l = mseLoss(eps, noise);
+          if (parallel === undefined) {
+            const [eps, noise] = data.predictBatch(model, scheduler, idx, generator);
+            const l = mseLoss(eps, noise);
+            optimizer.zeroGrad();
+            l.backward();
+            return l.item();
+          }
+          // This rank's rows, and its share of the batch's mean loss: the shares' gradients sum to the batch's.
+          const rows = parallel.rows(idx.length);
+          const [eps, noise] = data.predictBatch(model, scheduler, idx, generator, rows);
+          const l = mseLoss(eps, noise, 'sum').div(idx.length * (eps.numel / (rows[1] - rows[0])));
           optimizer.zeroGrad();
-          l.backward();
-          return l.item();
+          parallel.backward(l);
+          return parallel.sumGradients(l.item());
         });
         if (!Number.isFinite(loss)) {
-          const last = latestCheckpoint(dir);
+          const last = writer ? latestCheckpoint(dir) : undefined;
           // Resuming would take the same steps again: the way on is a new run with other settings.
           throw new TrainingError(`the loss became ${loss} at step ${step + 1} (epoch ${epoch + 1}); stopped without saving: ` +
             (last ? `the last good checkpoint is ${last.path}` : 'no checkpoint was written yet') + '; train a new run with a lower --lr (another --out)');
@@ -237,8 +338,10 @@ function train(opts: TrainDiffusionOptions): TrainResult {
         finalLoss = loss;
         lossSum += loss;
         lossCount++;
-        appendFileSync(logPath(dir), `${JSON.stringify({ step, epoch: epoch + 1, loss })}\n`);
-        opts.onProgress?.({ step, totalSteps, epoch: epoch + 1, loss });
+        if (writer) {
+          appendFileSync(logPath(dir), `${JSON.stringify({ step, epoch: epoch + 1, loss })}\n`);
+          opts.onProgress?.({ step, totalSteps, epoch: epoch + 1, loss });
+        }
         if (t.checkpointEvery > 0 && step % t.checkpointEvery === 0 && stepInEpoch < stepsPerEpoch) save(stepCheckpointPath(dir));
       }
       epoch++;
@@ -246,9 +349,11 @@ function train(opts: TrainDiffusionOptions): TrainResult {
       // The summary goes before the checkpoint: a crash in between drops it on resume (epoch > the
       // checkpoint's), and the resumed run writes it again; the other order would lose it.
       const seconds = (performance.now() - epochStart) / 1000;
-      appendFileSync(logPath(dir), `${JSON.stringify({ epoch, meanLoss: lossCount > 0 ? lossSum / lossCount : null, seconds })}\n`);
+      if (writer) appendFileSync(logPath(dir), `${JSON.stringify({ epoch, meanLoss: lossCount > 0 ? lossSum / lossCount : null, seconds })}\n`);
       save(epochCheckpointPath(dir, epoch));
     }
+    // Every rank finishes together: none leaves while another still needs it.
+    parallel?.group.barrier();
   } finally {
     data.dispose();
     optimizer.dispose();

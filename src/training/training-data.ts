@@ -60,21 +60,30 @@ export class TrainingData {
   /**
    * ε̂ for the batch `idx` and the noise it should predict: t ~ U{0..T−1}, ε ~ N(0, I), x_t from the forward
    * process (Algorithm 1, lines 2–5); an augmented upscaler's conditioning is corrupted at a uniform level.
+   * With `rows` [start, end), only those rows of the batch go through the network (one rank's share of a
+   * data-parallel batch): the random draws are still the whole batch's, so every share sees what one process does.
    */
-  predictBatch(net: DiffusionModel, scheduler: DDPMScheduler, idx: Int32Array, gen: Generator): [Tensor, Tensor] {
+  predictBatch(net: DiffusionModel, scheduler: DDPMScheduler, idx: Int32Array, gen: Generator, rows?: [number, number]): [Tensor, Tensor] {
     const device = this.x0.device;
     const index = int64(idx, { device });
     const x0 = indexSelect(this.x0, 0, index);
     let y = indexSelect(this.labels, 0, index);
-    const time = randint(0, net.numTimesteps, [idx.length], { generator: gen, device });
-    const noise = randn(x0.shape, { generator: gen, device });
-    const xt = scheduler.addNoise(x0, noise, time);
+    let time = randint(0, net.numTimesteps, [idx.length], { generator: gen, device });
+    let noise = randn(x0.shape, { generator: gen, device });
+    let xt = scheduler.addNoise(x0, noise, time);
     let c = this.cond === undefined ? undefined : indexSelect(this.cond, 0, index);
-    const level = net.augmentsConditioning ? rand([idx.length], { generator: gen, device }) : undefined;
+    let level = net.augmentsConditioning ? rand([idx.length], { generator: gen, device }) : undefined;
     if (c !== undefined && level !== undefined) c = net.corruptConditioning(c, level, gen);
     // Classifier-free guidance: the null label (numClasses) in place of the label with probability p.
     const p = net.config.labelDropout;
     if (p !== undefined) y = where(lt(rand([idx.length], { generator: gen, device }), p), full([idx.length], net.config.unet.numClasses, { dtype: 'int64', device }), y);
+    if (rows !== undefined) {
+      const [start, end] = rows;
+      const share = (t: Tensor) => t.narrow(0, start, end - start);
+      [xt, time, y, noise] = [share(xt), share(time), share(y), share(noise)];
+      c = c === undefined ? undefined : share(c);
+      level = level === undefined ? undefined : share(level);
+    }
     return [net.predictNoise(xt, time, y, c, level), noise];
   }
 

@@ -4,7 +4,7 @@ import { DATASET_NAMES } from '../../data/datasets.ts';
 import { pretrainedRuns, runPaper } from '../../experiments/paper.ts';
 import { BEYOND_DEFAULTS, PRESETS } from '../../experiments/protocol.ts';
 import { ENGINES } from '../../pipelines/sampling-model.ts';
-import { device } from '../parse.ts';
+import { device, positiveInt } from '../parse.ts';
 import { createProgress, type Progress } from '../progress.ts';
 
 export const paperCommand = new Command('paper')
@@ -17,6 +17,7 @@ export const paperCommand = new Command('paper')
   .option('--beyond', 'also run the experiments beyond the paper on the same protocol: DDIM steps, dynamic thresholding, EMA baselines, an upscaler with conditioning augmentation (6 more trainings)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]': trainings, sampling, CAS and the speed stage (the 1-D study stays on the CPU)", device, 'cpu')
   .addOption(new Option('--engine <engine>', 'the engine that samples the generated sets, figures and the speed stage (default: sets and figures on libtorch, as the committed results; speed on onnxruntime where installed, the fastest on the CPU)').choices(ENGINES))
+  .option('--nproc <n>', 'train on N processes of this machine (data-parallel, synchronised batch norm: the same trainings as one process\'s)', positiveInt, 1)
   .option('--runs <dir>', 'folder of finished training runs to reuse (default: <work>/runs; with --quick, pretrained/<dataset> when shipped); missing ones train into <work>/runs')
   .addHelpText('after', `
 Every stage is cached under a key of its settings, its inputs' content hashes and its code version: an
@@ -39,6 +40,7 @@ Examples:
       work,
       runs: o.runs ?? (name === 'quick' ? pretrainedRuns(o.dataset) : undefined),
       out: o.out,
+      nproc: o.nproc,
       beyond: o.beyond ? BEYOND_DEFAULTS : undefined,
       log: (line) => {
         bar?.stop();

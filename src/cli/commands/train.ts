@@ -2,7 +2,9 @@ import { Command, Option } from '@commander-js/extra-typings';
 import { DATASET_NAMES } from '../../data/datasets.ts';
 import { MODEL_KINDS } from '../../pipelines/model-config.ts';
 import { latestCheckpoint } from '../../pipelines/run-dir.ts';
+import { DistributedError, readDistributedEnvironment } from '../../distributed/environment.ts';
 import { trainDiffusion } from '../../training/train-diffusion.ts';
+import { DEFAULT_TIMEOUT_SECONDS } from '../../training/train-parallel.ts';
 import { DEFAULT_TRAINING } from '../../training/training-config.ts';
 import { createProgress, type Progress } from '../progress.ts';
 import { device, emaDecay, probability, nonNegativeInt, positiveInt, positiveNumber } from '../parse.ts';
@@ -26,17 +28,35 @@ export const trainCommand = new Command('train')
   .option('--ema <decay>', 'keep an exponential moving average of the weights (e.g. 0.999); sampling uses it', emaDecay)
   .option('--resume', 'continue the run in --out from its newest checkpoint (--epochs may raise its length)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
-  .addHelpText('after', '\nExample:\n  ssddpm train --model baseline --epochs 10 --seed 1 --out runs/baseline-1\n  ssddpm train --out runs/baseline-1 --resume')
+  .option('--nproc <n>', 'data-parallel training on N processes of this machine (c10d Gloo; --batch-size stays the global batch, divisible by N); one thread each on the CPU unless --threads says otherwise, one GPU each with --device cuda', positiveInt, 1)
+  .option('--sync-bn', 'data-parallel: batch norm over the global batch (synchronised across processes) instead of each process\'s share; recorded in the run, which --resume keeps')
+  .option('--no-sync-bn', 'data-parallel: batch norm over each process\'s share (the default; a resumed run keeps its own)')
+  .option('--timeout <s>', 'data-parallel: seconds a process waits for the others (start, each gradient exchange) before the run stops', positiveNumber, DEFAULT_TIMEOUT_SECONDS)
+  .addHelpText('after', `
+Data-parallel training: --nproc N starts N processes here (this one is rank 0, the only writer of the run
+folder). Several machines: start one process per rank with torchrun's variables MASTER_ADDR, MASTER_PORT,
+WORLD_SIZE, RANK and LOCAL_RANK set (e.g. \`torchrun --no-python --nnodes 2 --nproc-per-node 2 ... ssddpm train
+...\`); ranks other than 0 take the run's settings and state from rank 0; GLOO_SOCKET_IFNAME picks the network
+interface. A process that dies or hangs stops the others within --timeout, naming it; --nproc kills the rest
+and exits non-zero. Continue with --resume, with any number of processes.
+
+Example:
+  ssddpm train --model baseline --epochs 10 --seed 1 --out runs/baseline-1
+  ssddpm train --out runs/baseline-1 --resume
+  ssddpm train --model baseline --out runs/baseline-2p --nproc 2 --sync-bn`)
   .action((o, cmd) => {
     // A resumed run keeps its settings: only the options given on the command line are passed, and checked.
     const asked = <T>(name: string, value: T): T | undefined => (!o.resume || cmd.getOptionValueSource(name) === 'cli' ? value : undefined);
-    if (!o.resume) checkOutputFolder(o.out);
+    const distributed = readDistributedEnvironment();
+    // Ranks other than 0 write nothing: the run folder is rank 0's.
+    if (!o.resume && (distributed?.rank ?? 0) === 0) checkOutputFolder(o.out);
+    const threads = cmd.parent?.opts().threads;
     const training = {
       epochs: asked('epochs', o.epochs), seed: asked('seed', o.seed), batchSize: asked('batchSize', o.batchSize), lr: asked('lr', o.lr), perClass: asked('perClass', o.perClass),
       checkpointEvery: asked('checkpointEvery', o.checkpointEvery), dataScaling: asked('dataScaling', o.dataScaling), ema: asked('ema', o.ema),
     };
     let progress: Progress | undefined;
-    const result = withRecoveryHint(o.out, () => trainDiffusion({
+    const result = withRecoveryHint(o.out, o.nproc, () => trainDiffusion({
       out: o.out,
       resume: o.resume ?? false,
       model: asked('model', o.model),
@@ -46,20 +66,28 @@ export const trainCommand = new Command('train')
       maxBeta: o.maxBeta,
       training: Object.fromEntries(Object.entries(training).filter(([, v]) => v !== undefined)),
       device: o.device,
+      nproc: o.nproc,
+      distributed,
+      syncBatchNorm: o.syncBn,
+      timeoutSeconds: o.timeout,
+      threadsPerProcess: threads === undefined ? undefined : Number(threads),
       onProgress: (p) => {
         progress ??= createProgress(o.resume ? `train ${o.out}` : `train ${o.model}`, p.totalSteps, ['epoch', 'loss']);
         progress.update(p.step, { epoch: p.epoch, loss: p.loss.toFixed(4) });
       },
     }));
     progress?.stop();
+    if ((distributed?.rank ?? 0) !== 0) return;
     console.log(`${o.out}: ${result.steps} steps, final loss ${result.finalLoss.toFixed(4)}, ${result.seconds.toFixed(1)} s`);
   });
 
-// A full disk or a file-size limit stops a run between checkpoints: say the one command that continues it.
-function withRecoveryHint<T>(dir: string, body: () => T): T {
+// A full disk, a file-size limit or a lost process stops a run between checkpoints: say the one command that
+// continues it.
+function withRecoveryHint<T>(dir: string, nproc: number, body: () => T): T {
   try {
     return body();
   } catch (err) {
+    if (err instanceof DistributedError && latestCheckpoint(dir) !== undefined) err.message += `; continue with: ssddpm train --out ${dir} --resume${nproc > 1 ? ` --nproc ${nproc}` : ''}`;
     const code = (err as NodeJS.ErrnoException).code;
     if (err instanceof Error && (code === 'ENOSPC' || code === 'EFBIG' || code === 'EDQUOT')) {
       err.message += latestCheckpoint(dir) === undefined
