@@ -212,7 +212,7 @@ const RUNS = Object.fromEntries(
 ) as Record<ModelKind, string>;
 const oursEngine = defaultEngine(device);
 
-/** Who samples: our default engine, our libtorch engine, or ONNX Runtime on PyTorch's export (in our loop). */
+/** Who samples (each is also its column): our default engine, our libtorch engine, or ONNX Runtime on PyTorch's export (in our loop). */
 type Sampler = 'ours' | 'ours-libtorch' | 'ort-pytorch-export';
 
 let exportDir: string | undefined;
@@ -345,12 +345,11 @@ if (device === 'cpu' && peerProblem === undefined) {
     note(`ONNX Runtime on PyTorch's export not run: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
   }
 }
-const SAMPLER_COLUMN: Record<Sampler, Column> = { ours: 'ours', 'ours-libtorch': 'ours-libtorch', 'ort-pytorch-export': 'ort-pytorch-export' };
 const peerProcess = peerProblem === undefined ? new Peer(python) : undefined;
 for (const w of workloads) {
   torch.setNumThreads(w.startsWith('latency') ? plan.latencyThreads : threads);
   const sides: { column: Column; runner: Runner }[] = isSampling(w)
-    ? nodeSamplers.map((who) => ({ column: SAMPLER_COLUMN[who], runner: samplingRunner(w, who) }))
+    ? nodeSamplers.map((who) => ({ column: who, runner: samplingRunner(w, who) }))
     : [{ column: 'ours', runner: trainingRunner(w) }];
   for (const mode of peerProcess === undefined ? [] : isSampling(w) ? (['eager', 'jit'] as const) : (['eager'] as const)) {
     try {

@@ -87,8 +87,8 @@ export class DDPMScheduler implements Scheduler {
 
   /** x̂0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t (Ho et al. eq. 15). */
   predictStartFromNoise(xt: Tensor, t: number, eps: Tensor): Tensor {
-    const denominator = this.config.authorX0 ? Math.sqrt(this.terms.alphas[t]!) : this.terms.sqrtAlphasCumprod[t]!;
-    return tidy(() => xt.sub(eps.mul(this.terms.sqrtOneMinusAlphasCumprod[t]!)).div_(denominator));
+    const c = this.stepCoefficients(t);
+    return tidy(() => xt.sub(eps.mul(c.epsScale)).div_(c.x0Divisor));
   }
 
   /** The ancestral step at t (see ddpmStepCoefficients). */

@@ -26,17 +26,8 @@ export interface SampleRequest {
   noise?: Float32Array[];
 }
 
-/** The scalars of one step graph call besides the tensors (see onnx/step-graph.ts). */
-export interface StepScalars {
-  epsScale: number;
-  x0Divisor: number;
-  x0Coef: number;
-  xtCoef: number;
-  epsCoef: number;
-  sigma: number;
-  clipMin: number;
-  clipMax: number;
-}
+/** The scalars of one step graph call besides the tensors: the branch-free step and the clip bounds (see onnx/step-graph.ts). */
+export type StepScalars = ReturnType<typeof linearStep> & { clipMin: number; clipMax: number };
 
 /** One call of a model's step graph, in model space; arrays are [N, 1, S, S] row-major. */
 export interface StepCall {
@@ -146,8 +137,7 @@ export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sample
   const timesteps = req.sampler === 'ddim' ? Array.from(ddimTimesteps(T, Math.min(req.steps ?? T, T))) : Array.from({ length: T }, (_, i) => T - 1 - i);
   return timesteps.map((t, i) => {
     const c = req.sampler === 'ddim' ? ddimStepCoefficients(terms, t, timesteps[i + 1] ?? -1, eta) : ddpmStepCoefficients(terms, t);
-    const { epsScale, x0Divisor, x0Coef, xtCoef, epsCoef, sigma } = linearStep(c, req.clip);
-    return { t, scalars: { epsScale, x0Divisor, x0Coef, xtCoef, epsCoef, sigma, clipMin, clipMax } };
+    return { t, scalars: { ...linearStep(c, req.clip), clipMin, clipMax } };
   });
 }
 
