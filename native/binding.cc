@@ -11,6 +11,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
@@ -638,6 +639,38 @@ Napi::Value GeneratorSeed(const Napi::CallbackInfo& info) {
 // ---------------------------------------------------------------------------------------------------------
 // Runtime
 
+// Autocast (torch.autocast): mixed precision by dispatch. The state is per thread and per device type; the
+// TypeScript side nests enter/exit strictly and restores what it was given back.
+Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    const std::string device = info[0].As<Napi::String>().Utf8Value();
+    const bool enabled = info[1].ToBoolean().Value();
+    const at::ScalarType dtype = dtypeFromName(env, info[2].As<Napi::String>().Utf8Value());
+    const bool cuda = device == "cuda";
+    if (!cuda && device != "cpu") throw Napi::TypeError::New(env, "autocast: device type must be 'cpu' or 'cuda', got '" + device + "'");
+    auto previous = Napi::Array::New(env, 2);
+    previous.Set(0u, Napi::Boolean::New(env, cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled()));
+    previous.Set(1u, Napi::String::New(env, dtypeName(cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype())));
+    if (cuda) {
+      at::autocast::set_autocast_gpu_dtype(dtype);
+      at::autocast::set_enabled(enabled);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(dtype);
+      at::autocast::set_cpu_enabled(enabled);
+    }
+    return previous;
+  });
+}
+
+// Nesting depth of autocast regions: leaving the outermost one drops the casts of weights it cached.
+Napi::Value AutocastNesting(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    const int depth = info[0].ToBoolean().Value() ? at::autocast::increment_nesting() : at::autocast::decrement_nesting();
+    if (depth == 0) at::autocast::clear_cache();
+    return Napi::Number::New(env, depth);
+  });
+}
+
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     const int64_t n = info[0].As<Napi::Number>().Int64Value();
@@ -687,6 +720,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("generatorGetState", GeneratorGetState);
   fn("generatorSetState", GeneratorSetState);
   fn("generatorSeed", GeneratorSeed);
+  fn("setAutocast", SetAutocast);
+  fn("autocastNesting", AutocastNesting);
   fn("setNumThreads", SetNumThreads);
   fn("getNumThreads", GetNumThreads);
   fn("liveTensors", LiveTensors);

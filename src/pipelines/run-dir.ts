@@ -36,7 +36,15 @@ export interface TrainingConfig {
    * runs trained by one process. A resumed run keeps it unless told otherwise.
    */
   syncBatchNorm?: boolean;
+  /**
+   * Arithmetic of the network's forward and backward passes: 'float32' (the paper's; also when absent) or 'bf16'
+   * (autocast: bfloat16 convolutions and matrix products; float32 weights, loss and optimizer).
+   */
+  precision?: Precision;
 }
+
+export const PRECISIONS = ['float32', 'bf16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
 
 /** A run folder's config.json: the model and how it is trained. */
 export interface RunConfig {

@@ -55,6 +55,10 @@ export interface Binding {
   generatorGetState(g: GeneratorHandle): TensorHandle;
   generatorSetState(g: GeneratorHandle, state: TensorHandle): void;
   generatorSeed(g: GeneratorHandle): number;
+  /** Sets a device type's autocast state; returns the previous [enabled, dtype]. */
+  setAutocast(device: 'cpu' | 'cuda', enabled: boolean, dtype: string): [boolean, string];
+  /** Enters (true) or leaves (false) an autocast region; leaving the outermost clears the cast cache. Returns the depth. */
+  autocastNesting(enter: boolean): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   liveTensors(): number;

@@ -3,6 +3,7 @@ export { Tensor } from './tensor.ts';
 export { type DType, DTYPES, isFloating, elementSize } from './dtype.ts';
 export { tidy, keep, dispose, consume, memory, type MemoryInfo } from './scope.ts';
 export { noGrad, enableGrad, inferenceMode, isGradEnabled } from './grad-mode.ts';
+export { autocast, cpuBfloat16Problem, type AutocastOptions } from './autocast.ts';
 export { Generator, manualSeed } from './generator.ts';
 export { Op, callOp, type OpArg, type OpResult } from './dispatch.ts';
 export { setNumThreads, getNumThreads, torchVersion, cuda } from './runtime.ts';

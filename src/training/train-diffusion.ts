@@ -17,12 +17,14 @@ import { Adam, ExponentialMovingAverage, updateBatchNorm } from '../optim/index.
 import { DiffusionModel } from '../pipelines/diffusion-model.ts';
 import {
   CHECKPOINT_DIR, NO_CHECKPOINT_YET, RunError, checkCheckpointModel, configPath, epochCheckpointPath, latestCheckpoint, logPath, noCheckpointReason, readRunConfig,
-  stepCheckpointPath, writeRunConfig, type RunConfig,
+  stepCheckpointPath, writeRunConfig, type RunConfig, type TrainingConfig,
 } from '../pipelines/run-dir.ts';
 import { Generator, manualSeed } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { tensor } from '../torch/ops/creation.ts';
+import { autocast, cpuBfloat16Problem } from '../torch/autocast.ts';
 import { tidy } from '../torch/scope.ts';
+import type { Tensor } from '../torch/tensor.ts';
 import type { DataParallel } from './data-parallel.ts';
 import { rankDevice, trainAsRank, trainOnLocalProcesses, type ParallelSettings } from './train-parallel.ts';
 import { TrainingData, measureNormalization, trainingPixels } from './training-data.ts';
@@ -117,6 +119,19 @@ function resumeConflicts(config: RunConfig, opts: TrainDiffusionOptions): string
 
 // The run's configuration and the checkpoint to continue from: the folder's when resuming, else a fresh one.
 function openRun(opts: TrainDiffusionOptions): { config: RunConfig; checkpoint?: string; startOver?: boolean } {
+  const opened = openRunFolder(opts);
+  checkPrecision(opened.config.training, opts.device);
+  return opened;
+}
+
+// bfloat16 is refused where this CPU would emulate it (slower than float32); GPUs decide for themselves.
+function checkPrecision(t: TrainingConfig, device: string | undefined): void {
+  if (t.precision !== 'bf16' || (device !== undefined && device !== 'cpu')) return;
+  const problem = cpuBfloat16Problem();
+  if (problem !== undefined) throw new RangeError(`--precision bf16: ${problem}; train in float32 (--precision float32, the default)`);
+}
+
+function openRunFolder(opts: TrainDiffusionOptions): { config: RunConfig; checkpoint?: string; startOver?: boolean } {
   const dir = opts.out;
   if (opts.resume) {
     if (!existsSync(configPath(dir))) throw new RunError(`nothing to resume in ${dir}: it holds no run (no config.json)`);
@@ -297,6 +312,13 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
     saveCheckpoint(path, { model: model.unet, optimizer, ema: averagedState(), metadata: meta });
   };
 
+  // Mixed precision: the network runs under autocast; the loss is taken on its float32 predictions.
+  const predict = (idx: Int32Array, rows?: [number, number]): [Tensor, Tensor] => {
+    if (t.precision !== 'bf16') return data.predictBatch(model, scheduler, idx, generator, rows);
+    const [eps, noise] = autocast({ device: device ?? 'cpu' }, () => data.predictBatch(model, scheduler, idx, generator, rows));
+    return [eps.float(), noise];
+  };
+
   // 3. Algorithm 1, epoch after epoch (a resumed run that is already long enough has nothing to do).
   let finalLoss = checkpoint === undefined || !writer ? Number.NaN : readLogSummary(dir).finalLoss;
   model.unet.train();
@@ -311,7 +333,7 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
         if (k++ < stepInEpoch) continue;
         const loss = tidy(() => {
           if (parallel === undefined) {
-            const [eps, noise] = data.predictBatch(model, scheduler, idx, generator);
+            const [eps, noise] = predict(idx);
             const l = mseLoss(eps, noise);
             optimizer.zeroGrad();
             l.backward();
@@ -319,7 +341,7 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
           }
           // This rank's rows, and its share of the batch's mean loss: the shares' gradients sum to the batch's.
           const rows = parallel.rows(idx.length);
-          const [eps, noise] = data.predictBatch(model, scheduler, idx, generator, rows);
+          const [eps, noise] = predict(idx, rows);
           const l = mseLoss(eps, noise, 'sum').div(idx.length * (eps.numel / (rows[1] - rows[0])));
           optimizer.zeroGrad();
           parallel.backward(l);

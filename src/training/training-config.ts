@@ -3,7 +3,7 @@ import type { DatasetName } from '../data/datasets.ts';
 import { checkScheduleConfig } from '../diffusion/schedule.ts';
 import { canonicalJson } from '../io/content-hash.ts';
 import { presetModel, type ModelKind } from '../pipelines/model-config.ts';
-import type { RunConfig, TrainingConfig } from '../pipelines/run-dir.ts';
+import { PRECISIONS, type RunConfig, type TrainingConfig } from '../pipelines/run-dir.ts';
 
 export type { TrainingConfig } from '../pipelines/run-dir.ts';
 
@@ -35,6 +35,7 @@ export function validateTraining(t: TrainingConfig): void {
     throw new RangeError(`data scaling must be 'standard' or 'unit', got '${String(t.dataScaling)}'`);
   }
   if (t.ema !== undefined && !(t.ema > 0 && t.ema < 1)) throw new RangeError(`EMA decay must be in (0, 1), got ${t.ema}`);
+  if (t.precision !== undefined && !(PRECISIONS as readonly string[]).includes(t.precision)) throw new RangeError(`precision must be one of ${PRECISIONS.join(', ')}, got '${String(t.precision)}'`);
   if (!Number.isInteger(t.checkpointEvery) || t.checkpointEvery < 0) throw new RangeError(`checkpoint interval must be a non-negative integer, got ${t.checkpointEvery}`);
 }
 
@@ -76,7 +77,7 @@ export function runSettings(c: RunConfig): Record<string, unknown> {
   const { normalization: _, kind, ...model } = c.model;
   const t = c.training;
   // maxBeta also on its own, so that a resumed run's --max-beta compares with it.
-  return { model: kind, ...model, maxBeta: c.model.schedule.maxBeta, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema };
+  return { model: kind, ...model, maxBeta: c.model.schedule.maxBeta, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema, precision: t.precision ?? 'float32' };
 }
 
 /** The settings of `run` that differ from those `asked` (keys of runSettings), as 'name value (who: value)'. */

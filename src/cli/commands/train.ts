@@ -1,7 +1,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { DATASET_NAMES } from '../../data/datasets.ts';
 import { MODEL_KINDS } from '../../pipelines/model-config.ts';
-import { latestCheckpoint } from '../../pipelines/run-dir.ts';
+import { PRECISIONS, latestCheckpoint } from '../../pipelines/run-dir.ts';
 import { DistributedError, readDistributedEnvironment } from '../../distributed/environment.ts';
 import { trainDiffusion } from '../../training/train-diffusion.ts';
 import { DEFAULT_TIMEOUT_SECONDS } from '../../training/train-parallel.ts';
@@ -26,6 +26,7 @@ export const trainCommand = new Command('train')
   .option('--label-dropout <p>', 'classifier-free guidance: train with the label dropped with probability p (e.g. 0.1), so that sampling can take --guidance', probability)
   .option('--max-beta <β>', "cap β_t of the cosine schedule here (default 0.999, the paper's; a lower cap tames the first reverse step)", probability)
   .option('--ema <decay>', 'keep an exponential moving average of the weights (e.g. 0.999); sampling uses it', emaDecay)
+  .addOption(new Option('--precision <p>', "network arithmetic: 'float32' (the paper's) or 'bf16' (autocast: bfloat16 convolutions and matrix products, float32 weights, loss and optimizer; on CPUs with AVX-512 BF16 or AMX, refused elsewhere)").choices(PRECISIONS).default('float32' as const))
   .option('--resume', 'continue the run in --out from its newest checkpoint (--epochs may raise its length)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
   .option('--nproc <n>', 'data-parallel training on N processes of this machine (c10d Gloo; --batch-size stays the global batch, divisible by N); one thread each on the CPU unless --threads says otherwise, one GPU each with --device cuda', positiveInt, 1)
@@ -54,6 +55,7 @@ Example:
     const training = {
       epochs: asked('epochs', o.epochs), seed: asked('seed', o.seed), batchSize: asked('batchSize', o.batchSize), lr: asked('lr', o.lr), perClass: asked('perClass', o.perClass),
       checkpointEvery: asked('checkpointEvery', o.checkpointEvery), dataScaling: asked('dataScaling', o.dataScaling), ema: asked('ema', o.ema),
+      precision: asked('precision', o.precision),
     };
     let progress: Progress | undefined;
     const result = withRecoveryHint(o.out, o.nproc, () => trainDiffusion({
