@@ -3,7 +3,10 @@
 //   training samples/s (baseline, small, upscaler U-Nets and the CAS classifier, batch 128),
 //   batched sampling (network evaluations/s at batch 256),
 //   batch-1 latency of one full sample (baseline, small upscaled, cascaded: the paper's §0.3),
-//   achieved GFLOP/s against this CPU's peak, and the full paper protocol's wall time estimated from the rates.
+//   achieved GFLOP/s against the float32 matrix multiply's measured rate, and the full paper protocol's wall time
+//   estimated from the rates.
+// Training is also measured in bfloat16 where the device runs it natively (our `train --precision bf16` beside
+// PyTorch's bfloat16 autocast).
 // Sampling uses the shipped trained MNIST runs and is measured on both our engines (ONNX Runtime, the default
 // on the CPU, and libtorch), beside three peers with the same weights: PyTorch eager, PyTorch traced + frozen +
 // torch.jit.optimize_for_inference, and ONNX Runtime running PyTorch's own torch.onnx.export through our
@@ -11,9 +14,12 @@
 // (one of each side per round; the PyTorch peer is one long-lived process answering one repetition per request),
 // so all sides see the machine in the same state; medians are reported with min / median / max, and a ratio
 // whose sides spread by more than 20 % is marked unreliable. The last line is
-//   summary: train=<ratio>x latency=<ratio>x baseline_sample_ms=<ms> protocol_h=<hours> latency_vs_best=<ratio> unreliable=<fields|none>
-// with ratios ours/peer (train: baseline samples/s, higher is better; latency: baseline seconds per sample on
-// our default engine, lower is better, against PyTorch eager; latency_vs_best against the fastest peer).
+//   summary: train=<ratio>x train_bf16=<ratio>x bf16_vs_fp32_peer=<ratio>x train_of_matmul_peak=<fraction>
+//            latency=<ratio>x baseline_sample_ms=<ms> protocol_h=<hours> latency_vs_best=<ratio> unreliable=<fields|none>
+// with ratios ours/peer (train: baseline samples/s, higher is better, against PyTorch eager float32; train_bf16:
+// both in bfloat16; bf16_vs_fp32_peer: ours in bfloat16 against PyTorch in float32; train_of_matmul_peak: our
+// float32 training GFLOP/s over the float32 matrix multiply's; latency: baseline seconds per sample on our
+// default engine, lower is better, against PyTorch eager; latency_vs_best against the fastest peer).
 //   npm run bench -- [--reps 5] [--only train-baseline,latency-baseline] [--no-peer] [--latency-threads 1]
 import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -33,8 +39,9 @@ import { defaultEngine, loadModel, loadOnnxModel, samplePipeline, type Pipeline 
 import { latestCheckpoint, readRunConfig } from '../src/pipelines/run-dir.ts';
 import type { SamplingModel } from '../src/pipelines/sampling-model.ts';
 import { PRESETS } from '../src/experiments/protocol.ts';
+import type { Precision } from '../src/pipelines/run-dir.ts';
 import { NoiseSchedule } from '../src/diffusion/schedule.ts';
-import { cpuPeak, classifierForwardFlops, unetForwardFlops, TRAINING_FLOPS_PER_FORWARD } from './flops.ts';
+import { cpuPeak, classifierForwardFlops, measuredMatmulGflops, unetForwardFlops, TRAINING_FLOPS_PER_FORWARD } from './flops.ts';
 
 const WORKLOADS = [
   'train-baseline',
@@ -151,8 +158,15 @@ function runner(fn: () => void, warmup: number, inner: number, dispose: () => vo
   };
 }
 
+/** The network's forward in `precision` (the trainer's autocast), its output float32 for the loss. */
+function forwardIn(precision: Precision, forward: () => torch.Tensor): torch.Tensor {
+  if (precision === 'float32') return forward();
+  const out = torch.autocast({ device }, forward);
+  return torch.consume(out, (o) => o.float());
+}
+
 // The trainer's step (src/training/train-diffusion.ts) on synthetic data.
-function trainUNet(kind: ModelKind): Runner {
+function trainUNet(kind: ModelKind, precision: Precision): Runner {
   torch.manualSeed(0);
   const model = new DiffusionModel(models[kind], device);
   const scheduler = model.scheduler();
@@ -167,7 +181,7 @@ function trainUNet(kind: ModelKind): Runner {
     torch.tidy(() => {
       const t = torch.randint(0, model.numTimesteps, [b], { device });
       const noise = torch.randn(x0.shape, { device });
-      const loss = mseLoss(model.predictNoise(scheduler.addNoise(x0, noise, t), t, labels, cond), noise);
+      const loss = mseLoss(forwardIn(precision, () => model.predictNoise(scheduler.addNoise(x0, noise, t), t, labels, cond)), noise);
       optimizer.zeroGrad();
       loss.backward();
       return loss.item();
@@ -183,7 +197,7 @@ function trainUNet(kind: ModelKind): Runner {
 }
 
 // The CAS classifier's step (src/eval/classifier.ts) on synthetic data.
-function trainClassifier(): Runner {
+function trainClassifier(precision: Precision): Runner {
   torch.manualSeed(0);
   const model = new Classifier().train();
   if (device !== 'cpu') model.to({ device });
@@ -192,7 +206,7 @@ function trainClassifier(): Runner {
   const y = torch.keep(torch.randint(0, 10, [plan.batch], { device }));
   const step = () => {
     torch.tidy(() => {
-      const loss = crossEntropy(model.forward(x), y);
+      const loss = crossEntropy(forwardIn(precision, () => model.forward(x)), y);
       optimizer.zeroGrad();
       loss.backward();
       optimizer.step();
@@ -254,12 +268,12 @@ function samplingRunner(w: Workload, who: Sampler): Runner {
 
 const isSampling = (w: Workload) => w === 'sample-batched' || w.startsWith('latency');
 
-function trainingRunner(w: Workload): Runner {
+function trainingRunner(w: Workload, precision: Precision): Runner {
   switch (w) {
-    case 'train-baseline': return trainUNet('baseline');
-    case 'train-small': return trainUNet('small');
-    case 'train-upscaler': return trainUNet('upscaler');
-    default: return trainClassifier();
+    case 'train-baseline': return trainUNet('baseline', precision);
+    case 'train-small': return trainUNet('small', precision);
+    case 'train-upscaler': return trainUNet('upscaler', precision);
+    default: return trainClassifier(precision);
   }
 }
 
@@ -273,6 +287,10 @@ function peerUnavailable(python: string): string | undefined {
     return `PyTorch peer skipped: ${python} is missing or has no torch (apt-get install python3-torch)`;
   }
 }
+
+/** How the peer runs a workload: eager, traced for inference (sampling), or bfloat16 autocast (training). */
+type PeerMode = 'eager' | 'jit' | 'bf16';
+const PEER_COLUMN = { eager: 'pytorch', jit: 'pytorch-jit', bf16: 'pytorch-bf16' } as const;
 
 /** The PyTorch peer as one long-lived process that times one repetition per request. */
 class Peer {
@@ -300,7 +318,7 @@ class Peer {
   }
 
   /** A runner for one workload in `mode` (its first request sets it up and warms it up, untimed). */
-  async runner(w: Workload, mode: 'eager' | 'jit'): Promise<Runner> {
+  async runner(w: Workload, mode: PeerMode): Promise<Runner> {
     const first = await this.#ask({ workload: w, mode });
     this.version = String(first.torch);
     return {
@@ -317,19 +335,24 @@ class Peer {
 // --- run ---------------------------------------------------------------------------------------------------
 // Each workload runs ours, then the peer, before the next one: shared machines drift over minutes, and
 // adjacent measurements keep the ratio honest.
+// bfloat16 training rows where this device runs bfloat16 natively (on a CPU: AVX-512 BF16 or AMX).
+const bf16Problem = device === 'cpu' ? torch.cpuBfloat16Problem() : undefined;
 const peak = cpuPeak();
-// The CPU's peak says nothing about a GPU's work, and a CPU that reports no clock has none.
-const peakGflops = device === 'cpu' && peak.gflops > 0 ? peak.gflops : undefined;
+// What this device's own matrix multiply reaches, float32 and bfloat16: the GFLOP/s column's yardstick.
+const matmulPeak = { float32: measuredMatmulGflops('float32', device), bfloat16: bf16Problem === undefined ? measuredMatmulGflops('bfloat16', device) : undefined };
+const peakGflops = matmulPeak.float32;
 console.log(`libtorch ${torch.torchVersion} on ${device}; ${threads} threads (batch-1 latency: ${plan.latencyThreads}); median of ${plan.reps} repetitions after warm-up`);
 // Debian's python3-torch shares the addon's libtorch; BENCH_PYTHON names another (a pip CUDA build).
 const python = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 let peerProblem = peerUnavailable(python);
 let peerVersion = '';
 /** Each column's values per workload: ours (default engine), ours on libtorch, and the peers. */
-const COLUMNS = ['ours', 'ours-libtorch', 'pytorch', 'pytorch-jit', 'ort-pytorch-export'] as const;
+const COLUMNS = ['ours', 'ours-libtorch', 'ours-bf16', 'pytorch', 'pytorch-jit', 'pytorch-bf16', 'ort-pytorch-export'] as const;
 type Column = (typeof COLUMNS)[number];
-const HEADS: Record<Column, string> = { ours: 'ours', 'ours-libtorch': 'ours (libtorch)', pytorch: 'PyTorch', 'pytorch-jit': 'PyTorch jit', 'ort-pytorch-export': 'ORT on PyTorch export' };
-const results: Record<Column, Partial<Record<Workload, number[]>>> = { ours: {}, 'ours-libtorch': {}, pytorch: {}, 'pytorch-jit': {}, 'ort-pytorch-export': {} };
+const HEADS: Record<Column, string> = {
+  ours: 'ours', 'ours-libtorch': 'ours (libtorch)', 'ours-bf16': 'ours bf16', pytorch: 'PyTorch', 'pytorch-jit': 'PyTorch jit', 'pytorch-bf16': 'PyTorch bf16', 'ort-pytorch-export': 'ORT on PyTorch export',
+};
+const results = Object.fromEntries(COLUMNS.map((c) => [c, {}])) as Record<Column, Partial<Record<Workload, number[]>>>;
 const notes: string[] = [];
 const note = (line: string) => {
   if (!notes.includes(line)) notes.push(line);
@@ -350,10 +373,11 @@ for (const w of workloads) {
   torch.setNumThreads(w.startsWith('latency') ? plan.latencyThreads : threads);
   const sides: { column: Column; runner: Runner }[] = isSampling(w)
     ? nodeSamplers.map((who) => ({ column: who, runner: samplingRunner(w, who) }))
-    : [{ column: 'ours', runner: trainingRunner(w) }];
-  for (const mode of peerProcess === undefined ? [] : isSampling(w) ? (['eager', 'jit'] as const) : (['eager'] as const)) {
+    : [{ column: 'ours', runner: trainingRunner(w, 'float32') }, ...(bf16Problem === undefined ? [{ column: 'ours-bf16' as const, runner: trainingRunner(w, 'bf16') }] : [])];
+  const peerModes: PeerMode[] = isSampling(w) ? ['eager', 'jit'] : bf16Problem === undefined ? ['eager', 'bf16'] : ['eager'];
+  for (const mode of peerProcess === undefined ? [] : peerModes) {
     try {
-      sides.push({ column: mode === 'eager' ? 'pytorch' : 'pytorch-jit', runner: await peerProcess!.runner(w, mode) });
+      sides.push({ column: PEER_COLUMN[mode], runner: await peerProcess!.runner(w, mode) });
     } catch (err) {
       note(`PyTorch ${mode} peer failed on ${w}: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -407,8 +431,9 @@ const noisy = (c: Column | undefined, w: Workload) => c !== undefined && (spread
 const bestPeerColumn = (w: Workload) => PEERS.find((c) => valueOf(c, w) !== undefined && valueOf(c, w) === bestPeer(w));
 const ratio: Partial<Record<Workload, number>> = {};
 const vsBest: Partial<Record<Workload, number>> = {};
-const unreliable = { ratio: new Set<Workload>(), vsBest: new Set<Workload>() };
-const rows: string[][] = [['workload', 'unit', ...COLUMNS.map((c) => HEADS[c]), 'ours/PyTorch', 'ours/best peer', 'ours GFLOP/s', '% of peak']];
+const bf16Ratio: Partial<Record<Workload, number>> = {};
+const unreliable = { ratio: new Set<Workload>(), vsBest: new Set<Workload>(), bf16: new Set<Workload>() };
+const rows: string[][] = [['workload', 'unit', ...COLUMNS.map((c) => HEADS[c]), 'ours/PyTorch', 'ours/best peer', 'bf16/PyTorch bf16', 'ours GFLOP/s', '% of f32 matmul']];
 const spreadRows: string[][] = [['workload', 'min / median / max', ...COLUMNS.map((c) => HEADS[c])]];
 for (const w of workloads) {
   const o = valueOf('ours', w)!;
@@ -418,12 +443,16 @@ for (const w of workloads) {
   if (best !== undefined) vsBest[w] = o / best;
   if (noisy('ours', w) || noisy('pytorch', w)) unreliable.ratio.add(w);
   if (noisy('ours', w) || noisy(bestPeerColumn(w), w)) unreliable.vsBest.add(w);
+  const [ob, pb] = [valueOf('ours-bf16', w), valueOf('pytorch-bf16', w)];
+  if (ob !== undefined && pb !== undefined) bf16Ratio[w] = ob / pb;
+  if (noisy('ours-bf16', w) || noisy('pytorch-bf16', w)) unreliable.bf16.add(w);
   const mark = (set: Set<Workload>) => (set.has(w) ? '?' : '');
   rows.push([w, unit(w), ...COLUMNS.map((c) => {
     const v = valueOf(c, w);
     return v === undefined ? '–' : show(w, v);
   }), pm === undefined ? '–' : `${(o / pm).toFixed(2)}×${mark(unreliable.ratio)}`, best === undefined ? '–' : `${(o / best).toFixed(2)}×${mark(unreliable.vsBest)}`,
-    gflops(w, o).toFixed(1), peakGflops === undefined ? '–' : `${((100 * gflops(w, o)) / peakGflops).toFixed(1)}%`]);
+    bf16Ratio[w] === undefined ? '–' : `${bf16Ratio[w]!.toFixed(2)}×${mark(unreliable.bf16)}`,
+    gflops(w, o).toFixed(1), `${((100 * gflops(w, o)) / peakGflops).toFixed(1)}%`]);
   spreadRows.push([w, unit(w), ...COLUMNS.map((c) => {
     const xs = results[c][w];
     return xs === undefined ? '–' : `${show(w, Math.min(...xs))} / ${show(w, median(xs))} / ${show(w, Math.max(...xs))}${noisy(c, w) ? ' noisy' : ''}`;
@@ -440,9 +469,8 @@ console.log('');
 console.log(`ours: training on libtorch, sampling on ${oursEngine} (our default on ${device})`);
 console.log(peerProblem ?? `PyTorch ${peerVersion} from ${python}, same threads and settings: eager, and jit = traced, frozen, torch.jit.optimize_for_inference; sampling with the shipped runs' weights on every side`);
 for (const line of notes) console.log(line);
-console.log(peakGflops === undefined
-  ? `peak: not given (${device === 'cpu' ? 'this CPU reports no clock' : `the CPU's peak does not apply on ${device}`})`
-  : `peak: ${peakGflops.toFixed(0)} GFLOP/s = ${peak.description}`);
+console.log(`matrix multiply (2048², libtorch, ${threads} threads on ${device}): float32 ${matmulPeak.float32.toFixed(0)} GFLOP/s, bfloat16 ${matmulPeak.bfloat16 === undefined ? `not run (${bf16Problem})` : `${matmulPeak.bfloat16.toFixed(0)} GFLOP/s`}`);
+if (device === 'cpu' && peak.gflops > 0) console.log(`nominal CPU peak: ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.description}`);
 console.log('FLOPs: convolutions and linear layers only (2 per multiply-add); a training step counted as 3 forward passes.');
 
 // The paper protocol (PRESETS.full) from our rates: 3 trainings × 10 epochs × 50k images per model;
@@ -474,4 +502,7 @@ const unreliableFields = [
   ...(unreliable.ratio.has('latency-baseline') ? ['latency'] : []),
   ...(unreliable.vsBest.has('latency-baseline') ? ['latency_vs_best'] : []),
 ];
-console.log(`summary: train=${fmt(ratio['train-baseline'], 2)}x latency=${fmt(ratio['latency-baseline'], 2)}x baseline_sample_ms=${fmt(baselineMs, 1)} protocol_h=${fmt(hours, 2)} latency_vs_best=${fmt(vsBest['latency-baseline'], 2)} unreliable=${unreliableFields.length === 0 ? 'none' : unreliableFields.join(',')}`);
+const oursBf16 = valueOf('ours-bf16', 'train-baseline');
+if (oursBf16 !== undefined) unreliableFields.push(...(unreliable.bf16.has('train-baseline') ? ['train_bf16'] : []));
+const trainPeak = valueOf('ours', 'train-baseline') === undefined ? undefined : gflops('train-baseline', valueOf('ours', 'train-baseline')!) / peakGflops;
+console.log(`summary: train=${fmt(ratio['train-baseline'], 2)}x train_bf16=${fmt(bf16Ratio['train-baseline'], 2)}x bf16_vs_fp32_peer=${fmt(oursBf16 === undefined || valueOf('pytorch', 'train-baseline') === undefined ? undefined : oursBf16 / valueOf('pytorch', 'train-baseline')!, 2)}x train_of_matmul_peak=${fmt(trainPeak, 2)} latency=${fmt(ratio['latency-baseline'], 2)}x baseline_sample_ms=${fmt(baselineMs, 1)} protocol_h=${fmt(hours, 2)} latency_vs_best=${fmt(vsBest['latency-baseline'], 2)} unreliable=${unreliableFields.length === 0 ? 'none' : unreliableFields.join(',')}`);

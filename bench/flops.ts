@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import type { UNetConfig } from '../src/models/unet.ts';
+import * as torch from '../src/torch/index.ts';
 
 const conv3 = (cin: number, cout: number, side: number) => 2 * cin * cout * 9 * side * side;
 
@@ -37,6 +38,27 @@ export function classifierForwardFlops(): number {
 
 /** A training step costs about three forward passes (the backward pass computes two products per layer). */
 export const TRAINING_FLOPS_PER_FORWARD = 3;
+
+/**
+ * The GFLOP/s libtorch's own matrix multiply reaches here (n × n products, the best of `reps` timed after one
+ * warm-up): what a convolution-bound step could hope for, measured rather than read off a data sheet.
+ */
+export function measuredMatmulGflops(dtype: 'float32' | 'bfloat16', device = 'cpu', n = 2048, reps = 5): number {
+  const a = torch.randn([n, n], { device }).to({ dtype });
+  const b = torch.randn([n, n], { device }).to({ dtype });
+  let best = Infinity;
+  for (let i = 0; i <= reps; i++) {
+    torch.cuda.synchronize();
+    const start = performance.now();
+    const c = a.matmul(b);
+    torch.cuda.synchronize();
+    const seconds = (performance.now() - start) / 1000;
+    c.dispose();
+    if (i > 0) best = Math.min(best, seconds);
+  }
+  torch.dispose([a, b]);
+  return (2 * n ** 3) / best / 1e9;
+}
 
 export interface CpuPeak {
   gflops: number;

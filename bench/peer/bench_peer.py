@@ -2,12 +2,13 @@
 
 Takes one JSON argument (the plan bench.ts also runs), then serves requests, one JSON line each on stdin, so that
 bench.ts can take our repetitions and the peer's in turn:
-  {"workload": name, "mode": "eager"|"jit"}   → one timed repetition (set up and warmed up on first use):
+  {"workload": name, "mode": "eager"|"jit"|"bf16"} → one timed repetition (set up and warmed up on first use):
                                                 {"value": v, "torch": version}
   {"release": name, "mode": ...}              → frees that workload's models: {"ok": true}
 Training workloads report samples/s, batched sampling network evaluations/s, latency seconds per sample.
-The plan's "mode" is "eager" (default) or "jit": sampling networks traced, frozen and passed through
-torch.jit.optimize_for_inference, as a PyTorch user prepares a model for inference. Sampling loads the plan's
+The plan's "mode" is "eager" (default), "jit": sampling networks traced, frozen and passed through
+torch.jit.optimize_for_inference, as a PyTorch user prepares a model for inference, or "bf16": training with the
+forward under torch.autocast(dtype=torch.bfloat16), the loss on its float32 output. Sampling loads the plan's
 "weights" (checkpoint files per model) where given, the same weights our side samples with.
 """
 import json
@@ -98,7 +99,16 @@ def repetition(fn, warmup, inner, per_second=None):
     return rep
 
 
-def train_unet(plan, spec):
+def forward_in(mode, forward):
+    """The network's forward, under bfloat16 autocast in mode "bf16"; float32 output for the loss."""
+    if mode != "bf16":
+        return forward()
+    with torch.autocast(DEVICE.split(":")[0], dtype=torch.bfloat16):
+        out = forward()
+    return out.float()
+
+
+def train_unet(plan, spec, mode):
     torch.manual_seed(0)
     model = Diffusion(spec)
     net = model.net.train()
@@ -113,7 +123,7 @@ def train_unet(plan, spec):
         noise = torch.randn_like(x0)
         xt = model.sqrt_ab[t].view(-1, 1, 1, 1) * x0 + model.sqrt_1mab[t].view(-1, 1, 1, 1) * noise
         inp = xt if cond is None else torch.cat([xt, cond], 1)
-        loss = F.mse_loss(net(inp, model.context(t, labels)), noise)
+        loss = F.mse_loss(forward_in(mode, lambda: net(inp, model.context(t, labels))), noise)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -122,7 +132,7 @@ def train_unet(plan, spec):
     return repetition(step, plan["warmup"], plan["trainSteps"], b)
 
 
-def train_classifier(plan):
+def train_classifier(plan, mode):
     torch.manual_seed(0)
     net = Classifier().to(DEVICE).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
@@ -131,7 +141,7 @@ def train_classifier(plan):
     y = torch.randint(0, 10, (b,), device=DEVICE)
 
     def step():
-        loss = F.cross_entropy(net(x), y)
+        loss = F.cross_entropy(forward_in(mode, lambda: net(x)), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -145,9 +155,9 @@ def prepare(plan, name, mode):
     specs = plan["models"]
     weights = plan.get("weights", {})
     if name.startswith("train-") and name != "train-classifier":
-        return train_unet(plan, specs[name[len("train-"):]])
+        return train_unet(plan, specs[name[len("train-"):]], mode)
     if name == "train-classifier":
-        return train_classifier(plan)
+        return train_classifier(plan, mode)
     if name == "sample-batched":
         torch.manual_seed(0)
         model = Diffusion(specs["baseline"])
