@@ -94,7 +94,10 @@ test('scheduleTerms: ᾱ products, ᾱ_{t−1}, square roots, posterior variance
     assert.equal(s.alphasCumprodPrev[0], 1);
     assert.equal(s.posteriorVariance[0], 0);
   }
-  assert.throws(() => scheduleTerms(Float64Array.from([0.1, 1])), RangeError);
+  assert.throws(() => scheduleTerms(Float64Array.from([1, 0.1])), /β_0 = 1 is outside/);
+  assert.throws(() => scheduleTerms(Float64Array.from([0.1, 1.5])), RangeError);
+  // β = 1 at the last timestep is a schedule with zero terminal SNR.
+  assert.equal(scheduleTerms(Float64Array.from([0.1, 1])).alphasCumprod[1], 0);
   assert.throws(() => scheduleTerms(Float64Array.from([0, 0.1])), RangeError);
 });
 

@@ -85,7 +85,7 @@ function compareStep(m: DiffusionModel, bytes: Uint8Array, seed: number): { eps:
       const l = linearStep(c, true);
       const feeds: Record<string, OrtValue> = {
         [IO.sample]: f32(inp.xt), [IO.timestep]: i64(inp.t), [IO.label]: i64(inp.labels), [IO.noise]: f32(inp.noise),
-        [IO.epsScale]: scalar(l.epsScale), [IO.x0Divisor]: scalar(l.x0Divisor), [IO.x0Coef]: scalar(l.x0Coef), [IO.xtCoef]: scalar(l.xtCoef),
+        [IO.xtScale]: scalar(l.xtScale), [IO.epsScale]: scalar(l.epsScale), [IO.x0Divisor]: scalar(l.x0Divisor), [IO.x0Coef]: scalar(l.x0Coef), [IO.xtCoef]: scalar(l.xtCoef),
         [IO.epsCoef]: scalar(l.epsCoef), [IO.sigma]: scalar(l.sigma), [IO.clipMin]: scalar(scheduler.clipRange[0]), [IO.clipMax]: scalar(scheduler.clipRange[1]),
       };
       if (inp.cond) feeds[IO.conditioning] = f32(inp.cond);
@@ -170,7 +170,7 @@ test('PyTorch\'s own ONNX export of the same weights predicts the same noise as 
           if (inp.cond) feeds[IO.conditioning] = f32(inp.cond);
           if (inp.level) feeds[IO.conditioningLevel] = f32(inp.level);
           const stepFeeds: Record<string, OrtValue> = { [IO.noise]: f32(inp.noise) };
-          for (const name of [IO.epsScale, IO.x0Divisor, IO.x0Coef, IO.xtCoef, IO.epsCoef, IO.sigma, IO.clipMin, IO.clipMax]) stepFeeds[name] = scalar(1);
+          for (const name of [IO.xtScale, IO.epsScale, IO.x0Divisor, IO.x0Coef, IO.xtCoef, IO.epsCoef, IO.sigma, IO.clipMin, IO.clipMax]) stepFeeds[name] = scalar(1);
           const a = theirs.run(feeds, [IO.eps])[IO.eps]!.data as Float32Array;
           const b = ours.run({ ...feeds, ...stepFeeds }, [IO.eps])[IO.eps]!.data as Float32Array;
           assert.ok(maxAbsDiff(a, b) <= NETWORK_TOLERANCE, `${run}: PyTorch's export and ours differ by ${maxAbsDiff(a, b)}`);

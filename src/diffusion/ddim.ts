@@ -5,7 +5,7 @@ import type { Generator } from '../torch/generator.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { NoiseSchedule, ScheduleTerms } from './schedule.ts';
 import { applyStep, checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
-import { ddimStepCoefficients, ddimTimesteps, type StepCoefficients, type TimestepSpacing } from './step-coefficients.ts';
+import { ddimStepCoefficients, ddimTimesteps, type Prediction, type StepCoefficients, type TimestepSpacing } from './step-coefficients.ts';
 import type { X0Constraint } from './thresholding.ts';
 
 export interface DDIMConfig extends Omit<SchedulerConfig, 'clipRange'> {
@@ -28,7 +28,7 @@ export class DDIMScheduler implements Scheduler {
   readonly #next = new Map<number, number>();
 
   constructor(config: DDIMConfig) {
-    const c = { clip: false, clipRange: [-1, 1] as const, eta: 0, steps: config.schedule?.numTimesteps, spacing: 'linspace' as TimestepSpacing, ...config };
+    const c = { clip: false, clipRange: [-1, 1] as const, eta: 0, steps: config.schedule?.numTimesteps, spacing: 'linspace' as TimestepSpacing, prediction: 'epsilon' as Prediction, ...config };
     if (!(c.eta >= 0 && c.eta <= 1)) throw new RangeError(`DDIMScheduler: eta must be in [0, 1], got ${c.eta}`);
     this.constraint = checkSchedulerConfig('DDIMScheduler', c);
     this.config = Object.freeze({ ...c, clipRange: [c.clipRange[0], c.clipRange[1]] as const });
@@ -49,7 +49,7 @@ export class DDIMScheduler implements Scheduler {
   stepCoefficients(t: number): StepCoefficients {
     const prev = this.#next.get(t);
     if (prev === undefined) throw new RangeError(`timestep ${t} is not one of this DDIM schedule's (${Array.from(this.timesteps).join(', ')})`);
-    return ddimStepCoefficients(this.terms, t, prev, this.config.eta);
+    return ddimStepCoefficients(this.terms, t, prev, this.config.eta, this.config.prediction);
   }
 
   step(eps: Tensor, t: number, xt: Tensor, opts: { generator?: Generator; noise?: Tensor } = {}): StepOutput {

@@ -7,8 +7,8 @@ import { indexSelect } from '../torch/ops/shape.ts';
 import { keep, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { NoiseSchedule, ScheduleTerms } from './schedule.ts';
-import { applyStep, checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
-import { ddpmStepCoefficients, type StepCoefficients } from './step-coefficients.ts';
+import { applyStep, checkSchedulerConfig, predictX0, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
+import { ddpmStepCoefficients, type Prediction, type StepCoefficients } from './step-coefficients.ts';
 import type { X0Constraint } from './thresholding.ts';
 
 export interface DDPMConfig extends Omit<SchedulerConfig, 'clipRange'> {
@@ -34,7 +34,7 @@ export class DDPMScheduler implements Scheduler {
   readonly #coefficients = new Map<string, { sqrtAb: Tensor; sqrtOneMinusAb: Tensor }>();
 
   constructor(config: DDPMConfig) {
-    const c = { clip: false, clipRange: [-1, 1] as const, variance: 'posterior' as const, authorX0: false, ...config };
+    const c = { clip: false, clipRange: [-1, 1] as const, variance: 'posterior' as const, authorX0: false, prediction: 'epsilon' as Prediction, ...config };
     if (c.variance !== 'posterior' && c.variance !== 'beta') {
       throw new RangeError(`DDPMScheduler: variance must be 'posterior' or 'beta', got '${String(c.variance)}'`);
     }
@@ -85,10 +85,20 @@ export class DDPMScheduler implements Scheduler {
     });
   }
 
-  /** x̂0 = (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t (Ho et al. eq. 15). */
-  predictStartFromNoise(xt: Tensor, t: number, eps: Tensor): Tensor {
-    const c = this.stepCoefficients(t);
-    return tidy(() => xt.sub(eps.mul(c.epsScale)).div_(c.x0Divisor));
+  /** x̂0 from the network's output: (x_t − √(1 − ᾱ_t) ε̂) / √ᾱ_t (Ho et al. eq. 15), or √ᾱ_t x_t − √(1 − ᾱ_t) v̂. */
+  predictStartFromNoise(xt: Tensor, t: number, out: Tensor): Tensor {
+    return predictX0(this.stepCoefficients(t), xt, out);
+  }
+
+  /** The v-prediction target v = √ᾱ_t ε − √(1 − ᾱ_t) x0 (Salimans & Ho 2022), t int64 [N]. */
+  velocity(x0: Tensor, noise: Tensor, t: Tensor): Tensor {
+    const { sqrtAb, sqrtOneMinusAb } = this.#coefficientsOn(x0.device);
+    const shape = [x0.size(0), ...x0.shape.slice(1).map(() => 1)];
+    return tidy(() => {
+      const a = indexSelect(sqrtAb, 0, t).view(shape);
+      const b = indexSelect(sqrtOneMinusAb, 0, t).view(shape);
+      return noise.mul(a).sub_(x0.mul(b));
+    });
   }
 
   /** The ancestral step at t (see ddpmStepCoefficients). */

@@ -40,6 +40,28 @@ export interface ScheduleTerms {
   posteriorMeanCoef2: Float64Array;
 }
 
+/**
+ * The schedule rescaled to zero terminal SNR (Lin et al. 2024, Algorithm 1): √ᾱ_t shifted so that it reaches 0
+ * at t = T−1 and scaled so that √ᾱ_0 stays, β_t recomputed from it (β_{T−1} = 1: the last x_t is pure noise,
+ * as sampling starts). Training then sees the noise level sampling starts from.
+ */
+export function rescaleZeroTerminalSnr(betas: Float64Array): Float64Array {
+  const T = betas.length;
+  if (T < 2) throw new RangeError('rescaleZeroTerminalSnr: needs at least 2 timesteps');
+  const root = new Float64Array(T);
+  let prod = 1;
+  for (let t = 0; t < T; t++) root[t] = Math.sqrt((prod *= 1 - betas[t]!));
+  const [first, last] = [root[0]!, root[T - 1]!];
+  const out = new Float64Array(T);
+  let prevAb = 1;
+  for (let t = 0; t < T; t++) {
+    const ab = t === T - 1 ? 0 : (((root[t]! - last) * first) / (first - last)) ** 2;
+    out[t] = 1 - ab / prevAb;
+    prevAb = ab;
+  }
+  return out;
+}
+
 export function scheduleTerms(betas: Float64Array): ScheduleTerms {
   const T = betas.length;
   const make = () => new Float64Array(T);
@@ -54,7 +76,8 @@ export function scheduleTerms(betas: Float64Array): ScheduleTerms {
   let prod = 1;
   for (let t = 0; t < T; t++) {
     const beta = betas[t]!;
-    if (!(beta > 0 && beta < 1)) throw new RangeError(`scheduleTerms: β_${t} = ${beta} is outside (0, 1)`);
+    // β = 1 (ᾱ = 0: zero terminal SNR) only at the last timestep, where x_t is pure noise.
+    if (!(beta > 0 && (beta < 1 || (beta === 1 && t === T - 1)))) throw new RangeError(`scheduleTerms: β_${t} = ${beta} is outside (0, 1)${t === T - 1 ? ' (1 allowed at the last timestep)' : ''}`);
     alphas[t] = 1 - beta;
     alphasCumprodPrev[t] = prod;
     prod *= 1 - beta;
@@ -90,6 +113,11 @@ export interface ScheduleConfig {
    * √ᾱ_{T−1} ≈ 0.03, multiplying the network's error by ≈ 32; a lower cap is one remedy.
    */
   maxBeta?: number;
+  /**
+   * Rescale the schedule to zero terminal SNR (Lin et al. 2024; see rescaleZeroTerminalSnr): ᾱ_{T−1} = 0, so
+   * training covers the pure noise sampling starts from. Needs v-prediction. Absent: off, as the paper.
+   */
+  zeroTerminalSnr?: boolean;
 }
 
 export const SCHEDULE_KINDS = ['cosine', 'linear'] as const;
@@ -103,7 +131,7 @@ export class NoiseSchedule {
     checkScheduleConfig(config);
     this.config = Object.freeze({ ...config });
     const betas = config.kind === 'cosine' ? cosineBetas(config.numTimesteps, config.power ?? 1.5, undefined, config.maxBeta ?? 0.999) : linearBetas(config.numTimesteps);
-    this.terms = scheduleTerms(betas);
+    this.terms = scheduleTerms(config.zeroTerminalSnr ? rescaleZeroTerminalSnr(betas) : betas);
   }
 
   /** T: timesteps are 0..T−1. */
@@ -121,4 +149,6 @@ export function checkScheduleConfig(c: ScheduleConfig): void {
   if (c.maxBeta !== undefined && !(c.maxBeta > 0 && c.maxBeta < 1)) throw new RangeError(`schedule: maxBeta must be in (0, 1), got ${c.maxBeta}`);
   if (c.maxBeta !== undefined && c.kind !== 'cosine') throw new RangeError('schedule: maxBeta caps the cosine schedule');
   if (c.kind === 'linear' && c.power !== undefined) throw new RangeError('schedule: power is for the cosine schedule');
+  if (c.zeroTerminalSnr !== undefined && typeof c.zeroTerminalSnr !== 'boolean') throw new RangeError(`schedule: zeroTerminalSnr must be true or false, got ${String(c.zeroTerminalSnr)}`);
+  if (c.zeroTerminalSnr && c.numTimesteps < 2) throw new RangeError('schedule: zeroTerminalSnr needs at least 2 timesteps');
 }

@@ -5,7 +5,7 @@ import { randn } from '../torch/ops/random.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { NoiseSchedule } from './schedule.ts';
-import type { StepCoefficients } from './step-coefficients.ts';
+import { PREDICTIONS, rederivesEps, type Prediction, type StepCoefficients } from './step-coefficients.ts';
 import { constrainX0, x0Constraint, type X0Constraint } from './thresholding.ts';
 
 export interface StepOutput {
@@ -13,6 +13,11 @@ export interface StepOutput {
   prevSample: Tensor;
   /** x̂0 as predicted at this step (after any range constraint). */
   predOriginalSample: Tensor;
+}
+
+/** x̂0 = (xtScale · x_t − epsScale · o) / x0Divisor, before any range constraint. */
+export function predictX0(c: StepCoefficients, xt: Tensor, out: Tensor): Tensor {
+  return tidy(() => (c.xtScale === 1 ? xt : xt.mul(c.xtScale)).sub(out.mul(c.epsScale)).div_(c.x0Divisor));
 }
 
 /** Applies step coefficients to tensors: x̂0 under `constraint`, and x_prev with noise z drawn when sigma > 0. */
@@ -25,8 +30,8 @@ export function applyStep(
   opts: { generator?: Generator; noise?: Tensor } = {},
 ): StepOutput {
   return tidy(() => {
-    const x0 = constrainX0(xt.sub(eps.mul(c.epsScale)).div_(c.x0Divisor), range, constraint);
-    const epsUsed = c.rederiveEps && constraint.kind !== 'none' ? xt.sub(x0.mul(c.x0Divisor)).div_(c.epsScale) : eps;
+    const x0 = constrainX0(predictX0(c, xt, eps), range, constraint);
+    const epsUsed = rederivesEps(c, constraint.kind !== 'none') ? xt.sub(x0.mul(c.xtScale * c.x0Divisor)).div_(c.epsScale) : eps;
     const prev = x0.mul(c.x0Coef);
     if (c.xtCoef !== 0) prev.add_(xt.mul(c.xtCoef));
     if (c.epsCoef !== 0) prev.add_(epsUsed, c.epsCoef);
@@ -43,7 +48,7 @@ export interface Scheduler {
   readonly clipRange: readonly [number, number];
   /** The step at t as numbers (see StepCoefficients). */
   stepCoefficients(t: number): StepCoefficients;
-  /** One reverse step from x_t given the network's noise prediction ε̂(x_t, t). */
+  /** One reverse step from x_t given the network's output at t (ε̂, or v̂ for v-prediction). */
   step(eps: Tensor, t: number, xt: Tensor, opts?: { generator?: Generator; noise?: Tensor }): StepOutput;
   dispose(): void;
 }
@@ -61,6 +66,8 @@ export interface SchedulerConfig {
   dynamicThreshold?: number;
   /** The data range in model space, [min, max]. */
   clipRange: readonly [number, number];
+  /** What the network predicts (default 'epsilon'): its output is what `step` takes. */
+  prediction?: Prediction;
 }
 
 /** Checks the shared configuration; returns the x̂0 constraint it asks for. */
@@ -68,6 +75,11 @@ export function checkSchedulerConfig(who: string, c: SchedulerConfig): X0Constra
   if (c.schedule === undefined || typeof c.schedule.numTimesteps !== 'number') throw new RangeError(`${who}: a noise schedule is required`);
   if (!Array.isArray(c.clipRange) || c.clipRange.length !== 2 || !(c.clipRange[0] < c.clipRange[1])) {
     throw new RangeError(`${who}: clipRange must be [min, max] with min < max, got [${Array.isArray(c.clipRange) ? c.clipRange.join(', ') : String(c.clipRange)}]`);
+  }
+  const prediction = c.prediction ?? 'epsilon';
+  if (!PREDICTIONS.includes(prediction)) throw new RangeError(`${who}: prediction must be one of ${PREDICTIONS.join(', ')}, got '${String(prediction)}'`);
+  if (prediction === 'epsilon' && c.schedule.terms.sqrtAlphasCumprod[c.schedule.numTimesteps - 1] === 0) {
+    throw new RangeError(`${who}: a schedule with zero terminal SNR needs v-prediction (x̂0 cannot be recovered from ε̂ where ᾱ = 0)`);
   }
   return x0Constraint(c);
 }

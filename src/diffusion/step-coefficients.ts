@@ -4,48 +4,74 @@
 import type { ScheduleTerms } from './schedule.ts';
 
 /**
- * One reverse step as numbers, the form DDPM and DDIM share (and that other engines evaluate):
- *   x̂0 = (x_t − epsScale · ε̂) / x0Divisor, then constrained to the data range;
+ * What the network predicts: the noise ε (Ho et al.), or the velocity v = √ᾱ_t ε − √(1 − ᾱ_t) x0 (Salimans & Ho
+ * 2022), which stays well defined where ᾱ_t = 0 (a schedule with zero terminal SNR).
+ */
+export type Prediction = 'epsilon' | 'v';
+export const PREDICTIONS: readonly Prediction[] = ['epsilon', 'v'];
+
+/**
+ * One reverse step as numbers, the form DDPM and DDIM share (and that other engines evaluate), for the network's
+ * output o (ε̂, or v̂ for v-prediction):
+ *   x̂0 = (xtScale · x_t − epsScale · o) / x0Divisor, then constrained to the data range;
  *   x_prev = x0Coef · x̂0 + xtCoef · x_t + epsCoef · ε̃ + sigma · z,
- * where ε̃ is ε̂, or — when `rederiveEps` and x̂0 was constrained — the noise that the constrained x̂0 implies,
- * (x_t − x0Divisor · x̂0) / epsScale.
+ * where ε̃ is o, or the noise that x̂0 implies, (x_t − √ᾱ_t x̂0) / √(1 − ᾱ_t) with √ᾱ_t = xtScale · x0Divisor:
+ * 'when-constrained' (DDIM on ε: keeps the constrained x̂0 and its noise consistent) or 'always' (DDIM on v,
+ * where it is how ε̂ follows from v̂).
  */
 export interface StepCoefficients {
+  xtScale: number;
   epsScale: number;
   x0Divisor: number;
   x0Coef: number;
   xtCoef: number;
   epsCoef: number;
   sigma: number;
-  rederiveEps: boolean;
+  rederiveEps: 'never' | 'when-constrained' | 'always';
+}
+
+/** Whether the step takes the noise that x̂0 implies rather than the network's output. */
+export function rederivesEps(c: StepCoefficients, constrained: boolean): boolean {
+  return c.epsCoef !== 0 && (c.rederiveEps === 'always' || (c.rederiveEps === 'when-constrained' && constrained));
 }
 
 /**
- * The step as x_prev = x0Coef · x̂0 + xtCoef · x_t + epsCoef · ε̂ + sigma · z, with ε̃ folded into the first two
+ * The step as x_prev = x0Coef · x̂0 + xtCoef · x_t + epsCoef · o + sigma · z, with ε̃ folded into the first two
  * terms where it is re-derived (equal up to rounding): the form of a step that has no branches.
  */
 export function linearStep(c: StepCoefficients, constrained: boolean): Omit<StepCoefficients, 'rederiveEps'> {
-  const { rederiveEps, ...rest } = c;
-  if (!rederiveEps || !constrained || c.epsCoef === 0) return rest;
+  const { rederiveEps: _, ...rest } = c;
+  if (!rederivesEps(c, constrained)) return rest;
   const k = c.epsCoef / c.epsScale;
-  return { ...rest, x0Coef: c.x0Coef - k * c.x0Divisor, xtCoef: c.xtCoef + k, epsCoef: 0 };
+  return { ...rest, x0Coef: c.x0Coef - k * c.xtScale * c.x0Divisor, xtCoef: c.xtCoef + k, epsCoef: 0 };
+}
+
+/** x̂0 from the network's output at t: ε̂ by Ho et al. eq. 15, or v̂ as x̂0 = √ᾱ_t x_t − √(1 − ᾱ_t) v̂. */
+function x0Terms(terms: ScheduleTerms, t: number, prediction: Prediction): Pick<StepCoefficients, 'xtScale' | 'epsScale' | 'x0Divisor'> {
+  if (prediction === 'v') return { xtScale: terms.sqrtAlphasCumprod[t]!, epsScale: terms.sqrtOneMinusAlphasCumprod[t]!, x0Divisor: 1 };
+  if (prediction !== 'epsilon') throw new RangeError(`prediction must be 'epsilon' or 'v', got '${String(prediction)}'`);
+  if (terms.sqrtAlphasCumprod[t] === 0) throw new RangeError(`ᾱ_${t} = 0 (zero terminal SNR): x̂0 cannot be recovered from a noise prediction there; use v-prediction`);
+  return { xtScale: 1, epsScale: terms.sqrtOneMinusAlphasCumprod[t]!, x0Divisor: terms.sqrtAlphasCumprod[t]! };
 }
 
 /**
  * The ancestral step at t (Ho et al. Algorithm 2): x̂0 by eq. 15, the posterior mean μ̃_t(x_t, x̂0) by eq. 7, and
  * σ_t z with variance β̃_t ('posterior') or β_t ('beta'), none at t = 0. `authorX0` divides by √α_t instead of
- * √ᾱ_t, as the paper's public code did.
+ * √ᾱ_t, as the paper's public code did (ε-prediction only).
  */
-export function ddpmStepCoefficients(terms: ScheduleTerms, t: number, opts: { variance?: 'posterior' | 'beta'; authorX0?: boolean } = {}): StepCoefficients {
+export function ddpmStepCoefficients(terms: ScheduleTerms, t: number, opts: { variance?: 'posterior' | 'beta'; authorX0?: boolean; prediction?: Prediction } = {}): StepCoefficients {
   const variance = t === 0 ? 0 : (opts.variance ?? 'posterior') === 'posterior' ? terms.posteriorVariance[t]! : terms.betas[t]!;
+  const prediction = opts.prediction ?? 'epsilon';
+  if (opts.authorX0 && prediction !== 'epsilon') throw new RangeError("authorX0 reproduces the paper's code for noise prediction; it has no meaning for v-prediction");
+  const x0 = x0Terms(terms, t, prediction);
   return {
-    epsScale: terms.sqrtOneMinusAlphasCumprod[t]!,
-    x0Divisor: opts.authorX0 ? Math.sqrt(terms.alphas[t]!) : terms.sqrtAlphasCumprod[t]!,
+    ...x0,
+    x0Divisor: opts.authorX0 ? Math.sqrt(terms.alphas[t]!) : x0.x0Divisor,
     x0Coef: terms.posteriorMeanCoef1[t]!,
     xtCoef: terms.posteriorMeanCoef2[t]!,
     epsCoef: 0,
     sigma: Math.sqrt(variance),
-    rederiveEps: false,
+    rederiveEps: 'never',
   };
 }
 
@@ -67,18 +93,18 @@ export function ddimTimesteps(numTimesteps: number, count: number, spacing: Time
 }
 
 /** DDIM (Song et al. eq. 12) from t to `prev` (−1 after the last step: ᾱ = 1, the clean sample), noise scale η. */
-export function ddimStepCoefficients(terms: ScheduleTerms, t: number, prev: number, eta: number): StepCoefficients {
+export function ddimStepCoefficients(terms: ScheduleTerms, t: number, prev: number, eta: number, prediction: Prediction = 'epsilon'): StepCoefficients {
   const ab = terms.alphasCumprod[t]!;
   const abPrev = prev < 0 ? 1 : terms.alphasCumprod[prev]!;
   const sigma = eta * Math.sqrt(((1 - abPrev) / (1 - ab)) * (1 - ab / abPrev));
   return {
-    epsScale: Math.sqrt(1 - ab),
-    x0Divisor: Math.sqrt(ab),
+    ...(prediction === 'v' ? x0Terms(terms, t, prediction) : { xtScale: 1, epsScale: Math.sqrt(1 - ab), x0Divisor: Math.sqrt(ab) }),
     x0Coef: Math.sqrt(abPrev),
     xtCoef: 0,
     epsCoef: Math.sqrt(Math.max(1 - abPrev - sigma * sigma, 0)),
     sigma,
-    // The direction to x_t re-derived from the (possibly constrained) x̂0, so both stay consistent.
-    rederiveEps: true,
+    // The direction to x_t re-derived from the (possibly constrained) x̂0, so both stay consistent; for v̂ it is
+    // how ε̂ is had at all.
+    rederiveEps: prediction === 'v' ? 'always' : 'when-constrained',
   };
 }

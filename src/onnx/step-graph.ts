@@ -12,6 +12,7 @@ export const IO = {
   conditioningLevel: 'conditioning_level',
   guidance: 'guidance',
   noise: 'noise',
+  xtScale: 'xt_scale',
   epsScale: 'eps_scale',
   x0Divisor: 'x0_divisor',
   x0Coef: 'x0_coef',
@@ -26,15 +27,16 @@ export const IO = {
 } as const;
 
 /** The scalar inputs of the step, in order. */
-export const STEP_SCALARS = [IO.epsScale, IO.x0Divisor, IO.x0Coef, IO.xtCoef, IO.epsCoef, IO.sigma, IO.clipMin, IO.clipMax] as const;
+export const STEP_SCALARS = [IO.xtScale, IO.epsScale, IO.x0Divisor, IO.x0Coef, IO.xtCoef, IO.epsCoef, IO.sigma, IO.clipMin, IO.clipMax] as const;
 
 /**
- * x̂0 = clip((x_t − eps_scale · ε̂) / x0_divisor, clip_min, clip_max);
- * x_prev = x0_coef · x̂0 + xt_coef · x_t + eps_coef · ε̂ + sigma · noise.
+ * x̂0 = clip((xt_scale · x_t − eps_scale · o) / x0_divisor, clip_min, clip_max);
+ * x_prev = x0_coef · x̂0 + xt_coef · x_t + eps_coef · o + sigma · noise,
+ * where o is the network's output (ε̂, or v̂ for v-prediction).
  */
 export function stepGraph(g: GraphBuilder, xt: string, eps: string, noise: string): { prev: string; x0: string } {
   const s = Object.fromEntries(STEP_SCALARS.map((n) => [n, g.input(n, 'float32', [])])) as Record<(typeof STEP_SCALARS)[number], string>;
-  const raw = g.op('Div', [g.op('Sub', [xt, g.op('Mul', [eps, s.eps_scale])]), s.x0_divisor], {}, 'x0_raw');
+  const raw = g.op('Div', [g.op('Sub', [g.op('Mul', [xt, s.xt_scale]), g.op('Mul', [eps, s.eps_scale])]), s.x0_divisor], {}, 'x0_raw');
   // Named as the graph's outputs, so that they need no Identity node.
   const x0 = g.op('Clip', [raw, s.clip_min, s.clip_max], {}, IO.predX0);
   const mean = g.op('Add', [g.op('Add', [g.op('Mul', [x0, s.x0_coef]), g.op('Mul', [xt, s.xt_coef])]), g.op('Mul', [eps, s.eps_coef])]);

@@ -2,6 +2,7 @@
 import type { DatasetName } from '../data/datasets.ts';
 import type { Normalization } from '../data/tensor-dataset.ts';
 import type { ScheduleConfig } from '../diffusion/schedule.ts';
+import type { Prediction } from '../diffusion/step-coefficients.ts';
 import type { UNetConfig } from '../models/unet.ts';
 
 export const MODEL_KINDS = ['baseline', 'small', 'upscaler'] as const;
@@ -32,6 +33,12 @@ export interface DiffusionModelConfig {
    * unconditionally and sampling can be guided. Absent: conditional only, as the paper.
    */
   labelDropout?: number;
+  /**
+   * What the network predicts: the noise ε (the paper; also when absent) or the velocity v = √ᾱ ε − √(1 − ᾱ) x0
+   * (Salimans & Ho 2022), whose x̂0 = √ᾱ x_t − √(1 − ᾱ) v̂ does not amplify the network's error at the first
+   * reverse step, and which a schedule with zero terminal SNR (schedule.zeroTerminalSnr) needs.
+   */
+  prediction?: Prediction;
 }
 
 /** The paper's schedule: cosine with exponent 1.5. */

@@ -105,6 +105,7 @@ export class OnnxDiffusionModel extends SamplingModel {
       const feeds: Record<string, OrtValue> = {
         ...fixed,
         [IO.timestep]: timestep(t),
+        [IO.xtScale]: scalar(c.xtScale),
         [IO.epsScale]: scalar(c.epsScale),
         [IO.x0Divisor]: scalar(c.x0Divisor),
         [IO.x0Coef]: scalar(c.x0Coef),

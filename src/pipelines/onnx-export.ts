@@ -26,10 +26,12 @@ export type ExportedWeights = 'ema' | 'model';
 const DOC = `One reverse step of a class-conditional diffusion model (ssddpm).
 Inputs: ${IO.sample} x_t [N,1,S,S] and ${IO.noise} z [N,1,S,S] in model space ((pixel - mean) / std), ${IO.timestep} t and ${IO.label} (int64 [N]),
 upscalers also ${IO.conditioning} (the low-resolution image upscaled bilinearly to S, model space) and, when trained with
-conditioning augmentation, ${IO.conditioningLevel} [N] in [0, 1]; scalars ${IO.epsScale}, ${IO.x0Divisor}, ${IO.x0Coef}, ${IO.xtCoef}, ${IO.epsCoef}, ${IO.sigma}, ${IO.clipMin}, ${IO.clipMax}.
-Outputs: ${IO.eps} = the network's noise prediction, ${IO.predX0} = clip((x_t - eps_scale*eps) / x0_divisor, clip_min, clip_max),
+conditioning augmentation, ${IO.conditioningLevel} [N] in [0, 1]; scalars ${IO.xtScale}, ${IO.epsScale}, ${IO.x0Divisor}, ${IO.x0Coef}, ${IO.xtCoef}, ${IO.epsCoef}, ${IO.sigma}, ${IO.clipMin}, ${IO.clipMax}.
+Outputs: ${IO.eps} = the network's output (its noise prediction; the velocity for models whose configuration says
+prediction "v"), ${IO.predX0} = clip((xt_scale*x_t - eps_scale*eps) / x0_divisor, clip_min, clip_max),
 ${IO.prevSample} = x0_coef*pred_x0 + xt_coef*x_t + eps_coef*eps + sigma*z.
-DDPM at t: eps_scale = sqrt(1 - abar_t), x0_divisor = sqrt(abar_t), x0_coef and xt_coef the posterior mean's coefficients, eps_coef = 0,
+DDPM at t: xt_scale = 1, eps_scale = sqrt(1 - abar_t), x0_divisor = sqrt(abar_t) (v-prediction: xt_scale = sqrt(abar_t),
+eps_scale = sqrt(1 - abar_t), x0_divisor = 1), x0_coef and xt_coef the posterior mean's coefficients, eps_coef = 0,
 sigma = sqrt(posterior variance) (0 at t = 0). Metadata ${KEY.schedule} holds the schedule's terms, ${KEY.model} the model configuration.`;
 
 /** The model's step graph as ONNX bytes; `weights` says which weights it holds (the moving average or the trained ones). */

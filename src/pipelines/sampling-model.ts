@@ -9,6 +9,7 @@ import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import type { SampleLoopOptions, SampleLoopResult } from '../diffusion/sample.ts';
 import { NoiseSchedule } from '../diffusion/schedule.ts';
 import type { Scheduler } from '../diffusion/scheduler.ts';
+import type { Prediction } from '../diffusion/step-coefficients.ts';
 import type { TimestepSpacing } from '../diffusion/step-coefficients.ts';
 import type { Generator } from '../torch/generator.ts';
 import { full } from '../torch/ops/creation.ts';
@@ -116,6 +117,7 @@ export abstract class SamplingModel {
         clip: opts.clip ?? false,
         dynamicThreshold: opts.dynamicThreshold,
         clipRange: this.dataRange,
+        prediction: this.prediction,
       });
     }
     if (opts.steps !== undefined && opts.steps !== this.numTimesteps) throw new RangeError(`the DDPM sampler takes every timestep (${this.numTimesteps}); use the DDIM sampler for ${opts.steps} steps`);
@@ -132,7 +134,13 @@ export abstract class SamplingModel {
       dynamicThreshold: opts.dynamicThreshold,
       clipRange: this.dataRange,
       authorX0: opts.authorX0 ?? false,
+      prediction: this.prediction,
     });
+  }
+
+  /** What the network predicts: ε (the paper) or v. */
+  get prediction(): Prediction {
+    return this.config.prediction ?? 'epsilon';
   }
 
   /** T: the model's timesteps are 0..T−1. */

@@ -106,14 +106,14 @@ function readCheckpointMeta(path: string, meta: Record<string, unknown>): Checkp
 export function trainOrContinue(opts: Omit<TrainDiffusionOptions, 'resume' | 'epochs'>): TrainResult {
   const dir = opts.out;
   if (!existsSync(configPath(dir)) || latestCheckpoint(dir) === undefined) return trainDiffusion(opts);
-  const { model: _, dataset: __, conditioningNoise: ___, labelDropout: ____, maxBeta: _____, training, ...rest } = opts;
+  const { model: _, dataset: __, conditioningNoise: ___, labelDropout: ____, maxBeta: _____, prediction: ______, zeroTerminalSnr: _______, training, ...rest } = opts;
   return trainDiffusion({ ...rest, resume: true, epochs: training?.epochs });
 }
 
 // Settings a resumed run was asked for that differ from the run's own (its length and checkpoint interval may change).
 function resumeConflicts(config: RunConfig, opts: TrainDiffusionOptions): string[] {
   const { epochs: _, checkpointEvery: __, ...training } = opts.training ?? {};
-  const asked = { model: opts.model, dataset: opts.dataset, conditioningNoise: opts.conditioningNoise, labelDropout: opts.labelDropout, maxBeta: opts.maxBeta, ...training };
+  const asked = { model: opts.model, dataset: opts.dataset, conditioningNoise: opts.conditioningNoise, labelDropout: opts.labelDropout, maxBeta: opts.maxBeta, prediction: opts.prediction, zeroTerminalSnr: opts.zeroTerminalSnr, ...training };
   return settingDifferences(config, Object.fromEntries(Object.entries(asked).filter(([, v]) => v !== undefined)), 'asked');
 }
 
@@ -249,7 +249,7 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
   const model = new DiffusionModel(config.model, device);
   const data = new TrainingData(model, pixels);
   // The forward process uses the model's own schedule.
-  const scheduler = new DDPMScheduler({ schedule: model.schedule });
+  const scheduler = new DDPMScheduler({ schedule: model.schedule, prediction: model.prediction });
   const optimizer = new Adam(model.unet.parameters(), { lr: t.lr });
   const ema = t.ema === undefined ? undefined : new ExponentialMovingAverage(model.unet, t.ema);
   const averaged = ema === undefined ? undefined : new DiffusionModel(config.model, device);

@@ -1,6 +1,7 @@
 // How a run is trained: the defaults (the paper's recipe), validation, and the configuration of a new run.
 import type { DatasetName } from '../data/datasets.ts';
 import { checkScheduleConfig } from '../diffusion/schedule.ts';
+import { PREDICTIONS, type Prediction } from '../diffusion/step-coefficients.ts';
 import { canonicalJson } from '../io/content-hash.ts';
 import { presetModel, type ModelKind } from '../pipelines/model-config.ts';
 import { PRECISIONS, type RunConfig, type TrainingConfig } from '../pipelines/run-dir.ts';
@@ -49,6 +50,10 @@ export interface NewRunSpec {
   labelDropout?: number;
   /** Cap β_t of the model's cosine schedule here instead of at 0.999 (see ScheduleConfig.maxBeta). */
   maxBeta?: number;
+  /** What the network predicts (see DiffusionModelConfig.prediction); absent: ε, as the paper. */
+  prediction?: Prediction;
+  /** Rescale the schedule to zero terminal SNR (see ScheduleConfig.zeroTerminalSnr); needs v-prediction. */
+  zeroTerminalSnr?: boolean;
   training?: Partial<TrainingConfig>;
 }
 
@@ -64,9 +69,12 @@ export function newRunConfig(spec: NewRunSpec): RunConfig {
   const augmented = spec.conditioningNoise === undefined ? {} : { conditioningNoise: spec.conditioningNoise, unet: { ...preset.unet, extraContext: 1 } };
   if (spec.labelDropout !== undefined && !(spec.labelDropout > 0 && spec.labelDropout < 1)) throw new RangeError(`label dropout must be in (0, 1), got ${spec.labelDropout}`);
   const guided = spec.labelDropout === undefined ? {} : { labelDropout: spec.labelDropout };
-  const schedule = spec.maxBeta === undefined ? preset.schedule : { ...preset.schedule, maxBeta: spec.maxBeta };
+  if (spec.prediction !== undefined && !PREDICTIONS.includes(spec.prediction)) throw new RangeError(`prediction must be one of ${PREDICTIONS.join(', ')}, got '${String(spec.prediction)}'`);
+  if (spec.zeroTerminalSnr && spec.prediction !== 'v') throw new RangeError('a schedule with zero terminal SNR needs v-prediction (x̂0 cannot be recovered from a noise prediction where ᾱ = 0): add --prediction v');
+  const predicted = spec.prediction === 'v' ? { prediction: spec.prediction } : {};
+  const schedule = { ...preset.schedule, ...(spec.maxBeta === undefined ? {} : { maxBeta: spec.maxBeta }), ...(spec.zeroTerminalSnr ? { zeroTerminalSnr: true } : {}) };
   checkScheduleConfig(schedule);
-  return { format: 'ssddpm-run', version: 2, model: { ...preset, ...augmented, ...guided, schedule, normalization: { mean: 0, std: 1 } }, training };
+  return { format: 'ssddpm-run', version: 2, model: { ...preset, ...augmented, ...guided, ...predicted, schedule, normalization: { mean: 0, std: 1 } }, training };
 }
 
 /**
@@ -76,8 +84,8 @@ export function newRunConfig(spec: NewRunSpec): RunConfig {
 export function runSettings(c: RunConfig): Record<string, unknown> {
   const { normalization: _, kind, ...model } = c.model;
   const t = c.training;
-  // maxBeta also on its own, so that a resumed run's --max-beta compares with it.
-  return { model: kind, ...model, maxBeta: c.model.schedule.maxBeta, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema, precision: t.precision ?? 'float32' };
+  // maxBeta, prediction and zeroTerminalSnr also on their own, so that a resumed run's options compare with them.
+  return { model: kind, ...model, maxBeta: c.model.schedule.maxBeta, prediction: c.model.prediction ?? 'epsilon', zeroTerminalSnr: c.model.schedule.zeroTerminalSnr ?? false, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema, precision: t.precision ?? 'float32' };
 }
 
 /** The settings of `run` that differ from those `asked` (keys of runSettings), as 'name value (who: value)'. */

@@ -58,7 +58,7 @@ export class TrainingData {
   }
 
   /**
-   * ε̂ for the batch `idx` and the noise it should predict: t ~ U{0..T−1}, ε ~ N(0, I), x_t from the forward
+   * The network's output for the batch `idx` and its target (the noise; the velocity for v-prediction): t ~ U{0..T−1}, ε ~ N(0, I), x_t from the forward
    * process (Algorithm 1, lines 2–5); an augmented upscaler's conditioning is corrupted at a uniform level.
    * With `rows` [start, end), only those rows of the batch go through the network (one rank's share of a
    * data-parallel batch): the random draws are still the whole batch's, so every share sees what one process does.
@@ -66,7 +66,7 @@ export class TrainingData {
   predictBatch(net: DiffusionModel, scheduler: DDPMScheduler, idx: Int32Array, gen: Generator, rows?: [number, number]): [Tensor, Tensor] {
     const device = this.x0.device;
     const index = int64(idx, { device });
-    const x0 = indexSelect(this.x0, 0, index);
+    let x0 = indexSelect(this.x0, 0, index);
     let y = indexSelect(this.labels, 0, index);
     let time = randint(0, net.numTimesteps, [idx.length], { generator: gen, device });
     let noise = randn(x0.shape, { generator: gen, device });
@@ -80,11 +80,13 @@ export class TrainingData {
     if (rows !== undefined) {
       const [start, end] = rows;
       const share = (t: Tensor) => t.narrow(0, start, end - start);
-      [xt, time, y, noise] = [share(xt), share(time), share(y), share(noise)];
+      [x0, xt, time, y, noise] = [share(x0), share(xt), share(time), share(y), share(noise)];
       c = c === undefined ? undefined : share(c);
       level = level === undefined ? undefined : share(level);
     }
-    return [net.predictNoise(xt, time, y, c, level), noise];
+    // The network's target: the noise, or for v-prediction the velocity √ᾱ ε − √(1 − ᾱ) x0.
+    const target = net.prediction === 'v' ? scheduler.velocity(x0, noise, time) : noise;
+    return [net.predictNoise(xt, time, y, c, level), target];
   }
 
   dispose(): void {

@@ -100,14 +100,14 @@ function exportModel(kind: ModelKind, run: string): ExportedModel {
 }
 
 function siteModel(m: ExportedModel): SiteModel {
-  const { kind, imageSize, lowResSize, conditioningNoise, labelDropout, normalization, schedule, unet } = m.config;
+  const { kind, imageSize, lowResSize, conditioningNoise, labelDropout, prediction, normalization, schedule, unet } = m.config;
   return {
     file: `models/${m.name}.onnx`,
     bytes: m.bytes.length,
     sha256: sha256(m.bytes),
     run: m.run,
     weights: m.weights,
-    config: { kind, imageSize, ...(lowResSize === undefined ? {} : { lowResSize }), ...(conditioningNoise === undefined ? {} : { conditioningNoise }), ...(labelDropout === undefined ? {} : { labelDropout }), normalization, schedule, unet: { numClasses: unet.numClasses } },
+    config: { kind, imageSize, ...(lowResSize === undefined ? {} : { lowResSize }), ...(conditioningNoise === undefined ? {} : { conditioningNoise }), ...(labelDropout === undefined ? {} : { labelDropout }), ...(prediction === undefined ? {} : { prediction }), normalization, schedule, unet: { numClasses: unet.numClasses } },
     betas: Array.from(new NoiseSchedule(schedule).terms.betas),
   };
 }

@@ -1,5 +1,6 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { DATASET_NAMES } from '../../data/datasets.ts';
+import { PREDICTIONS } from '../../diffusion/step-coefficients.ts';
 import { MODEL_KINDS } from '../../pipelines/model-config.ts';
 import { PRECISIONS, latestCheckpoint } from '../../pipelines/run-dir.ts';
 import { DistributedError, readDistributedEnvironment } from '../../distributed/environment.ts';
@@ -25,6 +26,8 @@ export const trainCommand = new Command('train')
   .option('--cond-noise <σ>', 'upscaler: conditioning augmentation, training noise up to σ (model space; e.g. 0.5)', positiveNumber)
   .option('--label-dropout <p>', 'classifier-free guidance: train with the label dropped with probability p (e.g. 0.1), so that sampling can take --guidance', probability)
   .option('--max-beta <β>', "cap β_t of the cosine schedule here (default 0.999, the paper's; a lower cap tames the first reverse step)", probability)
+  .addOption(new Option('--prediction <p>', "what the network predicts: 'epsilon' (the noise: the paper's) or 'v' (the velocity √ᾱ ε − √(1 − ᾱ) x0: no error amplification at the first reverse step)").choices(PREDICTIONS))
+  .option('--zero-terminal-snr', 'rescale the schedule so that ᾱ = 0 at the last timestep (Lin et al. 2024): training sees the pure noise sampling starts from; needs --prediction v')
   .option('--ema <decay>', 'keep an exponential moving average of the weights (e.g. 0.999); sampling uses it', emaDecay)
   .addOption(new Option('--precision <p>', "network arithmetic: 'float32' (the paper's) or 'bf16' (autocast: bfloat16 convolutions and matrix products, float32 weights, loss and optimizer; on CPUs with AVX-512 BF16 or AMX, refused elsewhere)").choices(PRECISIONS).default('float32' as const))
   .option('--resume', 'continue the run in --out from its newest checkpoint (--epochs may raise its length)')
@@ -66,6 +69,8 @@ Example:
       conditioningNoise: o.condNoise,
       labelDropout: o.labelDropout,
       maxBeta: o.maxBeta,
+      prediction: o.prediction,
+      zeroTerminalSnr: o.zeroTerminalSnr,
       training: Object.fromEntries(Object.entries(training).filter(([, v]) => v !== undefined)),
       device: o.device,
       nproc: o.nproc,

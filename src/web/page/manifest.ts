@@ -14,6 +14,8 @@ export interface SiteModelConfig {
   conditioningNoise?: number;
   /** Models trained with label dropout take a classifier-free guidance scale; the page samples them with 0. */
   labelDropout?: number;
+  /** What the network predicts; absent: the noise ε. */
+  prediction?: 'epsilon' | 'v';
   normalization: { mean: number; std: number };
   schedule: { kind: 'cosine' | 'linear'; numTimesteps: number; power?: number };
   unet: { numClasses: number };

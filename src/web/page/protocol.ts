@@ -33,6 +33,7 @@ export const GRAPH_IO = {
   conditioningLevel: 'conditioning_level',
   guidance: 'guidance',
   noise: 'noise',
+  xtScale: 'xt_scale',
   epsScale: 'eps_scale',
   x0Divisor: 'x0_divisor',
   x0Coef: 'x0_coef',

@@ -136,7 +136,8 @@ export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sample
   if (req.sampler === 'ddim' && !(eta >= 0 && eta <= 1)) throw new RangeError(`η must be in [0, 1], got ${eta}`);
   const timesteps = req.sampler === 'ddim' ? Array.from(ddimTimesteps(T, Math.min(req.steps ?? T, T))) : Array.from({ length: T }, (_, i) => T - 1 - i);
   return timesteps.map((t, i) => {
-    const c = req.sampler === 'ddim' ? ddimStepCoefficients(terms, t, timesteps[i + 1] ?? -1, eta) : ddpmStepCoefficients(terms, t);
+    const prediction = model.config.prediction ?? 'epsilon';
+    const c = req.sampler === 'ddim' ? ddimStepCoefficients(terms, t, timesteps[i + 1] ?? -1, eta, prediction) : ddpmStepCoefficients(terms, t, { prediction });
     return { t, scalars: { ...linearStep(c, req.clip), clipMin, clipMax } };
   });
 }

@@ -116,6 +116,7 @@ async function runStep(call: StepCall): Promise<{ prev: Float32Array; x0: Float3
     [IO.timestep]: new o.Tensor('int64', new BigInt64Array(n).fill(BigInt(call.timestep)), [n]),
     [IO.label]: new o.Tensor('int64', BigInt64Array.from(call.labels, (l) => BigInt(l)), [n]),
     [IO.noise]: new o.Tensor('float32', call.noise, image),
+    [IO.xtScale]: scalar(s.xtScale),
     [IO.epsScale]: scalar(s.epsScale),
     [IO.x0Divisor]: scalar(s.x0Divisor),
     [IO.x0Coef]: scalar(s.x0Coef),
