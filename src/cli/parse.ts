@@ -50,6 +50,17 @@ export function guidanceScales(value: string): number[] {
   return scales;
 }
 
+/** The n-step loss: 'n,weight' (e.g. '3,0.5'): n a positive integer, the weight positive. */
+export function nStepLoss(value: string): { steps: number; weight: number } {
+  const [n, w, ...rest] = value.split(',');
+  const steps = Number(n);
+  const weight = Number(w);
+  if (rest.length > 0 || !Number.isInteger(steps) || steps < 1 || !(weight > 0 && Number.isFinite(weight))) {
+    throw new InvalidArgumentError(`expected 'steps,weight' with a positive integer and a positive weight (e.g. '3,0.5'), got '${value}'`);
+  }
+  return { steps, weight };
+}
+
 /** '0-9', '3', '1,3,5', '0-4,7' → label list; each label in 0..numClasses−1. */
 export function labelList(value: string, numClasses = 10): number[] {
   const out: number[] = [];

@@ -92,13 +92,33 @@ export class DDPMScheduler implements Scheduler {
 
   /** The v-prediction target v = √ᾱ_t ε − √(1 − ᾱ_t) x0 (Salimans & Ho 2022), t int64 [N]. */
   velocity(x0: Tensor, noise: Tensor, t: Tensor): Tensor {
-    const { sqrtAb, sqrtOneMinusAb } = this.#coefficientsOn(x0.device);
-    const shape = [x0.size(0), ...x0.shape.slice(1).map(() => 1)];
     return tidy(() => {
-      const a = indexSelect(sqrtAb, 0, t).view(shape);
-      const b = indexSelect(sqrtOneMinusAb, 0, t).view(shape);
+      const { a, b } = this.#perSample(x0, t);
       return noise.mul(a).sub_(x0.mul(b));
     });
+  }
+
+  /** x̂0 from the network's output with one timestep per sample (t int64 [N]); see predictStartFromNoise. */
+  predictX0PerSample(xt: Tensor, out: Tensor, t: Tensor): Tensor {
+    return tidy(() => {
+      const { a, b } = this.#perSample(xt, t);
+      return this.config.prediction === 'v' ? xt.mul(a).sub_(out.mul(b)) : xt.sub(out.mul(b)).div_(a);
+    });
+  }
+
+  /** The noise that x̂0 implies at x_t, (x_t − √ᾱ_t x̂0) / √(1 − ᾱ_t), one timestep per sample. */
+  noiseFromX0(xt: Tensor, x0: Tensor, t: Tensor): Tensor {
+    return tidy(() => {
+      const { a, b } = this.#perSample(xt, t);
+      return xt.sub(x0.mul(a)).div_(b);
+    });
+  }
+
+  /** √ᾱ_t and √(1 − ᾱ_t) for t int64 [N], shaped to broadcast over x's rows. */
+  #perSample(x: Tensor, t: Tensor): { a: Tensor; b: Tensor } {
+    const { sqrtAb, sqrtOneMinusAb } = this.#coefficientsOn(x.device);
+    const shape = [x.size(0), ...x.shape.slice(1).map(() => 1)];
+    return { a: indexSelect(sqrtAb, 0, t).view(shape), b: indexSelect(sqrtOneMinusAb, 0, t).view(shape) };
   }
 
   /** The ancestral step at t (see ddpmStepCoefficients). */

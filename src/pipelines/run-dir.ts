@@ -41,6 +41,16 @@ export interface TrainingConfig {
    * (autocast: bfloat16 convolutions and matrix products; float32 weights, loss and optimizer).
    */
   precision?: Precision;
+  /**
+   * Add the x̂0-domain loss with this weight (training/objectives.ts: the part of x̂0 outside the data range,
+   * on the noise scale). Absent: none, as the paper.
+   */
+  x0DomainLoss?: number;
+  /**
+   * Add the n-step loss: the error after `steps` deterministic DDIM steps of the model itself, with this weight
+   * (training/objectives.ts; costs `steps` extra network passes per step). Absent: none, as the paper.
+   */
+  nStepLoss?: { steps: number; weight: number };
 }
 
 export const PRECISIONS = ['float32', 'bf16'] as const;

@@ -23,9 +23,10 @@ import { Generator, manualSeed } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { tensor } from '../torch/ops/creation.ts';
 import { autocast, cpuBfloat16Problem } from '../torch/autocast.ts';
-import { tidy } from '../torch/scope.ts';
+import { consume, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { DataParallel } from './data-parallel.ts';
+import { auxiliaryLoss, type BatchForward } from './objectives.ts';
 import { rankDevice, trainAsRank, trainOnLocalProcesses, type ParallelSettings } from './train-parallel.ts';
 import { TrainingData, measureNormalization, trainingPixels } from './training-data.ts';
 import { readLogSummary, removeTemporaries, truncateLog } from './run-log.ts';
@@ -106,14 +107,14 @@ function readCheckpointMeta(path: string, meta: Record<string, unknown>): Checkp
 export function trainOrContinue(opts: Omit<TrainDiffusionOptions, 'resume' | 'epochs'>): TrainResult {
   const dir = opts.out;
   if (!existsSync(configPath(dir)) || latestCheckpoint(dir) === undefined) return trainDiffusion(opts);
-  const { model: _, dataset: __, conditioningNoise: ___, labelDropout: ____, maxBeta: _____, prediction: ______, zeroTerminalSnr: _______, training, ...rest } = opts;
+  const { model: _, dataset: __, conditioningNoise: ___, labelDropout: ____, maxBeta: _____, prediction: ______, zeroTerminalSnr: _______, baseChannels: ________, training, ...rest } = opts;
   return trainDiffusion({ ...rest, resume: true, epochs: training?.epochs });
 }
 
 // Settings a resumed run was asked for that differ from the run's own (its length and checkpoint interval may change).
 function resumeConflicts(config: RunConfig, opts: TrainDiffusionOptions): string[] {
   const { epochs: _, checkpointEvery: __, ...training } = opts.training ?? {};
-  const asked = { model: opts.model, dataset: opts.dataset, conditioningNoise: opts.conditioningNoise, labelDropout: opts.labelDropout, maxBeta: opts.maxBeta, prediction: opts.prediction, zeroTerminalSnr: opts.zeroTerminalSnr, ...training };
+  const asked = { model: opts.model, dataset: opts.dataset, conditioningNoise: opts.conditioningNoise, labelDropout: opts.labelDropout, maxBeta: opts.maxBeta, prediction: opts.prediction, zeroTerminalSnr: opts.zeroTerminalSnr, baseChannels: opts.baseChannels, ...training };
   return settingDifferences(config, Object.fromEntries(Object.entries(asked).filter(([, v]) => v !== undefined)), 'asked');
 }
 
@@ -312,11 +313,18 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
     saveCheckpoint(path, { model: model.unet, optimizer, ema: averagedState(), metadata: meta });
   };
 
-  // Mixed precision: the network runs under autocast; the loss is taken on its float32 predictions.
-  const predict = (idx: Int32Array, rows?: [number, number]): [Tensor, Tensor] => {
-    if (t.precision !== 'bf16') return data.predictBatch(model, scheduler, idx, generator, rows);
-    const [eps, noise] = autocast({ device: device ?? 'cpu' }, () => data.predictBatch(model, scheduler, idx, generator, rows));
-    return [eps.float(), noise];
+  // The batch's loss (summed over the rows `rows` and divided by the global batch when data-parallel): the 1-step
+  // loss and any auxiliary terms. Mixed precision: the network runs under autocast, the loss on float32 outputs.
+  const batchLoss = (idx: Int32Array, rows?: [number, number]): Tensor => {
+    const b = data.drawBatch(model, scheduler, idx, generator, { rows, nStep: t.nStepLoss?.steps });
+    const forward: BatchForward = (x, time) => {
+      const run = () => model.predictNoise(x, time, b.labels, b.cond, b.level);
+      return t.precision === 'bf16' ? consume(autocast({ device: device ?? 'cpu' }, run), (o) => o.float()) : run();
+    };
+    const out = forward(b.xt, b.t);
+    const l = rows === undefined ? mseLoss(out, b.target) : mseLoss(out, b.target, 'sum').div(idx.length * (out.numel / (rows[1] - rows[0])));
+    const aux = auxiliaryLoss(t, scheduler, model.dataRange, b, out, forward, idx.length);
+    return aux === undefined ? l : l.add(aux);
   };
 
   // 3. Algorithm 1, epoch after epoch (a resumed run that is already long enough has nothing to do).
@@ -333,16 +341,14 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
         if (k++ < stepInEpoch) continue;
         const loss = tidy(() => {
           if (parallel === undefined) {
-            const [eps, noise] = predict(idx);
-            const l = mseLoss(eps, noise);
+            const l = batchLoss(idx);
             optimizer.zeroGrad();
             l.backward();
             return l.item();
           }
           // This rank's rows, and its share of the batch's mean loss: the shares' gradients sum to the batch's.
           const rows = parallel.rows(idx.length);
-          const [eps, noise] = predict(idx, rows);
-          const l = mseLoss(eps, noise, 'sum').div(idx.length * (eps.numel / (rows[1] - rows[0])));
+          const l = batchLoss(idx, rows);
           optimizer.zeroGrad();
           parallel.backward(l);
           return parallel.sumGradients(l.item());

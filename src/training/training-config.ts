@@ -5,6 +5,7 @@ import { PREDICTIONS, type Prediction } from '../diffusion/step-coefficients.ts'
 import { canonicalJson } from '../io/content-hash.ts';
 import { presetModel, type ModelKind } from '../pipelines/model-config.ts';
 import { PRECISIONS, type RunConfig, type TrainingConfig } from '../pipelines/run-dir.ts';
+import { checkObjectiveTerms } from './objectives.ts';
 
 export type { TrainingConfig } from '../pipelines/run-dir.ts';
 
@@ -37,6 +38,7 @@ export function validateTraining(t: TrainingConfig): void {
   }
   if (t.ema !== undefined && !(t.ema > 0 && t.ema < 1)) throw new RangeError(`EMA decay must be in (0, 1), got ${t.ema}`);
   if (t.precision !== undefined && !(PRECISIONS as readonly string[]).includes(t.precision)) throw new RangeError(`precision must be one of ${PRECISIONS.join(', ')}, got '${String(t.precision)}'`);
+  checkObjectiveTerms(t);
   if (!Number.isInteger(t.checkpointEvery) || t.checkpointEvery < 0) throw new RangeError(`checkpoint interval must be a non-negative integer, got ${t.checkpointEvery}`);
 }
 
@@ -54,6 +56,8 @@ export interface NewRunSpec {
   prediction?: Prediction;
   /** Rescale the schedule to zero terminal SNR (see ScheduleConfig.zeroTerminalSnr); needs v-prediction. */
   zeroTerminalSnr?: boolean;
+  /** Width of the U-Net's first block (the paper: 16; block i has baseChannels·2^i channels). */
+  baseChannels?: number;
   training?: Partial<TrainingConfig>;
 }
 
@@ -66,7 +70,9 @@ export function newRunConfig(spec: NewRunSpec): RunConfig {
   validateTraining(training);
   const preset = presetModel(spec.model ?? 'baseline', spec.dataset);
   if (spec.conditioningNoise !== undefined && preset.lowResSize === undefined) throw new RangeError('conditioning augmentation is for the upscaler');
-  const augmented = spec.conditioningNoise === undefined ? {} : { conditioningNoise: spec.conditioningNoise, unet: { ...preset.unet, extraContext: 1 } };
+  if (spec.baseChannels !== undefined && (!Number.isInteger(spec.baseChannels) || spec.baseChannels < 1)) throw new RangeError(`base channels must be a positive integer, got ${spec.baseChannels}`);
+  const unet = { ...preset.unet, ...(spec.baseChannels === undefined ? {} : { baseChannels: spec.baseChannels }) };
+  const augmented = spec.conditioningNoise === undefined ? { unet } : { conditioningNoise: spec.conditioningNoise, unet: { ...unet, extraContext: 1 } };
   if (spec.labelDropout !== undefined && !(spec.labelDropout > 0 && spec.labelDropout < 1)) throw new RangeError(`label dropout must be in (0, 1), got ${spec.labelDropout}`);
   const guided = spec.labelDropout === undefined ? {} : { labelDropout: spec.labelDropout };
   if (spec.prediction !== undefined && !PREDICTIONS.includes(spec.prediction)) throw new RangeError(`prediction must be one of ${PREDICTIONS.join(', ')}, got '${String(spec.prediction)}'`);
@@ -74,6 +80,7 @@ export function newRunConfig(spec: NewRunSpec): RunConfig {
   const predicted = spec.prediction === 'v' ? { prediction: spec.prediction } : {};
   const schedule = { ...preset.schedule, ...(spec.maxBeta === undefined ? {} : { maxBeta: spec.maxBeta }), ...(spec.zeroTerminalSnr ? { zeroTerminalSnr: true } : {}) };
   checkScheduleConfig(schedule);
+  checkObjectiveTerms(training, schedule.numTimesteps);
   return { format: 'ssddpm-run', version: 2, model: { ...preset, ...augmented, ...guided, ...predicted, schedule, normalization: { mean: 0, std: 1 } }, training };
 }
 
@@ -85,7 +92,7 @@ export function runSettings(c: RunConfig): Record<string, unknown> {
   const { normalization: _, kind, ...model } = c.model;
   const t = c.training;
   // maxBeta, prediction and zeroTerminalSnr also on their own, so that a resumed run's options compare with them.
-  return { model: kind, ...model, maxBeta: c.model.schedule.maxBeta, prediction: c.model.prediction ?? 'epsilon', zeroTerminalSnr: c.model.schedule.zeroTerminalSnr ?? false, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema, precision: t.precision ?? 'float32' };
+  return { model: kind, ...model, baseChannels: c.model.unet.baseChannels, maxBeta: c.model.schedule.maxBeta, prediction: c.model.prediction ?? 'epsilon', zeroTerminalSnr: c.model.schedule.zeroTerminalSnr ?? false, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema, precision: t.precision ?? 'float32', x0DomainLoss: t.x0DomainLoss, nStepLoss: t.nStepLoss };
 }
 
 /** The settings of `run` that differ from those `asked` (keys of runSettings), as 'name value (who: value)'. */

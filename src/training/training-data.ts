@@ -15,6 +15,22 @@ import { indexSelect } from '../torch/ops/shape.ts';
 import { keep, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 
+/** One batch of the training objective (model space; rows are samples). */
+export interface TrainingBatch {
+  x0: Tensor;
+  xt: Tensor;
+  /** int64 timesteps. */
+  t: Tensor;
+  noise: Tensor;
+  labels: Tensor;
+  cond?: Tensor;
+  level?: Tensor;
+  /** What the network should output at (x_t, t). */
+  target: Tensor;
+  /** Starts of the n-step rollouts, when drawn. */
+  nStepStart?: Tensor;
+}
+
 /** The balanced subset in pixel space ([0, 1]) at the model's image size, and its labels. */
 export interface TrainingPixels {
   count: number;
@@ -57,13 +73,22 @@ export class TrainingData {
     pixels.dispose();
   }
 
-  /**
-   * The network's output for the batch `idx` and its target (the noise; the velocity for v-prediction): t ~ U{0..T−1}, ε ~ N(0, I), x_t from the forward
-   * process (Algorithm 1, lines 2–5); an augmented upscaler's conditioning is corrupted at a uniform level.
-   * With `rows` [start, end), only those rows of the batch go through the network (one rank's share of a
-   * data-parallel batch): the random draws are still the whole batch's, so every share sees what one process does.
-   */
+  /** The network's output for the batch `idx` (see drawBatch) and its target. */
   predictBatch(net: DiffusionModel, scheduler: DDPMScheduler, idx: Int32Array, gen: Generator, rows?: [number, number]): [Tensor, Tensor] {
+    const b = this.drawBatch(net, scheduler, idx, gen, { rows });
+    return [net.predictNoise(b.xt, b.t, b.labels, b.cond, b.level), b.target];
+  }
+
+  /**
+   * One batch of the objective for the rows `idx`: t ~ U{0..T−1}, ε ~ N(0, I), x_t from the forward process
+   * (Algorithm 1, lines 2–5), the network's target (the noise; the velocity for v-prediction); an augmented
+   * upscaler's conditioning is corrupted at a uniform level, and with label dropout some labels are the null one.
+   * `nStep` also draws each row's start s ~ U{n..T−1} of an n-step rollout. With `rows` [start, end), only those
+   * rows are returned (one rank's share of a data-parallel batch): the random draws are still the whole batch's,
+   * so every share sees what one process does.
+   */
+  drawBatch(net: DiffusionModel, scheduler: DDPMScheduler, idx: Int32Array, gen: Generator, opts: { rows?: [number, number]; nStep?: number } = {}): TrainingBatch {
+    const { rows, nStep } = opts;
     const device = this.x0.device;
     const index = int64(idx, { device });
     let x0 = indexSelect(this.x0, 0, index);
@@ -77,16 +102,17 @@ export class TrainingData {
     // Classifier-free guidance: the null label (numClasses) in place of the label with probability p.
     const p = net.config.labelDropout;
     if (p !== undefined) y = where(lt(rand([idx.length], { generator: gen, device }), p), full([idx.length], net.config.unet.numClasses, { dtype: 'int64', device }), y);
+    let start = nStep === undefined ? undefined : randint(nStep, net.numTimesteps, [idx.length], { generator: gen, device });
     if (rows !== undefined) {
-      const [start, end] = rows;
-      const share = (t: Tensor) => t.narrow(0, start, end - start);
+      const share = (t: Tensor) => t.narrow(0, rows[0], rows[1] - rows[0]);
       [x0, xt, time, y, noise] = [share(x0), share(xt), share(time), share(y), share(noise)];
       c = c === undefined ? undefined : share(c);
       level = level === undefined ? undefined : share(level);
+      start = start === undefined ? undefined : share(start);
     }
     // The network's target: the noise, or for v-prediction the velocity √ᾱ ε − √(1 − ᾱ) x0.
     const target = net.prediction === 'v' ? scheduler.velocity(x0, noise, time) : noise;
-    return [net.predictNoise(xt, time, y, c, level), target];
+    return { x0, xt, t: time, noise, labels: y, cond: c, level, target, nStepStart: start };
   }
 
   dispose(): void {

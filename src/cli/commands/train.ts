@@ -8,7 +8,7 @@ import { trainDiffusion } from '../../training/train-diffusion.ts';
 import { DEFAULT_TIMEOUT_SECONDS } from '../../training/train-parallel.ts';
 import { DEFAULT_TRAINING } from '../../training/training-config.ts';
 import { createProgress, type Progress } from '../progress.ts';
-import { device, emaDecay, probability, nonNegativeInt, positiveInt, positiveNumber } from '../parse.ts';
+import { device, emaDecay, nStepLoss, probability, nonNegativeInt, positiveInt, positiveNumber } from '../parse.ts';
 import { checkOutputFolder } from '../output.ts';
 
 export const trainCommand = new Command('train')
@@ -26,8 +26,11 @@ export const trainCommand = new Command('train')
   .option('--cond-noise <σ>', 'upscaler: conditioning augmentation, training noise up to σ (model space; e.g. 0.5)', positiveNumber)
   .option('--label-dropout <p>', 'classifier-free guidance: train with the label dropped with probability p (e.g. 0.1), so that sampling can take --guidance', probability)
   .option('--max-beta <β>', "cap β_t of the cosine schedule here (default 0.999, the paper's; a lower cap tames the first reverse step)", probability)
+  .option('--base-channels <n>', "width of the U-Net's first block (the paper's: 16; block i has n·2^i channels)", positiveInt)
   .addOption(new Option('--prediction <p>', "what the network predicts: 'epsilon' (the noise: the paper's) or 'v' (the velocity √ᾱ ε − √(1 − ᾱ) x0: no error amplification at the first reverse step)").choices(PREDICTIONS))
   .option('--zero-terminal-snr', 'rescale the schedule so that ᾱ = 0 at the last timestep (Lin et al. 2024): training sees the pure noise sampling starts from; needs --prediction v')
+  .option('--x0-domain-loss <w>', "add the paper's domain loss (its §1.3) with weight w: penalises x̂0 outside the data range, on the noise scale", positiveNumber)
+  .option('--n-step-loss <n,w>', "add the paper's n-step loss (its §1.3) with weight w: the error after n deterministic DDIM steps of the model itself (n extra network passes per step; e.g. 3,0.5)", nStepLoss)
   .option('--ema <decay>', 'keep an exponential moving average of the weights (e.g. 0.999); sampling uses it', emaDecay)
   .addOption(new Option('--precision <p>', "network arithmetic: 'float32' (the paper's) or 'bf16' (autocast: bfloat16 convolutions and matrix products, float32 weights, loss and optimizer; on CPUs with AVX-512 BF16 or AMX, refused elsewhere)").choices(PRECISIONS).default('float32' as const))
   .option('--resume', 'continue the run in --out from its newest checkpoint (--epochs may raise its length)')
@@ -59,6 +62,7 @@ Example:
       epochs: asked('epochs', o.epochs), seed: asked('seed', o.seed), batchSize: asked('batchSize', o.batchSize), lr: asked('lr', o.lr), perClass: asked('perClass', o.perClass),
       checkpointEvery: asked('checkpointEvery', o.checkpointEvery), dataScaling: asked('dataScaling', o.dataScaling), ema: asked('ema', o.ema),
       precision: asked('precision', o.precision),
+      x0DomainLoss: o.x0DomainLoss, nStepLoss: o.nStepLoss,
     };
     let progress: Progress | undefined;
     const result = withRecoveryHint(o.out, o.nproc, () => trainDiffusion({
@@ -70,6 +74,7 @@ Example:
       labelDropout: o.labelDropout,
       maxBeta: o.maxBeta,
       prediction: o.prediction,
+      baseChannels: o.baseChannels,
       zeroTerminalSnr: o.zeroTerminalSnr,
       training: Object.fromEntries(Object.entries(training).filter(([, v]) => v !== undefined)),
       device: o.device,
