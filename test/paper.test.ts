@@ -50,7 +50,11 @@ test('paper --preset ci: a complete report whose CAS is the CAS of the sets on d
       else assert.ok(c.offRange !== undefined && c.offRange.pixels >= 0 && c.offRange.pixels <= 1, `${c.dataset} ${c.x0} off-range share`);
       if (c.x0 === 'clip') assert.deepEqual(c.offRange, { pixels: 0, samples: 0 }, `${c.dataset}: clipping ends inside the range`);
       assert.equal(c.perClassMean.length, 10);
+      const f = c.fidelity!;
+      assert.ok(f.conditionalAccuracy >= 0 && f.conditionalAccuracy <= 1 && f.frechetDistance >= 0 && f.precision >= 0 && f.precision <= 1 && f.recall >= 0 && f.recall <= 1 && f.k === 3, `${c.dataset} ${c.x0} fidelity`);
     }
+    // The judge labels real images far better than the plain baseline's (which CAS forgives).
+    assert.ok(saved.cas[0]!.fidelity!.conditionalAccuracy > saved.cas[1]!.fidelity!.conditionalAccuracy);
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     for (const label of [...Object.values(TABLE1_ROWS), ...TABLE1_COLUMNS.map((c) => c.label)]) {
@@ -58,6 +62,7 @@ test('paper --preset ci: a complete report whose CAS is the CAS of the sets on d
       assert.ok(html.includes(label), `report.html has '${label}'`);
     }
     assert.ok(!md.includes('| —'), 'every cell of the report is filled');
+    assert.ok(md.includes('Fidelity: what CAS forgives') && html.includes('real training images (the floor)'));
     const expectedFigures = ['forward-baseline.png', 'forward-small.png', 'forward-upscaler.png', 'reverse-baseline.png', 'reverse-small.png',
       ...['baseline', 'small-upscaled', 'cascaded'].flatMap((p) => [`samples-${p}.png`, `samples-${p}-clip.png`])];
     for (const f of expectedFigures) {
@@ -102,11 +107,23 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
   try {
     const out = join(root, 'report');
     const work = join(root, 'work');
-    const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0] } });
+    const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2] } });
     const beyond = results.beyond!;
-    assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['conditioning', 'ddim', 'ema', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 2 + 4, 'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA plain/clipped, augmented cascade ×2 levels ×2');
-    for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1, b.name);
+    assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
+    assert.equal(beyond.length, 3 + 4 + 2 + 4 + 8 + 4 + 4 + 6,
+      'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA plain/clipped, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
+        'objectives ×2 ×2, budget ×2 ×2, guidance ×3 pipelines ×2 scales');
+    for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
+    assert.deepEqual(beyond.filter((b) => b.group === 'guidance').map((b) => [b.name, b.guidance]), ['baseline', 'small-upscaled', 'cascaded'].flatMap((p) => [[`${p}-cfg-w0-clip`, 0], [`${p}-cfg-w2-clip`, 2]]));
+    const config = (name: string) => readRunConfig(join(work, 'runs', `${name}-1`));
+    assert.equal(config('baseline-v').model.prediction, 'v');
+    assert.equal(config('baseline-vz').model.schedule.zeroTerminalSnr, true);
+    assert.equal(config('baseline-beta').model.schedule.maxBeta, BEYOND_DEFAULTS.maxBeta);
+    assert.equal(config('baseline-x0loss').training.x0DomainLoss, BEYOND_DEFAULTS.x0DomainLoss);
+    assert.deepEqual(config('baseline-nstep').training.nStepLoss, BEYOND_DEFAULTS.nStepLoss);
+    assert.equal(config('baseline-wide').model.unet.baseChannels, BEYOND_DEFAULTS.baseChannels);
+    assert.equal(config('baseline-long').training.epochs, PRESETS.ci.epochs * BEYOND_DEFAULTS.epochsFactor);
+    for (const m of ['baseline', 'small', 'upscaler']) assert.equal(config(`${m}-cfg`).model.labelDropout, BEYOND_DEFAULTS.labelDropout);
     const ddim = beyond.filter((b) => b.group === 'ddim');
     assert.deepEqual(ddim.map((b) => [b.steps, b.x0]), [[5, 'none'], [10, 'none'], [5, 'clip'], [10, 'clip']]);
     assert.ok(ddim.every((b) => b.secondsPerSample! > 0), 'every DDIM variant is timed');
@@ -119,7 +136,7 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     assert.deepEqual(ran(table1.stages), []);
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.ok(md.includes('Beyond the paper'));
-    for (const f of ['ddim-cas.svg', 'ddim-speed.svg']) assert.ok(existsSync(join(out, f)) && md.includes(f), f);
+    for (const f of ['ddim-cas.svg', 'ddim-speed.svg', 'guidance-cas.svg', 'guidance-frechet.svg']) assert.ok(existsSync(join(out, f)) && md.includes(f), f);
     for (const b of beyond) assert.ok(md.includes(b.label.replace(/\|/g, '\\|')), `report.md lists '${b.label}'`);
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -54,11 +54,13 @@ export interface FindRunOptions {
 export function findRun(o: FindRunOptions): RunLocation {
   const { spec, seed, preset } = o;
   const name = `${spec.name}-${seed}`;
+  const { name: _, model, epochsFactor, ema, x0DomainLoss, nStepLoss, ...options } = spec;
+  const recipe = Object.fromEntries(Object.entries({ ema, x0DomainLoss, nStepLoss }).filter(([, v]) => v !== undefined));
   const wanted = newRunConfig({
-    model: spec.model,
+    model,
     dataset: o.dataset,
-    conditioningNoise: spec.conditioningNoise,
-    training: { epochs: preset.epochs, seed, perClass: preset.perClass, ...(spec.ema === undefined ? {} : { ema: spec.ema }) },
+    ...options,
+    training: { epochs: preset.epochs * (epochsFactor ?? 1), seed, perClass: preset.perClass, ...recipe },
   });
   const own = join(o.work, 'runs', name);
   const candidates = [...(o.runs === undefined || resolve(o.runs) === resolve(o.work, 'runs') ? [] : [join(o.runs, name)]), own];
@@ -68,15 +70,15 @@ export function findRun(o: FindRunOptions): RunLocation {
     const found = readRunConfig(dir);
     const diff = differences(found, wanted);
     if (diff.length > 0) throw new RunError(`${dir} is not the protocol's ${name}: ${diff.join(', ')}; move it away or point --runs/--work elsewhere`);
-    if (existsSync(epochCheckpointPath(dir, preset.epochs))) {
+    if (existsSync(epochCheckpointPath(dir, wanted.training.epochs))) {
       return { dir, hash: runHash(dir), trained: false, ...readLogSummary(dir) };
     }
     const last = latestCheckpoint(dir);
-    reason = last === undefined ? 'stopped inside its first epoch' : `unfinished (${found.training.epochs < preset.epochs ? `${found.training.epochs} epochs asked, ` : ''}stopped at step ${last.step})`;
+    reason = last === undefined ? 'stopped inside its first epoch' : `unfinished (${found.training.epochs < wanted.training.epochs ? `${found.training.epochs} epochs asked, ` : ''}stopped at step ${last.step})`;
   } else {
     dir = own;
   }
   o.log?.(`training (${reason})`);
-  trainOrContinue({ out: dir, model: spec.model, dataset: o.dataset, device: o.device, conditioningNoise: spec.conditioningNoise, training: wanted.training, onProgress: o.onProgress, nproc: o.nproc, syncBatchNorm: true });
+  trainOrContinue({ out: dir, model, dataset: o.dataset, device: o.device, ...options, training: wanted.training, onProgress: o.onProgress, nproc: o.nproc, syncBatchNorm: true });
   return { dir, hash: runHash(dir), trained: true, reason, ...readLogSummary(dir) };
 }

@@ -14,6 +14,9 @@ import { balancedSubset } from '../data/sampling.ts';
 import { x0Constraint } from '../diffusion/thresholding.ts';
 import { classificationAccuracyScore, combineBalanced, type CasScore } from '../eval/cas.ts';
 import { measureSamplingSpeed, type SpeedMeasurement } from '../eval/speed.ts';
+import { classifierFeatures, fidelity, type FidelityScore, type SetFeatures } from '../eval/fidelity.ts';
+import type { TrainedClassifier } from '../eval/classifier.ts';
+import { referenceClassifier } from '../eval/reference-classifier.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { sha256 } from '../io/content-hash.ts';
 import { lockFolder } from '../io/lock.ts';
@@ -24,7 +27,7 @@ import { PAPER_PIPELINES, PAPER_PIPELINE_MODELS, type PaperPipeline } from '../p
 import { defaultEngine, disposePipeline, loadModel, loadPipeline, type PipelineSpec } from '../pipelines/pipeline.ts';
 import type { Engine } from '../pipelines/sampling-model.ts';
 import { onnxRuntimeVersion } from '../onnx/runtime.ts';
-import type { BeyondResult, CasResult, Table1X0, Figure, PaperResults, SpeedResult, StageTiming, Toy1dResult, TrainingResult } from '../report/results.ts';
+import type { BeyondResult, CasResult, FidelityResult, Table1X0, Figure, PaperResults, SpeedResult, StageTiming, Toy1dResult, TrainingResult } from '../report/results.ts';
 import { writeReport } from '../report/write.ts';
 import { getNumThreads, setNumThreads, torchVersion } from '../torch/runtime.ts';
 import { findRun, type RunLocation } from './find-run.ts';
@@ -167,11 +170,25 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
       onStep: (k, step, total) => progress(`${label} ${k + 1}/${preset.classifiers}`, step, total),
     });
   const realTrain = balancedSubset(loadDataset(opts.dataset, 'train'), Math.floor(preset.casImages / 10), SEEDS.realTrain);
+  // The fidelity metrics' judge (trained once, when a fidelity stage first runs; kept in the work folder) and the
+  // real test set's features; a set's fidelity is measured on the pooled set its CAS trains on.
+  const judgeOptions = { dataset: opts.dataset, cacheDir: join(work, 'judge'), epochs: preset.judge.epochs, perClass: preset.judge.perClass, device };
+  let judge: { classifier: TrainedClassifier; reference: SetFeatures } | undefined;
+  const fidelityConfig = { judge: preset.judge, k: FIDELITY_K, device };
+  const scoreFidelity = (set: ImageSet): FidelityScore => {
+    if (judge === undefined) {
+      const classifier = referenceClassifier({ ...judgeOptions, onStep: (step, total) => progress('fidelity judge (once)', step, total) });
+      judge = { classifier, reference: classifierFeatures(classifier, test) };
+    }
+    return fidelity(judge.classifier, set, judge.reference, FIDELITY_K);
+  };
   const real = await stage('cas real', 'cas-real', { stage: 'cas', version: STAGE_VERSIONS.cas, config: { ...casConfig, realSubset: SEEDS.realTrain }, inputs: { train: imageSetHash(realTrain), test: testHash } }, [], () =>
     scoreCas('cas real', realTrain));
+  const realFidelity = await stage('fidelity real', 'fidelity-real', { stage: 'fidelity', version: STAGE_VERSIONS.fidelity, config: { ...fidelityConfig, realSubset: SEEDS.realTrain }, inputs: { set: imageSetHash(realTrain), test: testHash } }, [], () =>
+    scoreFidelity(realTrain));
 
   // 3. Every variant: a generated set per run, their CAS, and the speed where asked.
-  const measured: { variant: Variant; cas: CasScore; offRange?: CasResult['offRange']; speed?: SpeedMeasurement }[] = [];
+  const measured: { variant: Variant; cas: CasScore; fidelity: FidelityScore; offRange?: CasResult['offRange']; speed?: SpeedMeasurement }[] = [];
   for (const v of variants(opts.beyond)) {
     const setDir = (seed: number) => join(setsDir, `${v.name}-${seed}`);
     const setHashes: Record<string, string> = {};
@@ -193,11 +210,12 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
       });
       setHashes[`set-${seed}`] = cache.outputHash(`generate-${v.name}-${seed}`, dir);
     }
-    const cas = await stage(`cas ${v.name}`, `cas-${v.name}`, { stage: 'cas', version: STAGE_VERSIONS.cas, config: casConfig, inputs: { ...setHashes, test: testHash } }, [], () => {
-      const train = combineBalanced(seeds.map((s) => readImageSetDir(setDir(s))), preset.casImages, SEEDS.casPool);
-      return scoreCas(`cas ${v.name}`, train);
-    });
-    measured.push({ variant: v, cas, offRange: readOffRange(seeds.map(setDir)) });
+    const pooled = () => combineBalanced(seeds.map((s) => readImageSetDir(setDir(s))), preset.casImages, SEEDS.casPool);
+    const cas = await stage(`cas ${v.name}`, `cas-${v.name}`, { stage: 'cas', version: STAGE_VERSIONS.cas, config: casConfig, inputs: { ...setHashes, test: testHash } }, [], () =>
+      scoreCas(`cas ${v.name}`, pooled()));
+    const fid = await stage(`fidelity ${v.name}`, `fidelity-${v.name}`, { stage: 'fidelity', version: STAGE_VERSIONS.fidelity, config: { ...fidelityConfig, images: preset.casImages, pool: SEEDS.casPool }, inputs: { ...setHashes, test: testHash } }, [], () =>
+      scoreFidelity(pooled()));
+    measured.push({ variant: v, cas, fidelity: fid, offRange: readOffRange(seeds.map(setDir)) });
   }
 
   // 4. Sampling speed at batch size 1 (seed-1 models) of the variants that ask for it, last: timings want a
@@ -263,8 +281,8 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
   const table1 = measured.filter((m) => m.variant.group === 'table1');
   const x0Of = (v: Variant) => x0Constraint(v.sampling).kind;
   const cas: CasResult[] = [
-    { dataset: 'real', x0: null, ...real },
-    ...table1.map((m): CasResult => ({ dataset: m.variant.pipeline, x0: x0Of(m.variant) as Table1X0, ...m.cas, ...(m.offRange ? { offRange: m.offRange } : {}) })),
+    { dataset: 'real', x0: null, ...real, fidelity: fidelityResult(realFidelity) },
+    ...table1.map((m): CasResult => ({ dataset: m.variant.pipeline, x0: x0Of(m.variant) as Table1X0, ...m.cas, ...(m.offRange ? { offRange: m.offRange } : {}), fidelity: fidelityResult(m.fidelity) })),
   ];
   const speed: SpeedResult[] = table1.flatMap((m) => (m.speed ? [{ pipeline: m.variant.pipeline as PaperPipeline, x0: x0Of(m.variant) as Table1X0, ...m.speed, engine: speedEngine }] : []));
   const beyond = opts.beyond === undefined ? undefined : measured.filter((m) => m.variant.group !== 'table1').map((m): BeyondResult => {
@@ -278,8 +296,14 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
       ...(v.sampling.eta !== undefined ? { eta: v.sampling.eta } : {}),
       ...(m.speed ? { secondsPerSample: m.speed.secondsPerSample, steps: m.speed.steps } : v.sampling.steps !== undefined ? { steps: v.sampling.steps } : {}),
       ...(m.offRange ? { offRange: m.offRange } : {}),
+      ...(v.sampling.guidance !== undefined ? { guidance: v.sampling.guidance as number } : {}),
+      fidelity: fidelityResult(m.fidelity),
     };
   });
+  if (judge !== undefined) {
+    judge.reference.features.dispose();
+    judge.classifier.model.dispose();
+  }
   const results: PaperResults = {
     format: 'ssddpm-paper-results',
     version: 2,
@@ -299,6 +323,13 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
   };
   await writeReport(opts.out, results);
   return results;
+}
+
+// Neighbours of the k-NN balls of precision and recall (Kynkäänniemi et al. 2019).
+const FIDELITY_K = 3;
+
+function fidelityResult(f: FidelityScore): FidelityResult {
+  return { conditionalAccuracy: f.conditionalAccuracy, frechetDistance: f.frechetDistance, precision: f.precision, recall: f.recall, k: f.k };
 }
 
 function machineInfo(device: string) {

@@ -2,7 +2,9 @@
 // named once), the trainings, and one list of variants — a pipeline, the runs it is built from and how it samples.
 // Table 1 is the variants of group 'table1'; the stage runner (paper.ts) treats every variant alike.
 import type { ModelKind } from '../pipelines/model-config.ts';
-import { PAPER_PIPELINES, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
+import { PAPER_PIPELINES, PAPER_PIPELINE_MODELS, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
+import type { TrainingConfig } from '../pipelines/run-dir.ts';
+import type { NewRunSpec } from '../training/training-config.ts';
 import type { SamplingOptions } from '../pipelines/sampling-model.ts';
 import type { Toy1dConfig } from './toy1d.ts';
 
@@ -28,13 +30,18 @@ export interface ProtocolPreset {
   toy1d: Partial<Toy1dConfig>;
   /** Rows of the sample-grid figures. */
   gridRows: number;
+  /**
+   * The fidelity metrics' judge: the CAS network trained on the real training set (whole, or this many images
+   * per class) for this many epochs.
+   */
+  judge: { epochs: number; perClass?: number };
 }
 
 export const PRESETS: Record<ProtocolPreset['name'], ProtocolPreset> = {
-  full: { name: 'full', runs: 3, epochs: 10, perClass: 5000, samplesPerRun: 3334, casImages: 10_000, classifiers: 5, casEpochs: 5, speedSamples: 1000, speedThreads: 1, toy1d: {}, gridRows: 10 },
+  full: { name: 'full', runs: 3, epochs: 10, perClass: 5000, samplesPerRun: 3334, casImages: 10_000, classifiers: 5, casEpochs: 5, speedSamples: 1000, speedThreads: 1, toy1d: {}, gridRows: 10, judge: { epochs: 5 } },
   // The paper's models (one run each: the shipped pretrained ones when present), evaluated on reduced settings.
-  quick: { name: 'quick', runs: 1, epochs: 10, perClass: 5000, samplesPerRun: 1000, casImages: 1000, classifiers: 2, casEpochs: 5, speedSamples: 50, speedThreads: 1, toy1d: { samples: 500 }, gridRows: 4 },
-  ci: { name: 'ci', runs: 1, epochs: 1, perClass: 20, samplesPerRun: 40, casImages: 40, classifiers: 1, casEpochs: 1, testImages: 500, speedSamples: 2, speedThreads: 1, toy1d: { epochs: 2, batchesPerEpoch: 10, samples: 50 }, gridRows: 1 },
+  quick: { name: 'quick', runs: 1, epochs: 10, perClass: 5000, samplesPerRun: 1000, casImages: 1000, classifiers: 2, casEpochs: 5, speedSamples: 50, speedThreads: 1, toy1d: { samples: 500 }, gridRows: 4, judge: { epochs: 5 } },
+  ci: { name: 'ci', runs: 1, epochs: 1, perClass: 20, samplesPerRun: 40, casImages: 40, classifiers: 1, casEpochs: 1, testImages: 500, speedSamples: 2, speedThreads: 1, toy1d: { epochs: 2, batchesPerEpoch: 10, samples: 50 }, gridRows: 1, judge: { epochs: 1, perClass: 20 } },
 };
 
 /** Every seed of the protocol besides the runs' own (1, 2, 3, …). */
@@ -60,19 +67,22 @@ export function labelOffset(run: number, samplesPerRun: number): number {
   return ((run - 1) * samplesPerRun) % 10;
 }
 
-/** One training per seed: a preset model, optionally with an EMA of its weights or conditioning augmentation. */
-export interface TrainingSpec {
+/**
+ * One training per seed: a preset model, the paper's recipe unless it says otherwise (an EMA of the weights,
+ * conditioning augmentation, and the options of NewRunSpec and TrainingConfig beyond the paper).
+ */
+export interface TrainingSpec extends Pick<NewRunSpec, 'conditioningNoise' | 'labelDropout' | 'maxBeta' | 'prediction' | 'zeroTerminalSnr' | 'baseChannels'>, Pick<TrainingConfig, 'ema' | 'x0DomainLoss' | 'nStepLoss'> {
   /** Run folders are `<name>-<seed>`. */
   name: string;
   model: ModelKind;
-  ema?: number;
-  conditioningNoise?: number;
+  /** Train this many times the preset's epochs (a longer training than the paper's). */
+  epochsFactor?: number;
 }
 
-export type VariantGroup = 'table1' | 'thresholding' | 'ddim' | 'ema' | 'conditioning';
+export type VariantGroup = 'table1' | 'thresholding' | 'ddim' | 'ema' | 'conditioning' | 'first-step' | 'objective' | 'budget' | 'guidance';
 
 /** The sampling choices a variant makes (no generator, no callbacks: they are part of its cache key). */
-export type VariantSampling = Pick<SamplingOptions, 'sampler' | 'steps' | 'eta' | 'clip' | 'dynamicThreshold' | 'conditioningLevel'>;
+export type VariantSampling = Pick<SamplingOptions, 'sampler' | 'steps' | 'eta' | 'spacing' | 'clip' | 'dynamicThreshold' | 'conditioningLevel' | 'guidance'>;
 
 export interface Variant {
   /** Unique; names its generated sets and cached results. */
@@ -101,15 +111,43 @@ export interface BeyondSettings {
   /** Maximum conditioning noise of the augmented upscalers (model space), and the levels sampled with. */
   conditioningNoise: number;
   conditioningLevels: number[];
+  /** Remedies for the first reverse step: a lower cap on β_t, and DDIM steps with trailing spacing. */
+  maxBeta: number;
+  trailingSteps: number;
+  /** The paper's proposed training terms: the x̂0-domain loss's weight, the n-step loss's steps and weight. */
+  x0DomainLoss: number;
+  nStepLoss: { steps: number; weight: number };
+  /** Beyond the paper's budget: a U-Net this wide, and a training this many times as long. */
+  baseChannels: number;
+  epochsFactor: number;
+  /** Classifier-free guidance: the label dropout of its trainings and the scales sampled (the sweep). */
+  labelDropout: number;
+  guidanceScales: number[];
 }
 
-export const BEYOND_DEFAULTS: BeyondSettings = { ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2] };
+export const BEYOND_DEFAULTS: BeyondSettings = {
+  ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2],
+  maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
+};
 
 /** The paper's three trainings, then those the experiments beyond it add. */
 export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
   const paper: TrainingSpec[] = [{ name: 'baseline', model: 'baseline' }, { name: 'small', model: 'small' }, { name: 'upscaler', model: 'upscaler' }];
   if (beyond === undefined) return paper;
-  return [...paper, { name: 'baseline-ema', model: 'baseline', ema: beyond.emaDecay }, { name: 'upscaler-aug', model: 'upscaler', conditioningNoise: beyond.conditioningNoise }];
+  const s = beyond;
+  return [
+    ...paper,
+    { name: 'baseline-ema', model: 'baseline', ema: s.emaDecay },
+    { name: 'upscaler-aug', model: 'upscaler', conditioningNoise: s.conditioningNoise },
+    { name: 'baseline-v', model: 'baseline', prediction: 'v' },
+    { name: 'baseline-vz', model: 'baseline', prediction: 'v', zeroTerminalSnr: true },
+    { name: 'baseline-beta', model: 'baseline', maxBeta: s.maxBeta },
+    { name: 'baseline-x0loss', model: 'baseline', x0DomainLoss: s.x0DomainLoss },
+    { name: 'baseline-nstep', model: 'baseline', nStepLoss: s.nStepLoss },
+    { name: 'baseline-wide', model: 'baseline', baseChannels: s.baseChannels },
+    { name: 'baseline-long', model: 'baseline', epochsFactor: s.epochsFactor },
+    ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-cfg`, model, labelDropout: s.labelDropout })),
+  ];
 }
 
 /** How a variant with x̂0 clipped is labelled; its name ends in `-clip`. */
@@ -144,6 +182,37 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       trainings: { baseline: 'baseline-ema' },
       sampling: clip ? { clip } : {},
     })),
+    ...([
+      ['first-step', 'baseline-v', 'v-prediction'],
+      ['first-step', 'baseline-vz', 'v-prediction, schedule rescaled to zero terminal SNR'],
+      ['first-step', 'baseline-beta', `β_t capped at ${s.maxBeta}`],
+      ['objective', 'baseline-x0loss', `trained with the x̂0-domain loss (weight ${s.x0DomainLoss})`],
+      ['objective', 'baseline-nstep', `trained with the ${s.nStepLoss.steps}-step loss (weight ${s.nStepLoss.weight})`],
+      ['budget', 'baseline-wide', `a U-Net ${s.baseChannels / 16}× as wide (${s.baseChannels} base channels)`],
+      ['budget', 'baseline-long', `trained ${s.epochsFactor}× as long`],
+    ] as const).flatMap(([group, training, what]) => [false, true].map((clip): Variant => ({
+      name: `${training}${clip ? '-clip' : ''}`,
+      group,
+      label: `baseline, ${what}${clip ? `, ${CLIPPED}` : ''}`,
+      pipeline: 'baseline',
+      trainings: { baseline: training },
+      sampling: clip ? { clip } : {},
+    }))),
+    ...[false, true].map((clip): Variant => ({
+      name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,
+      group: 'first-step',
+      label: `baseline, DDIM ${s.trailingSteps} steps (η = 0), trailing timesteps${clip ? `, ${CLIPPED}` : ''}`,
+      pipeline: 'baseline',
+      sampling: { sampler: 'ddim', steps: s.trailingSteps, eta: 0, spacing: 'trailing', ...(clip ? { clip } : {}) },
+    })),
+    ...PAPER_PIPELINES.flatMap((pipeline) => s.guidanceScales.map((w): Variant => ({
+      name: `${pipeline}-cfg-w${w}-clip`,
+      group: 'guidance',
+      label: `${pipeline}, classifier-free guidance w = ${w} (label dropout ${s.labelDropout}), ${CLIPPED}`,
+      pipeline,
+      trainings: Object.fromEntries(PAPER_PIPELINE_MODELS[pipeline].models.map((m) => [m, `${m}-cfg`])),
+      sampling: { guidance: w, clip: true },
+    }))),
     ...s.conditioningLevels.flatMap((level) => [false, true].map((clip): Variant => ({
       name: `cascaded-aug${level}${clip ? '-clip' : ''}`,
       group: 'conditioning',

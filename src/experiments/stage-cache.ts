@@ -16,6 +16,7 @@ export const STAGE_VERSIONS = {
   cas: 1,
   speed: 1,
   toy1d: 1,
+  fidelity: 1,
 } as const;
 
 export type StageKind = keyof typeof STAGE_VERSIONS;

@@ -210,6 +210,20 @@ export async function ddimCharts(results: PaperResults): Promise<{ cas: string; 
   return { cas, speed };
 }
 
+/** The guidance sweep (beyond the paper): CAS and Fréchet distance against the guidance scale w, one line per pipeline. */
+export async function guidanceCharts(results: PaperResults): Promise<{ cas: string; frechet: string } | undefined> {
+  const guided = (results.beyond ?? []).filter((b) => b.group === 'guidance' && b.guidance !== undefined).sort((a, b) => a.guidance! - b.guidance!);
+  if (guided.length === 0) return undefined;
+  const pipelines = PAPER_PIPELINES.filter((p) => guided.some((b) => b.name.startsWith(`${p}-cfg-`)));
+  const series = (y: (b: (typeof guided)[number]) => number | undefined): LineSeries[] =>
+    pipelines.map((p) => ({ name: p, points: guided.filter((b) => b.name.startsWith(`${p}-cfg-`) && y(b) !== undefined).map((b): [number, number] => [b.guidance!, y(b)!]) }));
+  const [cas, frechet] = await Promise.all([
+    lineChart(series((b) => b.cas.mean), { title: 'CAS against the guidance scale (x̂0 clipped)', xTitle: 'guidance scale w', yTitle: 'CAS' }),
+    lineChart(series((b) => b.fidelity?.frechetDistance), { title: 'Fréchet distance against the guidance scale (x̂0 clipped)', xTitle: 'guidance scale w', yTitle: 'Fréchet distance (judge features)' }),
+  ]);
+  return { cas, frechet };
+}
+
 /** Short duration text for chart labels: milliseconds below one second. */
 function formatSecondsShort(s: number): string {
   return s < 1 ? `${Number((s * 1000).toPrecision(3))} ms` : `${Number(s.toPrecision(3))} s`;

@@ -2,7 +2,7 @@
 // the same section model, so they carry the same numbers; nothing here touches tensors.
 
 import { PAPER_PIPELINES, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
-import type { BeyondGroup, CasDatasetName, CasResult, OffRange, PaperResults, Table1X0, Toy1dResult } from './results.ts';
+import type { BeyondGroup, CasDatasetName, CasResult, FidelityResult, OffRange, PaperResults, Table1X0, Toy1dResult } from './results.ts';
 import { PAPER_TABLE1, speedOf } from './results.ts';
 import { CAS_DATASETS, X0_NAMES, casLabel } from './charts.ts';
 
@@ -11,6 +11,8 @@ export const CAS_CHART_FILE = 'figure1-cas.svg';
 export const SPEED_CHART_FILE = 'speed.svg';
 export const DDIM_CAS_CHART_FILE = 'ddim-cas.svg';
 export const DDIM_SPEED_CHART_FILE = 'ddim-speed.svg';
+export const GUIDANCE_CAS_CHART_FILE = 'guidance-cas.svg';
+export const GUIDANCE_FD_CHART_FILE = 'guidance-frechet.svg';
 
 export const REPORT_TITLE = 'Scale-space DDPM training and inference: reproduction';
 
@@ -196,6 +198,37 @@ function offRangeBlocks(r: PaperResults): Block[] {
   ];
 }
 
+/** Fidelity cells: conditional accuracy, Fréchet distance, precision / recall. */
+function fidelityCells(f: FidelityResult | undefined): string[] {
+  return f === undefined ? ['—', '—', '—'] : [fmt3(f.conditionalAccuracy), f.frechetDistance.toFixed(1), `${fmt3(f.precision)} / ${fmt3(f.recall)}`];
+}
+
+const FIDELITY_HEAD = ['cond. accuracy', 'Fréchet distance', 'precision / recall'];
+
+/** What CAS forgives, for Table 1's sets and the real floor. */
+function fidelityBlocks(r: PaperResults): Block[] {
+  const measured = r.cas.filter((c) => c.fidelity !== undefined);
+  if (measured.length === 0) return [];
+  const k = measured[0]!.fidelity!.k;
+  return [
+    { kind: 'h', level: 3, text: 'Fidelity: what CAS forgives', id: 'fidelity' },
+    {
+      kind: 'table',
+      head: ['data', 'CAS', ...FIDELITY_HEAD],
+      rows: measured.map((c) => [c.dataset === 'real' ? 'real training images (the floor)' : `${c.dataset}, ${X0_NAMES[c.x0 ?? 'none']} sampling`, fmtMeanStd(c.mean, c.std), ...fidelityCells(c.fidelity)]),
+    },
+    {
+      kind: 'p',
+      parts: [
+        'Judged by the CAS network trained on the real training set (trained once per protocol): conditional accuracy is the share of a set’s images it labels as ' +
+          'their conditioning label; the Fréchet distance compares Gaussians fitted to its 128 penultimate features (GELU outputs) of the set and of the real test ' +
+          `set; precision and recall (Kynkäänniemi et al. 2019, k = ${k}) say how much of the set lies on the real data’s manifold in that space and how much of the ` +
+          'real data the set covers. Each set is the pooled set CAS trained on; real data: the real anchor’s training images, whose distance to the test set is the floor.',
+      ],
+    },
+  ];
+}
+
 function perClassBlocks(r: PaperResults): Block[] {
   const blocks: Block[] = [{ kind: 'h', level: 2, text: 'Class-wise CAS', id: 'per-class' }];
   if (r.cas.length === 0) return [...blocks, NOT_RUN('CAS')];
@@ -327,6 +360,30 @@ const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string
     intro: 'Baselines trained exactly as the others, keeping an exponential moving average of their weights, sampled from the average. The average’s batch-norm statistics are measured on its own weights (40 training batches before every checkpoint): those of the last iterate do not fit it.',
     reference: [['baseline', 'none'], ['baseline', 'clip']],
   },
+  {
+    group: 'first-step',
+    title: 'The first reverse step',
+    intro: 'With β at the last timestep capped at 0.999, the first reverse step of a noise-predicting model divides its error by √ᾱ_{T−1} ≈ 0.0035. Remedies from the literature: predicting v = √ᾱ ε − √(1 − ᾱ) x0 instead (Salimans & Ho 2022), whose x̂0 = √ᾱ x_t − √(1 − ᾱ) v̂ does not amplify the error; v-prediction with the schedule rescaled to zero terminal SNR (Lin et al. 2024); a lower cap on β_t; and DDIM with trailing timesteps, which starts at T−1 and never visits t = 0.',
+    reference: [['baseline', 'none'], ['baseline', 'clip']],
+  },
+  {
+    group: 'objective',
+    title: 'The paper’s proposed training terms',
+    intro: 'The paper’s §1.3 proposes a loss that nudges x̂0 into the image domain and training on the n-step error of the sampler instead of the 1-step error. The x̂0-domain loss adds ᾱ_t times the squared distance of x̂0 to the pixel range; the n-step loss rolls the model out n deterministic DDIM steps and adds the distance to where the true noise leads, on the noise scale.',
+    reference: [['baseline', 'none'], ['baseline', 'clip']],
+  },
+  {
+    group: 'budget',
+    title: 'Beyond the paper’s budget',
+    intro: 'The protocol keeps the paper’s 10 epochs and 122k-parameter U-Net; these baselines show what that budget costs: a U-Net with twice the channels, and a training three times as long.',
+    reference: [['baseline', 'none'], ['baseline', 'clip']],
+  },
+  {
+    group: 'guidance',
+    title: 'Classifier-free guidance',
+    intro: 'Models trained with the label replaced by a null label 10 % of the time, sampled with ε̃ = (1 + w) ε̂(label) − w ε̂(∅) (Ho & Salimans 2022) at every model of the pipeline, x̂0 clipped. w = 0 is the conditional model alone; larger w trades diversity (recall) for fidelity.',
+    reference: [['baseline', 'clip'], ['small-upscaled', 'clip'], ['cascaded', 'clip']],
+  },
 ];
 
 function beyondBlocks(r: PaperResults): Block[] {
@@ -337,21 +394,24 @@ function beyondBlocks(r: PaperResults): Block[] {
     if (own.length === 0) continue;
     const timed = own.some((b) => b.secondsPerSample !== undefined);
     const ranged = own.some((b) => b.offRange !== undefined);
+    const judged = own.some((b) => b.fidelity !== undefined);
     const refs = g.reference.map(([dataset, x0]) => {
       const c = casEntry(r, dataset, x0);
       const speed = dataset === 'real' ? undefined : speedOf(r, dataset, x0);
       const row = [`${dataset}, ${X0_NAMES[x0]} sampling (Table 1)`, c ? fmtMeanStd(c.mean, c.std) : 'N/A'];
       if (timed) row.push(speed ? `${fmtSig(speed.secondsPerSample)} (${speed.steps} steps)` : '—');
       if (ranged) row.push(fmtOffRange(c?.offRange));
+      if (judged) row.push(...fidelityCells(c?.fidelity));
       return row;
     });
     const rows = own.map((b) => {
       const row = [b.label, fmtMeanStd(b.cas.mean, b.cas.std)];
       if (timed) row.push(b.secondsPerSample === undefined ? '—' : `${fmtSig(b.secondsPerSample)} (${b.steps} steps)`);
       if (ranged) row.push(fmtOffRange(b.offRange));
+      if (judged) row.push(...fidelityCells(b.fidelity));
       return row;
     });
-    const head = ['dataset', 'CAS', ...(timed ? ['s / sample'] : []), ...(ranged ? ['off range: pixels / samples'] : [])];
+    const head = ['dataset', 'CAS', ...(timed ? ['s / sample'] : []), ...(ranged ? ['off range: pixels / samples'] : []), ...(judged ? FIDELITY_HEAD : [])];
     blocks.push(
       { kind: 'h', level: 3, text: g.title },
       { kind: 'p', parts: [g.intro] },
@@ -361,6 +421,12 @@ function beyondBlocks(r: PaperResults): Block[] {
       blocks.push(
         { kind: 'figure', file: DDIM_CAS_CHART_FILE, caption: 'Baseline CAS against the number of network evaluations: DDIM at each η, plain and x̂0-clipped, and the 30-step DDPM of Table 1.' },
         { kind: 'figure', file: DDIM_SPEED_CHART_FILE, caption: 'Milliseconds per baseline sample at batch size 1 against the number of network evaluations.' },
+      );
+    }
+    if (g.group === 'guidance') {
+      blocks.push(
+        { kind: 'figure', file: GUIDANCE_CAS_CHART_FILE, caption: 'CAS against the guidance scale w, per pipeline (x̂0 clipped).' },
+        { kind: 'figure', file: GUIDANCE_FD_CHART_FILE, caption: 'Fréchet distance in the judge’s features against the guidance scale w, per pipeline (x̂0 clipped).' },
       );
     }
   }
@@ -438,6 +504,7 @@ function documentBlocks(r: PaperResults): Block[] {
     ...summaryBlocks(r),
     ...table1Blocks(r),
     ...offRangeBlocks(r),
+    ...fidelityBlocks(r),
     ...perClassBlocks(r),
     ...chartBlocks(r),
     ...beyondBlocks(r),

@@ -22,6 +22,8 @@ export interface CasResult extends CasScore {
   x0: Table1X0 | null;
   /** Generated data: mean over its sets (absent for real data and for sets written without the measurement). */
   offRange?: OffRange;
+  /** Of the set CAS trained on (real data: the floor); absent in results made before the metrics existed. */
+  fidelity?: FidelityResult;
 }
 
 /** Seconds per sample at batch size 1 (the paper's §0.3), model loading excluded. */
@@ -69,7 +71,20 @@ export interface Toy1dResult {
 }
 
 /** The experiments beyond the paper (src/experiments/protocol.ts), grouped as the report shows them. */
-export type BeyondGroup = 'thresholding' | 'ddim' | 'ema' | 'conditioning';
+export type BeyondGroup = 'thresholding' | 'ddim' | 'ema' | 'conditioning' | 'first-step' | 'objective' | 'budget' | 'guidance';
+
+/**
+ * What CAS forgives, judged by the CAS network trained on the real training set: the share of images it labels as
+ * their own label, the Fréchet distance to the real test set in its 128 penultimate features, and precision and
+ * recall (Kynkäänniemi et al. 2019, k-NN balls of k neighbours) in the same space.
+ */
+export interface FidelityResult {
+  conditionalAccuracy: number;
+  frechetDistance: number;
+  precision: number;
+  recall: number;
+  k: number;
+}
 
 export interface BeyondResult {
   group: BeyondGroup;
@@ -84,6 +99,10 @@ export interface BeyondResult {
   /** How x̂0 was kept in range while sampling. */
   x0: X0ConstraintKind;
   offRange?: OffRange;
+  /** The classifier-free guidance scale, for guided variants. */
+  guidance?: number;
+  /** Absent in results made before the metrics existed. */
+  fidelity?: FidelityResult;
 }
 
 export interface StageTiming {
