@@ -289,8 +289,8 @@ function peerUnavailable(python: string): string | undefined {
 }
 
 /** How the peer runs a workload: eager, traced for inference (sampling), or bfloat16 autocast (training). */
-type PeerMode = 'eager' | 'jit' | 'bf16';
-const PEER_COLUMN = { eager: 'pytorch', jit: 'pytorch-jit', bf16: 'pytorch-bf16' } as const;
+type PeerMode = 'eager' | 'jit' | 'bf16' | 'compile';
+const PEER_COLUMN = { eager: 'pytorch', jit: 'pytorch-jit', bf16: 'pytorch-bf16', compile: 'pytorch-compile' } as const;
 
 /** The PyTorch peer as one long-lived process that times one repetition per request. */
 class Peer {
@@ -347,10 +347,10 @@ const python = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 let peerProblem = peerUnavailable(python);
 let peerVersion = '';
 /** Each column's values per workload: ours (default engine), ours on libtorch, and the peers. */
-const COLUMNS = ['ours', 'ours-libtorch', 'ours-bf16', 'pytorch', 'pytorch-jit', 'pytorch-bf16', 'ort-pytorch-export'] as const;
+const COLUMNS = ['ours', 'ours-libtorch', 'ours-bf16', 'pytorch', 'pytorch-jit', 'pytorch-bf16', 'pytorch-compile', 'ort-pytorch-export'] as const;
 type Column = (typeof COLUMNS)[number];
 const HEADS: Record<Column, string> = {
-  ours: 'ours', 'ours-libtorch': 'ours (libtorch)', 'ours-bf16': 'ours bf16', pytorch: 'PyTorch', 'pytorch-jit': 'PyTorch jit', 'pytorch-bf16': 'PyTorch bf16', 'ort-pytorch-export': 'ORT on PyTorch export',
+  ours: 'ours', 'ours-libtorch': 'ours (libtorch)', 'ours-bf16': 'ours bf16', pytorch: 'PyTorch', 'pytorch-jit': 'PyTorch jit', 'pytorch-bf16': 'PyTorch bf16', 'pytorch-compile': 'PyTorch compiled', 'ort-pytorch-export': 'ORT on PyTorch export',
 };
 const results = Object.fromEntries(COLUMNS.map((c) => [c, {}])) as Record<Column, Partial<Record<Workload, number[]>>>;
 const notes: string[] = [];
@@ -374,7 +374,8 @@ for (const w of workloads) {
   const sides: { column: Column; runner: Runner }[] = isSampling(w)
     ? nodeSamplers.map((who) => ({ column: who, runner: samplingRunner(w, who) }))
     : [{ column: 'ours', runner: trainingRunner(w, 'float32') }, ...(bf16Problem === undefined ? [{ column: 'ours-bf16' as const, runner: trainingRunner(w, 'bf16') }] : [])];
-  const peerModes: PeerMode[] = isSampling(w) ? ['eager', 'jit'] : bf16Problem === undefined ? ['eager', 'bf16'] : ['eager'];
+  // On a GPU, training also beside torch.compile(mode="reduce-overhead") (PyTorch 2: CUDA graphs).
+  const peerModes: PeerMode[] = isSampling(w) ? ['eager', 'jit'] : [...(['eager'] as const), ...(bf16Problem === undefined ? (['bf16'] as const) : []), ...(device === 'cpu' ? [] : (['compile'] as const))];
   for (const mode of peerProcess === undefined ? [] : peerModes) {
     try {
       sides.push({ column: PEER_COLUMN[mode], runner: await peerProcess!.runner(w, mode) });
@@ -412,7 +413,7 @@ const unit = (w: Workload) => (isLatency(w) ? 'ms/sample' : w === 'sample-batche
 const show = (w: Workload, v: number) => (isLatency(w) ? (v * 1000).toFixed(1) : v.toFixed(0));
 const gflops = (w: Workload, v: number) => (isLatency(w) ? unitFlops[w] / v : unitFlops[w] * v) / 1e9;
 
-const PEERS = ['pytorch', 'pytorch-jit', 'ort-pytorch-export'] as const;
+const PEERS = ['pytorch', 'pytorch-jit', 'pytorch-compile', 'ort-pytorch-export'] as const;
 const valueOf = (c: Column, w: Workload) => (results[c][w] === undefined ? undefined : median(results[c][w]!));
 /** The fastest peer's value (lowest latency, highest rate). */
 function bestPeer(w: Workload): number | undefined {

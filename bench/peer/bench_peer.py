@@ -2,13 +2,14 @@
 
 Takes one JSON argument (the plan bench.ts also runs), then serves requests, one JSON line each on stdin, so that
 bench.ts can take our repetitions and the peer's in turn:
-  {"workload": name, "mode": "eager"|"jit"|"bf16"} → one timed repetition (set up and warmed up on first use):
+  {"workload": name, "mode": "eager"|"jit"|"bf16"|"compile"} → one timed repetition (set up and warmed up on first use):
                                                 {"value": v, "torch": version}
   {"release": name, "mode": ...}              → frees that workload's models: {"ok": true}
 Training workloads report samples/s, batched sampling network evaluations/s, latency seconds per sample.
 The plan's "mode" is "eager" (default), "jit": sampling networks traced, frozen and passed through
 torch.jit.optimize_for_inference, as a PyTorch user prepares a model for inference, or "bf16": training with the
-forward under torch.autocast(dtype=torch.bfloat16), the loss on its float32 output. Sampling loads the plan's
+forward under torch.autocast(dtype=torch.bfloat16), the loss on its float32 output, or "compile": training with the
+network through torch.compile(mode="reduce-overhead") (PyTorch 2, CUDA graphs on a GPU). Sampling loads the plan's
 "weights" (checkpoint files per model) where given, the same weights our side samples with.
 """
 import json
@@ -113,6 +114,9 @@ def train_unet(plan, spec, mode):
     model = Diffusion(spec)
     net = model.net.train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    if mode == "compile":
+        # PyTorch 2's CUDA-graph path for small-kernel-bound steps; the optimizer stays eager.
+        net = torch.compile(net, mode="reduce-overhead")
     b, size = plan["batch"], spec["imageSize"]
     x0 = torch.randn(b, 1, size, size, device=DEVICE)
     labels = torch.randint(0, 10, (b,), device=DEVICE)
