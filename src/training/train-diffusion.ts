@@ -30,7 +30,7 @@ import { auxiliaryLoss, type BatchForward } from './objectives.ts';
 import { rankDevice, trainAsRank, trainOnLocalProcesses, type ParallelSettings } from './train-parallel.ts';
 import { TrainingData, measureNormalization, trainingPixels } from './training-data.ts';
 import { readLogSummary, removeTemporaries, truncateLog } from './run-log.ts';
-import { newRunConfig, settingDifferences, validateTraining, type NewRunSpec } from './training-config.ts';
+import { MODEL_SETTINGS, newRunConfig, settingDifferences, validateTraining, type NewRunSpec } from './training-config.ts';
 
 export interface TrainProgress {
   step: number;
@@ -107,14 +107,14 @@ function readCheckpointMeta(path: string, meta: Record<string, unknown>): Checkp
 export function trainOrContinue(opts: Omit<TrainDiffusionOptions, 'resume' | 'epochs'>): TrainResult {
   const dir = opts.out;
   if (!existsSync(configPath(dir)) || latestCheckpoint(dir) === undefined) return trainDiffusion(opts);
-  const { model: _, dataset: __, conditioningNoise: ___, labelDropout: ____, maxBeta: _____, prediction: ______, zeroTerminalSnr: _______, baseChannels: ________, training, ...rest } = opts;
-  return trainDiffusion({ ...rest, resume: true, epochs: training?.epochs });
+  const rest = Object.fromEntries(Object.entries(opts).filter(([k]) => !(MODEL_SETTINGS as readonly string[]).includes(k) && k !== 'training')) as Omit<typeof opts, (typeof MODEL_SETTINGS)[number] | 'training'>;
+  return trainDiffusion({ ...rest, resume: true, epochs: opts.training?.epochs });
 }
 
 // Settings a resumed run was asked for that differ from the run's own (its length and checkpoint interval may change).
 function resumeConflicts(config: RunConfig, opts: TrainDiffusionOptions): string[] {
   const { epochs: _, checkpointEvery: __, ...training } = opts.training ?? {};
-  const asked = { model: opts.model, dataset: opts.dataset, conditioningNoise: opts.conditioningNoise, labelDropout: opts.labelDropout, maxBeta: opts.maxBeta, prediction: opts.prediction, zeroTerminalSnr: opts.zeroTerminalSnr, baseChannels: opts.baseChannels, ...training };
+  const asked = { ...Object.fromEntries(MODEL_SETTINGS.map((k) => [k, opts[k]])), ...training };
   return settingDifferences(config, Object.fromEntries(Object.entries(asked).filter(([, v]) => v !== undefined)), 'asked');
 }
 

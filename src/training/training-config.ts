@@ -61,6 +61,9 @@ export interface NewRunSpec {
   training?: Partial<TrainingConfig>;
 }
 
+/** The settings of a NewRunSpec that make the run's model: a resumed run keeps its own. */
+export const MODEL_SETTINGS = ['model', 'dataset', 'conditioningNoise', 'labelDropout', 'maxBeta', 'prediction', 'zeroTerminalSnr', 'baseChannels'] as const satisfies readonly (keyof NewRunSpec)[];
+
 /**
  * The configuration of a new run, before its data statistics are known (normalisation is measured on the
  * training subset when training starts).
