@@ -210,13 +210,15 @@ export async function ddimCharts(results: PaperResults): Promise<{ cas: string; 
   return { cas, speed };
 }
 
-/** The guidance sweep (beyond the paper): CAS and Fréchet distance against the guidance scale w, one line per pipeline. */
+/** The guidance sweep (beyond the paper): CAS and Fréchet distance against the guidance scale w, one line per guided model. */
 export async function guidanceCharts(results: PaperResults): Promise<{ cas: string; frechet: string } | undefined> {
   const guided = (results.beyond ?? []).filter((b) => b.group === 'guidance' && b.guidance !== undefined).sort((a, b) => a.guidance! - b.guidance!);
   if (guided.length === 0) return undefined;
-  const pipelines = PAPER_PIPELINES.filter((p) => guided.some((b) => b.name.startsWith(`${p}-cfg-`)));
+  // `baseline-cfg-w2-clip` is drawn on the line "baseline", `baseline-vcfg-w2-clip` on "baseline, v-prediction".
+  const lineOf = (name: string) => name.replace(/-w[^-]+-clip$/, '').replace(/-vcfg$/, ', v-prediction').replace(/-cfg$/, '');
+  const lines = [...new Set(guided.map((b) => lineOf(b.name)))];
   const series = (y: (b: (typeof guided)[number]) => number | undefined): LineSeries[] =>
-    pipelines.map((p) => ({ name: p, points: guided.filter((b) => b.name.startsWith(`${p}-cfg-`) && y(b) !== undefined).map((b): [number, number] => [b.guidance!, y(b)!]) }));
+    lines.map((line) => ({ name: line, points: guided.filter((b) => lineOf(b.name) === line && y(b) !== undefined).map((b): [number, number] => [b.guidance!, y(b)!]) }));
   const [cas, frechet] = await Promise.all([
     lineChart(series((b) => b.cas.mean), { title: 'CAS against the guidance scale (x̂0 clipped)', xTitle: 'guidance scale w', yTitle: 'CAS' }),
     lineChart(series((b) => b.fidelity?.frechetDistance), { title: 'Fréchet distance against the guidance scale (x̂0 clipped)', xTitle: 'guidance scale w', yTitle: 'Fréchet distance (judge features)' }),
