@@ -21,7 +21,7 @@ try {
     const page = await browser.newPage({ viewport: { width: 1000, height: 980 } });
     await page.goto(`${server.url}?autostart=0`);
     await page.waitForFunction(() => document.body.dataset.state === 'ready');
-    await page.selectOption('#pipeline', 'cascaded');
+    await page.selectOption('#pipeline', 'cascaded-guided');
     await page.check('#grid');
     await page.fill('#seed', '1');
     await page.fill('#delay', '300');

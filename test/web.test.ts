@@ -29,7 +29,7 @@ import { MANIFEST_FILE, type SiteManifest } from '../src/web/page/manifest.ts';
 import { GRAPH_IO } from '../src/web/page/protocol.ts';
 import { NoiseRng } from '../src/web/page/rng.ts';
 import { modelSchedule, toModelSpace, toPixelSpace, upscaleBilinear } from '../src/web/page/sampler.ts';
-import { DEFAULT_RUNS, buildSite, type SiteBuild } from '../src/web/site.ts';
+import { DEFAULT_GUIDED_RUNS, DEFAULT_RUNS, buildSite, type SiteBuild } from '../src/web/site.ts';
 import { serveSite, type SiteServer } from '../src/web/serve.ts';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -155,12 +155,20 @@ test("the page's seeded noise: the same seed gives the same draws, and they are 
 
 test('the site: manifest, models, runtime files and report, served with COOP/COEP and the right MIME types', async () => {
   const manifest = JSON.parse(readFileSync(join(siteDir, MANIFEST_FILE), 'utf8')) as SiteManifest;
-  assert.deepEqual(manifest.pipelines.map((p) => p.name), ['baseline', 'small-upscaled', 'cascaded']);
-  assert.deepEqual(Object.keys(manifest.models).sort(), ['baseline', 'small', 'upscaler']);
+  // The guided pipelines first (the page opens on them), each with its default scale: 1 for the v-prediction
+  // baseline, 2 for the ε cascade.
+  assert.deepEqual(
+    manifest.pipelines.map((p) => [p.name, p.guidance]),
+    [['baseline-guided', 1], ['small-upscaled-guided', 2], ['cascaded-guided', 2], ['baseline', undefined], ['small-upscaled', undefined], ['cascaded', undefined]],
+  );
+  assert.deepEqual(Object.keys(manifest.models).sort(), ['baseline', 'baseline-guided', 'small', 'small-guided', 'upscaler', 'upscaler-guided']);
   for (const [name, m] of Object.entries(manifest.models)) {
     assert.equal(sha256(readFileSync(join(siteDir, m.file))), m.sha256, name);
     assert.equal(m.betas.length, m.config.schedule.numTimesteps);
-    assert.equal(m.run, DEFAULT_RUNS[name as keyof typeof DEFAULT_RUNS]);
+    const guided = name.endsWith('-guided');
+    const kind = name.replace('-guided', '') as keyof typeof DEFAULT_RUNS;
+    assert.equal(m.run, (guided ? DEFAULT_GUIDED_RUNS : DEFAULT_RUNS)[kind]);
+    assert.equal(m.config.labelDropout !== undefined, guided, name);
   }
   const expect: [string, string][] = [
     ['', 'text/html'],
@@ -206,9 +214,14 @@ test('the page loads without console errors, samples on load and says it runs on
   await page.close();
 });
 
-test('each control works: label, seed, sampler, steps, η, clipping, delay, pipeline, grid, tabs', async () => {
+test('each control works: label, seed, sampler, steps, η, clipping, delay, pipeline, guidance, grid, tabs', async () => {
   const { page, errors } = await openPage(`${server.url}?autostart=0`);
   await page.waitForFunction(() => document.body.dataset.state === 'ready');
+  // The page opens on a guided pipeline at its scale; the paper's models take none.
+  assert.equal(await page.inputValue('#pipeline'), 'baseline-guided');
+  assert.equal(await page.inputValue('#guidance'), '1');
+  await page.selectOption('#pipeline', 'baseline');
+  assert.equal(await page.isDisabled('#guidance'), true);
   // DDPM takes every step: steps and η are DDIM's.
   assert.equal(await page.isDisabled('#steps'), true);
   assert.equal(await page.isDisabled('#eta'), true);
@@ -253,6 +266,21 @@ test('each control works: label, seed, sampler, steps, η, clipping, delay, pipe
   assert.match((await page.textContent('#error'))!, /η must be in \[0, 1\]/);
   await page.fill('#eta', '0');
   await page.selectOption('#sampler', 'ddpm');
+  // Guidance: the scale changes the sample, and a bad one is reported.
+  await page.selectOption('#pipeline', 'baseline-guided');
+  assert.equal(await page.isDisabled('#guidance'), false);
+  await sampleInPage(page);
+  assert.match((await page.textContent('#result-caption'))!, /guided .*label 7, 28×28, guidance w = 1$/);
+  const guided = await readCanvas(page, 'result');
+  await page.fill('#guidance', '0');
+  await sampleInPage(page);
+  assert.notDeepEqual((await readCanvas(page, 'result')).images, guided.images, 'another guidance scale, another sample');
+  await page.fill('#guidance', '-1');
+  await page.click('#sample');
+  await page.waitForFunction(() => !document.getElementById('error')!.hidden);
+  assert.match((await page.textContent('#error'))!, /guidance scale must be a number ≥ 0, got '-1'/);
+  await page.selectOption('#pipeline', 'cascaded-guided');
+  assert.equal(await page.inputValue('#guidance'), '2', "each pipeline starts at its own scale");
   // The cascade: the 14×14 stage, then the upscaler.
   await page.selectOption('#pipeline', 'cascaded');
   await sampleInPage(page);
@@ -328,7 +356,8 @@ test('every pipeline draws every label recognisably (a classifier trained on rea
   await page.check('#grid');
   await page.fill('#rows', String(rows));
   await page.check('#clip');
-  const pipelines = ['baseline', 'small-upscaled', 'cascaded'];
+  const pipelines = ['baseline', 'small-upscaled', 'cascaded', 'baseline-guided', 'cascaded-guided'];
+  const accuracies = new Map<string, number>();
   await page.selectOption('#pipeline', pipelines[0]!);
   await page.click('#sample');
   // The paper's CAS classifier on 20,000 real training images, one epoch (about 10 s on one thread), trained
@@ -358,6 +387,11 @@ test('every pipeline draws every label recognisably (a classifier trained on rea
         `${(100 * accuracy).toFixed(0)} % of single samples classified as their label${i > 0 ? ` (${seconds.toFixed(1)} s in the page)` : ''}`,
     );
     assert.ok(recognised >= 9, `${pipeline}: only ${recognised} of 10 labels recognised`);
+    accuracies.set(pipeline, accuracy);
+  }
+  // Guidance is what makes single samples readable: each guided pipeline beats the paper's model of its kind.
+  for (const p of ['baseline', 'cascaded']) {
+    assert.ok(accuracies.get(`${p}-guided`)! > accuracies.get(p)!, `${p}: guided ${accuracies.get(`${p}-guided`)} vs ${accuracies.get(p)}`);
   }
   assert.deepEqual(errors, []);
   await page.close();
@@ -388,6 +422,9 @@ test('given the same noise, the page samples what Node samples on ONNX Runtime (
     { pipeline: 'baseline', runs: [DEFAULT_RUNS.baseline], labels: [3], opts: { clip: true } },
     { pipeline: 'cascaded', runs: [DEFAULT_RUNS.small, DEFAULT_RUNS.upscaler], labels: [2, 7], opts: { clip: true } },
     { pipeline: 'small-upscaled', runs: [DEFAULT_RUNS.small], upscale: true, labels: [5], opts: { clip: false, sampler: 'ddim' as const, steps: 8, eta: 0.5 } },
+    { pipeline: 'baseline-guided', runs: [DEFAULT_GUIDED_RUNS.baseline], labels: [4, 9], opts: { clip: true, guidance: 1.5 } },
+    // Clipped: unclipped, guidance 3 multiplies the engines' rounding differences by the ε cascade's first step (1e-3).
+    { pipeline: 'cascaded-guided', runs: [DEFAULT_GUIDED_RUNS.small, DEFAULT_GUIDED_RUNS.upscaler], labels: [6], opts: { clip: true, sampler: 'ddim' as const, steps: 6, eta: 1, guidance: 3 } },
   ];
   for (const [k, c] of cases.entries()) {
     const seed = 11 + k;
@@ -397,7 +434,7 @@ test('given the same noise, the page samples what Node samples on ONNX Runtime (
     const noise = nodeNoise(c.runs, c.labels, seed, c.opts);
     const got = await page.evaluate(
       (req) => (window as unknown as { ssddpmTest: { sample(r: unknown): Promise<{ images: number[] }> } }).ssddpmTest.sample(req),
-      { pipeline: c.pipeline, labels: c.labels, seed: 0, sampler: c.opts.sampler ?? 'ddpm', steps: c.opts.steps, eta: c.opts.eta, clip: c.opts.clip, noise },
+      { pipeline: c.pipeline, labels: c.labels, seed: 0, sampler: c.opts.sampler ?? 'ddpm', steps: c.opts.steps, eta: c.opts.eta, clip: c.opts.clip, guidance: c.opts.guidance, noise },
     );
     assert.equal(got.images.length, expected.length);
     const maxDiff = got.images.reduce((m, v, i) => Math.max(m, Math.abs(v - expected[i]!)), 0);
@@ -456,6 +493,10 @@ test('ssddpm web refuses a run that does not exist, or of the wrong kind, and wr
   assert.equal(r.stderr.trim(), `ssddpm: ${join(root, 'no-such-run')}: no such run folder`);
   assert.equal(existsSync(out), false);
   await assert.rejects(buildSite(out, { runs: { baseline: DEFAULT_RUNS.small } }), /holds a small model, not the baseline model/);
+  await assert.rejects(buildSite(out, { guided: { baseline: DEFAULT_RUNS.baseline } }), /was trained without --label-dropout, so it cannot be sampled with guidance/);
+  const g = ssddpm('web', '--out', out, '--guidance', '-2');
+  assert.equal(g.status, 1);
+  assert.match(g.stderr, /expected a guidance scale ≥ 0, got '-2'/);
   await assert.rejects(buildSite(out, { runs: { baseline: DEFAULT_RUNS.baseline }, report: join(root, 'no-report') }), /no such report folder/);
   // A checkpoint that fails while the site is being written: the temporary folder goes, nothing is left.
   const bad = join(root, 'bad-run');
@@ -471,8 +512,8 @@ test('ssddpm web refuses a run that does not exist, or of the wrong kind, and wr
   await assert.rejects(buildSite(join(root, 'other'), { runs: { baseline: DEFAULT_RUNS.baseline }, report: null }), /is not a site built by `ssddpm web`/);
   assert.equal(readFileSync(join(root, 'other', 'keep.txt'), 'utf8'), 'mine');
   const again = join(root, 'again');
-  await buildSite(again, { runs: { baseline: DEFAULT_RUNS.baseline }, report: null });
-  const rebuilt = await buildSite(again, { runs: { small: DEFAULT_RUNS.small }, report: null });
+  await buildSite(again, { runs: { baseline: DEFAULT_RUNS.baseline }, guided: null, report: null });
+  const rebuilt = await buildSite(again, { runs: { small: DEFAULT_RUNS.small }, guided: null, report: null });
   assert.deepEqual(rebuilt.manifest.pipelines.map((p) => p.name), ['small-upscaled']);
   assert.equal(existsSync(join(again, 'models', 'baseline.onnx')), false, 'replaced whole');
 });
@@ -480,7 +521,7 @@ test('ssddpm web refuses a run that does not exist, or of the wrong kind, and wr
 test('ssddpm web and serve: --help, and serve prints its URL and serves the site', async () => {
   const web = ssddpm('web', '--help');
   assert.equal(web.status, 0);
-  for (const o of ['--out', '--baseline', '--small', '--upscaler', '--report', '--no-report', 'Cross-Origin-Embedder-Policy']) assert.ok(web.stdout.includes(o), o);
+  for (const o of ['--out', '--baseline', '--small', '--upscaler', '--guided-baseline', '--no-guided', '--guidance', '--report', '--no-report', 'Cross-Origin-Embedder-Policy']) assert.ok(web.stdout.includes(o), o);
   const serveHelp = ssddpm('serve', '--help');
   assert.equal(serveHelp.status, 0);
   for (const o of ['--site', '--port', 'Cross-Origin-Opener-Policy: same-origin']) assert.ok(serveHelp.stdout.includes(o), o);

@@ -28,6 +28,15 @@ export const DEFAULT_RUNS: Readonly<Record<ModelKind, string>> = {
   small: 'pretrained/mnist/small-1',
   upscaler: 'pretrained/mnist/upscaler-1',
 };
+/**
+ * The shipped runs trained with label dropout, sampled with classifier-free guidance: digits a person recognises
+ * (the README's "Samples a person recognises").
+ */
+export const DEFAULT_GUIDED_RUNS: Readonly<Record<ModelKind, string>> = {
+  baseline: 'pretrained/mnist/baseline-vcfg-1',
+  small: 'pretrained/mnist/small-cfg-1',
+  upscaler: 'pretrained/mnist/upscaler-cfg-1',
+};
 export const DEFAULT_REPORT = 'docs/paper-report';
 
 /** onnxruntime-web's files the page loads at run time: the WebAssembly build and the one WebGPU needs. */
@@ -41,6 +50,10 @@ export const ORT_RUNTIME_FILES = [
 export interface SiteOptions {
   /** Run folders (or ONNX exports: config.json beside model.onnx) per model; a pipeline needs its models. */
   runs?: Partial<Record<ModelKind, string>>;
+  /** Runs trained with label dropout, offered as guided pipelines beside those of `runs`; null: none. */
+  guided?: Partial<Record<ModelKind, string>> | null;
+  /** The guided pipelines' guidance scale until the visitor changes it (default: 1 where the generator predicts v, else 2). */
+  guidance?: number;
   /** A report folder written by `ssddpm paper` (results.json, charts, figures); null: no report tab. */
   report?: string | null;
 }
@@ -62,7 +75,7 @@ function onnxruntimeWebVersion(): string {
 }
 
 interface ExportedModel {
-  name: ModelKind;
+  name: string;
   run: string;
   bytes: Uint8Array;
   config: DiffusionModelConfig;
@@ -71,13 +84,14 @@ interface ExportedModel {
 
 // Checked before anything is written: the folder is a run (or an ONNX export) of the expected kind with
 // something to export.
-function checkRun(kind: ModelKind, run: string): void {
+function checkRun(kind: ModelKind, run: string, guided: boolean): void {
   const config = readRunConfig(run);
   if (config.model.kind !== kind) throw new RunError(`${run} holds ${config.model.kind === 'upscaler' ? 'an' : 'a'} ${config.model.kind} model, not the ${kind} model the page needs`);
+  if (guided && config.model.labelDropout === undefined) throw new RunError(`${run} was trained without --label-dropout, so it cannot be sampled with guidance; give a run trained with it as the guided ${kind} model`);
   if (!existsSync(join(run, ONNX_MODEL_FILE)) && latestCheckpoint(run) === undefined) throw new RunError(`${run}: no checkpoint to export: ${noCheckpointReason(run)}`);
 }
 
-function exportModel(kind: ModelKind, run: string): ExportedModel {
+function exportModel(name: string, run: string): ExportedModel {
   const config = readRunConfig(run);
   const file = join(run, ONNX_MODEL_FILE);
   if (existsSync(file)) {
@@ -88,12 +102,12 @@ function exportModel(kind: ModelKind, run: string): ExportedModel {
     } catch (err) {
       throw new RunError(`${file}: ${(err as Error).message}`);
     }
-    return { name: kind, run, bytes, config: d.config, weights: d.weights };
+    return { name, run, bytes, config: d.config, weights: d.weights };
   }
   const weights = config.training.ema !== undefined ? 'ema' : 'model';
   const model = loadModel(run);
   try {
-    return { name: kind, run, bytes: diffusionModelToOnnx(model, weights), config: model.config, weights };
+    return { name, run, bytes: diffusionModelToOnnx(model, weights), config: model.config, weights };
   } finally {
     model.dispose();
   }
@@ -112,17 +126,27 @@ function siteModel(m: ExportedModel): SiteModel {
   };
 }
 
-function sitePipelines(models: Partial<Record<ModelKind, ExportedModel>>): SitePipeline[] {
+type ModelSet = Partial<Record<ModelKind, ExportedModel>>;
+
+const GUIDED = '-guided';
+
+/** The pipelines a set of models makes; a guided set's names end in -guided and carry their guidance scale. */
+function sitePipelines(models: ModelSet, guided: boolean, guidance: number | undefined): SitePipeline[] {
   const out: SitePipeline[] = [];
   const size = (k: ModelKind) => models[k]!.config.imageSize;
-  if (models.baseline) out.push({ name: 'baseline', title: `Baseline (${size('baseline')}×${size('baseline')})`, models: ['baseline'] });
-  if (models.small) out.push({ name: 'small-upscaled', title: `Small upscaled (${size('small')}×${size('small')}, then bilinear ×2)`, models: ['small'], upscaleTo: 2 * size('small') });
+  const suffix = guided ? GUIDED : '';
+  const w = (generator: ExportedModel) => (guided ? { guidance: guidance ?? (generator.config.prediction === 'v' ? 1 : 2) } : {});
+  const with_ = guided ? ', guided' : '';
+  if (models.baseline) out.push({ name: `baseline${suffix}`, title: `Baseline${with_} (${size('baseline')}×${size('baseline')})`, models: [models.baseline.name], ...w(models.baseline) });
+  if (models.small) out.push({ name: `small-upscaled${suffix}`, title: `Small upscaled${with_} (${size('small')}×${size('small')}, then bilinear ×2)`, models: [models.small.name], upscaleTo: 2 * size('small'), ...w(models.small) });
   if (models.small && models.upscaler) {
     if (models.upscaler.config.lowResSize !== size('small')) throw new RunError(`the upscaler (${models.upscaler.run}) expects ${models.upscaler.config.lowResSize}×${models.upscaler.config.lowResSize} inputs but the small model (${models.small.run}) makes ${size('small')}×${size('small')}`);
-    out.push({ name: 'cascaded', title: `Cascaded (${size('small')}×${size('small')}, then the upscaler)`, models: ['small', 'upscaler'] });
+    out.push({ name: `cascaded${suffix}`, title: `Cascaded${with_} (${size('small')}×${size('small')}, then the upscaler)`, models: [models.small.name, models.upscaler.name], ...w(models.small) });
   }
   return out;
 }
+
+const runKinds = (runs: Partial<Record<ModelKind, string>>) => (Object.keys(runs) as ModelKind[]).filter((k) => runs[k] !== undefined);
 
 function readReport(dir: string): PaperResults {
   const file = join(dir, 'results.json');
@@ -174,11 +198,16 @@ function isSite(dir: string): boolean {
  * when a run or the report is missing or wrong.
  */
 export async function buildSite(out: string, opts: SiteOptions = {}): Promise<SiteBuild> {
-  const runs = opts.runs ?? DEFAULT_RUNS;
-  const kinds = (Object.keys(runs) as ModelKind[]).filter((k) => runs[k] !== undefined);
-  if (kinds.length === 0) throw new RunError('give at least one run folder');
-  for (const k of kinds) checkRun(k, runs[k]!);
-  if (runs.upscaler !== undefined && runs.small === undefined) throw new RunError('the upscaler samples in a cascade: give the small model too');
+  const sets = [
+    { runs: opts.runs ?? DEFAULT_RUNS, guided: false },
+    ...(opts.guided === null ? [] : [{ runs: opts.guided ?? DEFAULT_GUIDED_RUNS, guided: true }]),
+  ];
+  if (sets.every((s) => runKinds(s.runs).length === 0)) throw new RunError('give at least one run folder');
+  for (const { runs, guided } of sets) {
+    for (const k of runKinds(runs)) checkRun(k, runs[k]!, guided);
+    if (runs.upscaler !== undefined && runs.small === undefined) throw new RunError(`the upscaler samples in a cascade: give the ${guided ? 'guided ' : ''}small model too`);
+  }
+  if (opts.guidance !== undefined && !(Number.isFinite(opts.guidance) && opts.guidance >= 0)) throw new RunError(`the guidance scale must be a number ≥ 0, got ${opts.guidance}`);
   const reportDir = opts.report === undefined ? DEFAULT_REPORT : opts.report;
   const results = reportDir === null ? undefined : readReport(reportDir);
   if (existsSync(out) && !(statSync(out).isDirectory() && (isSite(out) || readdirSync(out).length === 0))) {
@@ -191,12 +220,17 @@ export async function buildSite(out: string, opts: SiteOptions = {}): Promise<Si
     removeStaleTemporaries(out);
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(join(tmp, 'models'), { recursive: true });
-    const exported: Partial<Record<ModelKind, ExportedModel>> = {};
-    for (const k of kinds) exported[k] = exportModel(k, runs[k]!);
     const models: Record<string, SiteModel> = {};
-    for (const m of Object.values(exported)) {
-      models[m.name] = siteModel(m);
-      writeFileSync(join(tmp, models[m.name]!.file), m.bytes);
+    const pipelines: SitePipeline[] = [];
+    // The guided pipelines first: the page opens on the first, and those are the digits a person recognises.
+    for (const { runs, guided } of [...sets].reverse()) {
+      const exported: ModelSet = {};
+      for (const k of runKinds(runs)) {
+        const m = (exported[k] = exportModel(guided ? `${k}${GUIDED}` : k, runs[k]!));
+        models[m.name] = siteModel(m);
+        writeFileSync(join(tmp, models[m.name]!.file), m.bytes);
+      }
+      pipelines.push(...sitePipelines(exported, guided, opts.guidance));
     }
     const manifest: SiteManifest = {
       format: SITE_FORMAT,
@@ -204,7 +238,7 @@ export async function buildSite(out: string, opts: SiteOptions = {}): Promise<Si
       createdAt: new Date().toISOString(),
       onnxruntimeWeb: onnxruntimeWebVersion(),
       models,
-      pipelines: sitePipelines(exported),
+      pipelines,
     };
     writeFileSync(join(tmp, MANIFEST_FILE), `${JSON.stringify(manifest, null, 1)}\n`);
     const repoRoot = fileURLToPath(new URL('../../', import.meta.url));

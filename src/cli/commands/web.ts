@@ -1,8 +1,14 @@
 import { Command } from '@commander-js/extra-typings';
 import { InvalidArgumentError } from 'commander';
-import { DEFAULT_REPORT, DEFAULT_RUNS, buildSite } from '../../web/site.ts';
+import { DEFAULT_GUIDED_RUNS, DEFAULT_REPORT, DEFAULT_RUNS, buildSite } from '../../web/site.ts';
 import { serveSite } from '../../web/serve.ts';
 import { nonNegativeInt } from '../parse.ts';
+
+function guidanceScale(value: string): number {
+  const w = Number(value);
+  if (value.trim() === '' || !Number.isFinite(w) || w < 0) throw new InvalidArgumentError(`expected a guidance scale ≥ 0, got '${value}'`);
+  return w;
+}
 
 function port(value: string): number {
   const n = nonNegativeInt(value);
@@ -16,23 +22,32 @@ export const webCommand = new Command('web')
   .option('--baseline <run>', 'the baseline run folder (or an ONNX export of it)', DEFAULT_RUNS.baseline)
   .option('--small <run>', 'the small (14×14) model run folder', DEFAULT_RUNS.small)
   .option('--upscaler <run>', 'the upscaler run folder (the cascade is small, then upscaler)', DEFAULT_RUNS.upscaler)
+  .option('--guided-baseline <run>', 'the baseline run trained with --label-dropout, for the guided pipelines', DEFAULT_GUIDED_RUNS.baseline)
+  .option('--guided-small <run>', 'the small run trained with --label-dropout', DEFAULT_GUIDED_RUNS.small)
+  .option('--guided-upscaler <run>', 'the upscaler run trained with --label-dropout', DEFAULT_GUIDED_RUNS.upscaler)
+  .option('--no-guided', 'build without the guided pipelines')
+  .option('--guidance <w>', "the guided pipelines' scale until the visitor changes it (default: 1 where the generator predicts v, else 2)", guidanceScale)
   .option('--report <dir>', 'a report folder written by `ssddpm paper` (results.json, charts, figures)', DEFAULT_REPORT)
   .option('--no-report', 'build without the report tab')
   .addHelpText('after', `
 The site holds the page and its bundled scripts (app/), onnxruntime-web's WebAssembly files (ort/), each model
 exported as one ONNX graph per reverse step (models/), manifest.json (configurations, schedules, pipelines) and
 the report (report/). Nothing is fetched from elsewhere: it works offline and on any static host. Pipelines:
-baseline, small upscaled (the small model then bilinear ×2) and cascaded (small, then upscaler). The page uses
+baseline, small upscaled (the small model then bilinear ×2) and cascaded (small, then upscaler), each twice: with
+the paper's models, and with models trained with label dropout sampled with classifier-free guidance (the
+digits a person recognises; the page opens on them and lets the visitor set the scale). The page uses
 WebGPU where the browser offers it, WebAssembly otherwise; WebAssembly threads need the page served with
 Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp (ssddpm serve sends both).
 
 Examples:
   ssddpm web --out site && ssddpm serve --site site
-  ssddpm web --out site --baseline runs/baseline-1 --small runs/small-1 --upscaler runs/upscaler-1`)
+  ssddpm web --out site --baseline runs/baseline-1 --small runs/small-1 --upscaler runs/upscaler-1 --no-guided
+  ssddpm web --out site --guided-baseline runs/baseline-cfg-1 --guidance 3`)
   .action(async (o) => {
     const started = performance.now();
     const report = o.report === false ? null : o.report;
-    const site = await buildSite(o.out, { runs: { baseline: o.baseline, small: o.small, upscaler: o.upscaler }, report });
+    const guided = o.guided === false ? null : { baseline: o.guidedBaseline, small: o.guidedSmall, upscaler: o.guidedUpscaler };
+    const site = await buildSite(o.out, { runs: { baseline: o.baseline, small: o.small, upscaler: o.upscaler }, guided, report, ...(o.guidance === undefined ? {} : { guidance: o.guidance }) });
     const mb = (site.bytes / 2 ** 20).toFixed(1);
     console.log(`wrote ${o.out} (${mb} MiB, pipelines: ${site.manifest.pipelines.map((p) => p.name).join(', ')}) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     console.log(`serve it with: ssddpm serve --site ${o.out}`);

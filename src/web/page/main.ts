@@ -172,6 +172,7 @@ interface Controls {
   steps: HTMLInputElement;
   eta: HTMLInputElement;
   clip: HTMLInputElement;
+  guidance: HTMLInputElement;
   delay: HTMLInputElement;
 }
 
@@ -186,6 +187,7 @@ function controls(): Controls {
     steps: el('steps'),
     eta: el('eta'),
     clip: el('clip'),
+    guidance: el('guidance'),
     delay: el('delay'),
   };
 }
@@ -200,6 +202,8 @@ function requestFrom(c: Controls, numClasses: number): SampleRequest {
   if (sampler === 'ddim' && !(eta >= 0 && eta <= 1)) throw new RangeError(`η must be in [0, 1], got '${c.eta.value}'`);
   const rows = Number(c.rows.value);
   if (c.grid.checked && !(Number.isInteger(rows) && rows >= 1 && rows <= MAX_ROWS)) throw new RangeError(`samples per label must be an integer in 1..${MAX_ROWS}, got '${c.rows.value}'`);
+  const guidance = Number(c.guidance.value);
+  if (!c.guidance.disabled && !(c.guidance.value.trim() !== '' && Number.isFinite(guidance) && guidance >= 0)) throw new RangeError(`the guidance scale must be a number ≥ 0, got '${c.guidance.value}'`);
   return {
     pipeline: c.pipeline.value,
     // The grid: one column per label, `rows` samples of each.
@@ -208,6 +212,7 @@ function requestFrom(c: Controls, numClasses: number): SampleRequest {
     sampler,
     ...(sampler === 'ddim' ? { steps, eta } : {}),
     clip: c.clip.checked,
+    ...(c.guidance.disabled ? {} : { guidance }),
   };
 }
 
@@ -300,6 +305,15 @@ async function main(): Promise<void> {
   for (let l = 0; l < numClasses; l++) c.label.add(new Option(String(l), String(l)));
   if (params.has('pipeline')) c.pipeline.value = params.get('pipeline')!;
   if (params.has('label')) c.label.value = params.get('label')!;
+  // Guidance applies to pipelines of models trained with label dropout; each starts at its own scale.
+  const syncGuidance = () => {
+    const p = manifest.pipelines.find((q) => q.name === c.pipeline.value);
+    const guided = p !== undefined && p.models.some((m) => manifest.models[m]?.config.labelDropout !== undefined);
+    c.guidance.disabled = !guided;
+    c.guidance.value = guided ? String(p.guidance ?? 0) : '0';
+  };
+  c.pipeline.addEventListener('change', syncGuidance);
+  syncGuidance();
 
   // The first pipeline's models first (the worker loads them); the others after the first sample.
   let backend: Backend;
@@ -357,7 +371,7 @@ async function main(): Promise<void> {
         el('lowres-caption').textContent = `${first.model} model, ${first.size}×${first.size}`;
       }
       drawTiles(el('result'), result.images, n, result.size, cols);
-      el('result-caption').textContent = `${pipeline.title}: ${n === 1 ? `label ${req.labels[0]}` : `one column per label, ${n / cols} per label`}, ${result.size}×${result.size}`;
+      el('result-caption').textContent = `${pipeline.title}: ${n === 1 ? `label ${req.labels[0]}` : `one column per label, ${n / cols} per label`}, ${result.size}×${result.size}${req.guidance === undefined ? '' : `, guidance w = ${req.guidance}`}`;
       const steps = result.stepMs.length;
       if (firstSampleMs === undefined) firstSampleMs = performance.now();
       el('status').textContent =

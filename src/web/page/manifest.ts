@@ -12,7 +12,7 @@ export interface SiteModelConfig {
   imageSize: number;
   lowResSize?: number;
   conditioningNoise?: number;
-  /** Models trained with label dropout take a classifier-free guidance scale; the page samples them with 0. */
+  /** Models trained with label dropout take a classifier-free guidance scale (0: none). */
   labelDropout?: number;
   /** What the network predicts; absent: the noise ε. */
   prediction?: 'epsilon' | 'v';
@@ -36,7 +36,8 @@ export interface SiteModel {
   betas: number[];
 }
 
-export type SitePipelineName = 'baseline' | 'small-upscaled' | 'cascaded';
+/** The paper's three pipelines, and the same of models trained with label dropout, sampled with guidance. */
+export type SitePipelineName = `${'baseline' | 'small-upscaled' | 'cascaded'}${'' | '-guided'}`;
 
 export interface SitePipeline {
   name: SitePipelineName;
@@ -45,6 +46,8 @@ export interface SitePipeline {
   models: string[];
   /** Upscale the last model's samples bilinearly to this size ("small upscaled"). */
   upscaleTo?: number;
+  /** The classifier-free guidance scale of every model trained with label dropout, unless a request gives one. */
+  guidance?: number;
 }
 
 export interface SiteManifest {

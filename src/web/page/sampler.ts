@@ -22,6 +22,8 @@ export interface SampleRequest {
   eta?: number;
   /** Clip x̂0 to the data range at every step. */
   clip: boolean;
+  /** The classifier-free guidance scale of the models trained with label dropout (default: the pipeline's, else 0). */
+  guidance?: number;
   /** Instead of the seeded generator: every draw, in order (tests compare engines with the same noise). */
   noise?: Float32Array[];
 }
@@ -38,7 +40,7 @@ export interface StepCall {
   conditioning?: Float32Array;
   /** Upscalers trained with conditioning augmentation: the level (the page uses 0, clean conditioning). */
   conditioningLevel?: number;
-  /** Models trained with label dropout: the classifier-free guidance scale (the page uses 0, none). */
+  /** Models trained with label dropout: the classifier-free guidance scale (0: none). */
   guidance?: number;
   noise: Float32Array;
   scalars: StepScalars;
@@ -166,6 +168,8 @@ export async function samplePipeline(
   if (pipeline === undefined) throw new Error(`no pipeline ${req.pipeline} in this site (${manifest.pipelines.map((p) => p.name).join(', ')})`);
   const n = req.labels.length;
   if (n === 0) throw new RangeError('no labels to sample');
+  const guidance = req.guidance ?? pipeline.guidance ?? 0;
+  if (!(Number.isFinite(guidance) && guidance >= 0)) throw new RangeError(`the guidance scale must be a number ≥ 0, got ${req.guidance}`);
   const stages: SampleResult['stages'] = [];
   const stepMs: number[] = [];
   let engineMs = 0;
@@ -195,7 +199,7 @@ export async function samplePipeline(
         labels: req.labels,
         conditioning,
         conditioningLevel: config.conditioningNoise === undefined ? undefined : 0,
-        guidance: config.labelDropout === undefined ? undefined : 0,
+        guidance: config.labelDropout === undefined ? undefined : guidance,
         noise,
         scalars,
       });
