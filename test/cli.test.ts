@@ -75,6 +75,12 @@ test('--help of each command exits 0 and lists its options', async () => {
   });
 });
 
+test('output into a pipe whose reader has gone (| true) ends quietly, not with an EPIPE stack', () => {
+  const r = spawnSync('sh', ['-c', `"${process.execPath}" bin/ssddpm.js train --help | true`], { cwd: repo, encoding: 'utf8' });
+  assert.equal(r.status, 0);
+  assert.doesNotMatch(r.stderr, /EPIPE|    at /, r.stderr);
+});
+
 /** Fails with exit code ≠ 0, says what is wrong in one line on stderr (plus commander's usage hint), no stack trace. */
 function assertCleanFailure(r: Result, message: RegExp, what: string): void {
   assert.notEqual(r.status, 0, `${what}: exit status`);

@@ -11,6 +11,12 @@ import { serveCommand, webCommand } from './commands/web.ts';
 import { stopAllProgress } from './progress.ts';
 import { setNumThreads, threadsEnvironmentProblem, torchVersion } from '../torch/runtime.ts';
 
+// A reader that stops early (`ssddpm train --help | head`) closes the pipe: stop quietly, as Unix tools do.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(0);
+});
+
 const program = new Command('ssddpm')
   .description('Scale-space DDPMs on MNIST: train, sample, generate sets and draw the diffusion processes (libtorch ' + torchVersion + ')')
   .option('--threads <n>', 'libtorch intra-op threads (default: all cores, or $TORCH_NUM_THREADS)')
