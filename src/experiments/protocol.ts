@@ -148,7 +148,7 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     { name: 'baseline-long', model: 'baseline', epochsFactor: s.epochsFactor },
     ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-cfg`, model, labelDropout: s.labelDropout })),
     // The first-step remedy and guidance together: v-prediction needs no clipping, guidance buys fidelity.
-    { name: 'baseline-vcfg', model: 'baseline', prediction: 'v', labelDropout: s.labelDropout },
+    ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-vcfg`, model, prediction: 'v', labelDropout: s.labelDropout })),
   ];
 }
 
@@ -215,14 +215,14 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       trainings: Object.fromEntries(PAPER_PIPELINE_MODELS[pipeline].models.map((m) => [m, `${m}-cfg`])),
       sampling: { guidance: w, clip: true },
     }))),
-    ...s.guidanceScales.map((w): Variant => ({
-      name: `baseline-vcfg-w${w}-clip`,
+    ...PAPER_PIPELINES.flatMap((pipeline) => s.guidanceScales.map((w): Variant => ({
+      name: `${pipeline}-vcfg-w${w}-clip`,
       group: 'guidance',
-      label: `baseline, v-prediction, classifier-free guidance w = ${w} (label dropout ${s.labelDropout}), ${CLIPPED}`,
-      pipeline: 'baseline',
-      trainings: { baseline: 'baseline-vcfg' },
+      label: `${pipeline}, v-prediction, classifier-free guidance w = ${w} (label dropout ${s.labelDropout}), ${CLIPPED}`,
+      pipeline,
+      trainings: Object.fromEntries(PAPER_PIPELINE_MODELS[pipeline].models.map((m) => [m, `${m}-vcfg`])),
       sampling: { guidance: w, clip: true },
-    })),
+    }))),
     ...s.conditioningLevels.flatMap((level) => [false, true].map((clip): Variant => ({
       name: `cascaded-aug${level}${clip ? '-clip' : ''}`,
       group: 'conditioning',

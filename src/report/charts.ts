@@ -214,7 +214,7 @@ export async function ddimCharts(results: PaperResults): Promise<{ cas: string; 
 export async function guidanceCharts(results: PaperResults): Promise<{ cas: string; frechet: string } | undefined> {
   const guided = (results.beyond ?? []).filter((b) => b.group === 'guidance' && b.guidance !== undefined).sort((a, b) => a.guidance! - b.guidance!);
   if (guided.length === 0) return undefined;
-  // `baseline-cfg-w2-clip` is drawn on the line "baseline", `baseline-vcfg-w2-clip` on "baseline, v-prediction".
+  // `cascaded-cfg-w2-clip` is drawn on the line "cascaded", `cascaded-vcfg-w2-clip` on "cascaded, v-prediction".
   const lineOf = (name: string) => name.replace(/-w[^-]+-clip$/, '').replace(/-vcfg$/, ', v-prediction').replace(/-cfg$/, '');
   const lines = [...new Set(guided.map((b) => lineOf(b.name)))];
   const series = (y: (b: (typeof guided)[number]) => number | undefined): LineSeries[] =>
