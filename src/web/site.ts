@@ -198,9 +198,10 @@ function isSite(dir: string): boolean {
  * when a run or the report is missing or wrong.
  */
 export async function buildSite(out: string, opts: SiteOptions = {}): Promise<SiteBuild> {
+  // The guided pipelines first: the page opens on the first, and those are the digits a person recognises.
   const sets = [
-    { runs: opts.runs ?? DEFAULT_RUNS, guided: false },
     ...(opts.guided === null ? [] : [{ runs: opts.guided ?? DEFAULT_GUIDED_RUNS, guided: true }]),
+    { runs: opts.runs ?? DEFAULT_RUNS, guided: false },
   ];
   if (sets.every((s) => runKinds(s.runs).length === 0)) throw new RunError('give at least one run folder');
   for (const { runs, guided } of sets) {
@@ -222,8 +223,7 @@ export async function buildSite(out: string, opts: SiteOptions = {}): Promise<Si
     mkdirSync(join(tmp, 'models'), { recursive: true });
     const models: Record<string, SiteModel> = {};
     const pipelines: SitePipeline[] = [];
-    // The guided pipelines first: the page opens on the first, and those are the digits a person recognises.
-    for (const { runs, guided } of [...sets].reverse()) {
+    for (const { runs, guided } of sets) {
       const exported: ModelSet = {};
       for (const k of runKinds(runs)) {
         const m = (exported[k] = exportModel(guided ? `${k}${GUIDED}` : k, runs[k]!));
