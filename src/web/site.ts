@@ -34,8 +34,8 @@ export const DEFAULT_RUNS: Readonly<Record<ModelKind, string>> = {
  */
 export const DEFAULT_GUIDED_RUNS: Readonly<Record<ModelKind, string>> = {
   baseline: 'pretrained/mnist/baseline-vcfg-1',
-  small: 'pretrained/mnist/small-cfg-1',
-  upscaler: 'pretrained/mnist/upscaler-cfg-1',
+  small: 'pretrained/mnist/small-vcfg-1',
+  upscaler: 'pretrained/mnist/upscaler-vcfg-1',
 };
 export const DEFAULT_REPORT = 'docs/paper-report';
 
