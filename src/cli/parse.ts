@@ -43,6 +43,13 @@ export const emaDecay = openUnit('a decay');
 /** A probability in (0, 1). */
 export const probability = openUnit('a probability');
 
+/** One guidance scale ≥ 0. */
+export function guidanceScale(value: string): number {
+  const w = Number(value);
+  if (value.trim() === '' || !Number.isFinite(w) || w < 0) throw new InvalidArgumentError(`expected a guidance scale ≥ 0, got '${value}'`);
+  return w;
+}
+
 /** Guidance scales ≥ 0: one, or one per model of a cascade ('2' or '3,1'). */
 export function guidanceScales(value: string): number[] {
   const scales = value.split(',').map((v) => Number(v));

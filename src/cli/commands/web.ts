@@ -2,13 +2,7 @@ import { Command } from '@commander-js/extra-typings';
 import { InvalidArgumentError } from 'commander';
 import { DEFAULT_GUIDED_RUNS, DEFAULT_REPORT, DEFAULT_RUNS, buildSite } from '../../web/site.ts';
 import { serveSite } from '../../web/serve.ts';
-import { nonNegativeInt } from '../parse.ts';
-
-function guidanceScale(value: string): number {
-  const w = Number(value);
-  if (value.trim() === '' || !Number.isFinite(w) || w < 0) throw new InvalidArgumentError(`expected a guidance scale ≥ 0, got '${value}'`);
-  return w;
-}
+import { guidanceScale, nonNegativeInt } from '../parse.ts';
 
 function port(value: string): number {
   const n = nonNegativeInt(value);
