@@ -221,6 +221,12 @@ test('each control works: label, seed, sampler, steps, η, clipping, delay, pipe
   assert.equal(await page.inputValue('#guidance'), '1');
   await page.selectOption('#pipeline', 'baseline');
   assert.equal(await page.isDisabled('#guidance'), true);
+  // The URL may choose the pipeline and its scale.
+  const linked = await openPage(`${server.url}?autostart=0&pipeline=cascaded-guided&guidance=2.5`);
+  await linked.page.waitForFunction(() => document.body.dataset.state === 'ready');
+  assert.deepEqual([await linked.page.inputValue('#pipeline'), await linked.page.inputValue('#guidance')], ['cascaded-guided', '2.5']);
+  assert.deepEqual(linked.errors, []);
+  await linked.page.close();
   // DDPM takes every step: steps and η are DDIM's.
   assert.equal(await page.isDisabled('#steps'), true);
   assert.equal(await page.isDisabled('#eta'), true);

@@ -314,6 +314,7 @@ async function main(): Promise<void> {
   };
   c.pipeline.addEventListener('change', syncGuidance);
   syncGuidance();
+  if (params.has('guidance') && !c.guidance.disabled) c.guidance.value = params.get('guidance')!;
 
   // The first pipeline's models first (the worker loads them); the others after the first sample.
   let backend: Backend;
