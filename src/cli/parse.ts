@@ -43,17 +43,19 @@ export const emaDecay = openUnit('a decay');
 /** A probability in (0, 1). */
 export const probability = openUnit('a probability');
 
+const isGuidanceScale = (w: number) => Number.isFinite(w) && w >= 0;
+
 /** One guidance scale ≥ 0. */
 export function guidanceScale(value: string): number {
   const w = Number(value);
-  if (value.trim() === '' || !Number.isFinite(w) || w < 0) throw new InvalidArgumentError(`expected a guidance scale ≥ 0, got '${value}'`);
+  if (value.trim() === '' || !isGuidanceScale(w)) throw new InvalidArgumentError(`expected a guidance scale ≥ 0, got '${value}'`);
   return w;
 }
 
 /** Guidance scales ≥ 0: one, or one per model of a cascade ('2' or '3,1'). */
 export function guidanceScales(value: string): number[] {
   const scales = value.split(',').map((v) => Number(v));
-  if (value.trim() === '' || scales.some((w) => !Number.isFinite(w) || w < 0)) throw new InvalidArgumentError(`expected guidance scales ≥ 0 ('2', or '3,1' for the models of a cascade), got '${value}'`);
+  if (value.trim() === '' || !scales.every(isGuidanceScale)) throw new InvalidArgumentError(`expected guidance scales ≥ 0 ('2', or '3,1' for the models of a cascade), got '${value}'`);
   return scales;
 }
 
