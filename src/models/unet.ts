@@ -121,7 +121,9 @@ export class DecoderBlock extends Module {
   forward(x: Tensor, size?: readonly [number, number]): Tensor {
     const h = this.conv.forward(x);
     if (size === undefined || (h.shape[2] === size[0] && h.shape[3] === size[1])) return h;
-    return consume(h, (t) => F.interpolate(t, { size, mode: 'bilinear', alignCorners: true }));
+    const y = consume(h, (t) => F.interpolate(t, { size, mode: 'bilinear', alignCorners: true }));
+    // The U-Net concatenates y with a skip: its gradient comes back as a channel slice.
+    return this.memoryFormat === 'channels-last' ? consume(y, F.denseChannelsLastGrad) : y;
   }
 }
 

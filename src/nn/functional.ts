@@ -126,6 +126,23 @@ export function geluChannelsLast(x: Tensor, approximate: 'none' | 'tanh' = 'none
   return y;
 }
 
+/**
+ * x itself in the forward (a view of [N, C, H, W] channels-last memory); in the backward, its gradient made dense
+ * in channels-last memory. `cat` hands each input back a channel slice of its gradient, and libtorch 1.13's CPU
+ * backward kernels take slow strided paths on such slices (bilinear upsampling's: 3-4× slower). The reshape of the
+ * NHWC view to [N, H·W·C] is free forwards and copies a strided gradient densely backwards.
+ */
+export function denseChannelsLastGrad(x: Tensor): Tensor {
+  expectRank('denseChannelsLastGrad', x, 4);
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  const nhwc = x.permute([0, 2, 3, 1]);
+  const flat = nhwc.reshape([n, h * w * c]);
+  const back = flat.reshape([n, h, w, c]);
+  const y = back.permute([0, 3, 1, 2]);
+  for (const t of [nhwc, flat, back]) t.dispose();
+  return y;
+}
+
 export const relu = (x: Tensor): Tensor => reluOp(x);
 export const silu = (x: Tensor): Tensor => siluOp(x);
 export const softmax = (x: Tensor, dim: number): Tensor => softmaxOp(x, dim, null);
