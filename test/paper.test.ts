@@ -110,9 +110,9 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 2 + 4 + 8 + 4 + 6 + 6 + 6,
+    assert.equal(beyond.length, 3 + 4 + 2 + 4 + 8 + 4 + 8 + 6 + 6,
       'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA plain/clipped, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
-        'objectives ×2 ×2, budget ×3 ×2, guidance ×3 pipelines ×(ε, v-prediction) ×2 scales');
+        'objectives ×2 ×2, budget ×4 ×2, guidance ×3 pipelines ×(ε, v-prediction) ×2 scales');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
     assert.deepEqual(beyond.filter((b) => b.group === 'guidance').map((b) => [b.name, b.guidance]), ['baseline-cfg', 'small-upscaled-cfg', 'cascaded-cfg', 'baseline-vcfg', 'small-upscaled-vcfg', 'cascaded-vcfg'].flatMap((p) => [[`${p}-w0-clip`, 0], [`${p}-w2-clip`, 2]]));
     const config = (name: string) => readRunConfig(join(work, 'runs', `${name}-1`));
@@ -125,6 +125,8 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     assert.equal(config('baseline-long').training.epochs, PRESETS.ci.epochs * BEYOND_DEFAULTS.epochsFactor);
     assert.equal(config('baseline-v-long').training.epochs, PRESETS.ci.epochs * BEYOND_DEFAULTS.epochsFactor);
     assert.equal(config('baseline-v-long').model.prediction, 'v');
+    assert.equal(config('baseline-v-wide').model.unet.baseChannels, BEYOND_DEFAULTS.baseChannels);
+    assert.equal(config('baseline-v-wide').model.prediction, 'v');
     for (const m of ['baseline', 'small', 'upscaler']) {
       for (const t of [`${m}-cfg`, `${m}-vcfg`]) assert.equal(config(t).model.labelDropout, BEYOND_DEFAULTS.labelDropout, t);
       assert.equal(config(`${m}-vcfg`).model.prediction, 'v');

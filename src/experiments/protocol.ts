@@ -147,6 +147,7 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     { name: 'baseline-wide', model: 'baseline', baseChannels: s.baseChannels },
     { name: 'baseline-long', model: 'baseline', epochsFactor: s.epochsFactor },
     // The budget's cost for the best recipe as well as for the paper's.
+    { name: 'baseline-v-wide', model: 'baseline', prediction: 'v', baseChannels: s.baseChannels },
     { name: 'baseline-v-long', model: 'baseline', prediction: 'v', epochsFactor: s.epochsFactor },
     ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-cfg`, model, labelDropout: s.labelDropout })),
     // The first-step remedy and guidance together: v-prediction needs no clipping, guidance buys fidelity.
@@ -194,6 +195,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       ['objective', 'baseline-nstep', `trained with the ${s.nStepLoss.steps}-step loss (weight ${s.nStepLoss.weight})`],
       ['budget', 'baseline-wide', `a U-Net ${s.baseChannels / 16}× as wide (${s.baseChannels} base channels)`],
       ['budget', 'baseline-long', `trained ${s.epochsFactor}× as long`],
+      ['budget', 'baseline-v-wide', `v-prediction, a U-Net ${s.baseChannels / 16}× as wide`],
       ['budget', 'baseline-v-long', `v-prediction, trained ${s.epochsFactor}× as long`],
     ] as const).flatMap(([group, training, what]) => [false, true].map((clip): Variant => ({
       name: `${training}${clip ? '-clip' : ''}`,
