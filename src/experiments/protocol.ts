@@ -195,7 +195,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       ['objective', 'baseline-nstep', `trained with the ${s.nStepLoss.steps}-step loss (weight ${s.nStepLoss.weight})`],
       ['budget', 'baseline-wide', `a U-Net ${s.baseChannels / 16}× as wide (${s.baseChannels} base channels)`],
       ['budget', 'baseline-long', `trained ${s.epochsFactor}× as long`],
-      ['budget', 'baseline-v-wide', `v-prediction, a U-Net ${s.baseChannels / 16}× as wide`],
+      ['budget', 'baseline-v-wide', `v-prediction, a U-Net ${s.baseChannels / 16}× as wide (${s.baseChannels} base channels)`],
       ['budget', 'baseline-v-long', `v-prediction, trained ${s.epochsFactor}× as long`],
     ] as const).flatMap(([group, training, what]) => [false, true].map((clip): Variant => ({
       name: `${training}${clip ? '-clip' : ''}`,

@@ -121,9 +121,7 @@ export class DecoderBlock extends Module {
   forward(x: Tensor, size?: readonly [number, number]): Tensor {
     const h = this.conv.forward(x);
     if (size === undefined || (h.shape[2] === size[0] && h.shape[3] === size[1])) return h;
-    const y = consume(h, (t) => F.interpolate(t, { size, mode: 'bilinear', alignCorners: true }));
-    // The U-Net concatenates y with a skip: its gradient comes back as a channel slice.
-    return this.memoryFormat === 'channels-last' ? consume(y, F.denseChannelsLastGrad) : y;
+    return consume(h, (t) => F.interpolate(t, { size, mode: 'bilinear', alignCorners: true }));
   }
 }
 
@@ -175,7 +173,10 @@ export class UNet extends Module {
     let d: Tensor | undefined;
     for (let i = 0; i < depth; i++) {
       const level = depth - 1 - i;
-      const input = d === undefined ? skips[level]! : cat([d, skips[level]!], 1);
+      // cat hands d back a channel slice of its gradient, on which the backward kernels before it are slow.
+      const dense = d !== undefined && channelsLast ? F.denseChannelsLastGrad(d) : d;
+      const input = dense === undefined ? skips[level]! : cat([dense, skips[level]!], 1);
+      if (dense !== d) dense!.dispose();
       const target = level > 0 ? skips[level - 1]! : undefined;
       const next = this.decoders[i]!.forward(input, target ? [target.shape[2]!, target.shape[3]!] : undefined);
       if (d !== undefined) {
