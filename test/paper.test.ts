@@ -110,8 +110,8 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 2 + 4 + 8 + 4 + 8 + 6 + 6,
-      'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA plain/clipped, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
+    assert.equal(beyond.length, 3 + 4 + 4 + 4 + 8 + 4 + 8 + 6 + 6,
+      'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA (ε, v-prediction) ×2, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
         'objectives ×2 ×2, budget ×4 ×2, guidance ×3 pipelines ×(ε, v-prediction) ×2 scales');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
     assert.deepEqual(beyond.filter((b) => b.group === 'guidance').map((b) => [b.name, b.guidance]), ['baseline-cfg', 'small-upscaled-cfg', 'cascaded-cfg', 'baseline-vcfg', 'small-upscaled-vcfg', 'cascaded-vcfg'].flatMap((p) => [[`${p}-w0-clip`, 0], [`${p}-w2-clip`, 2]]));
@@ -137,7 +137,9 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     assert.ok(ddim.filter((b) => b.x0 === 'clip').every((b) => b.offRange!.pixels === 0), 'clipped DDIM ends inside the range');
     assert.ok(beyond.filter((b) => b.group === 'thresholding').every((b) => b.x0 === 'dynamic' && b.offRange!.pixels === 0), 'dynamic thresholding ends inside the range');
     assert.equal(readRunConfig(join(work, 'runs', 'upscaler-aug-1')).model.conditioningNoise, BEYOND_DEFAULTS.conditioningNoise);
-    assert.equal(readRunConfig(join(work, 'runs', 'baseline-ema-1')).training.ema, BEYOND_DEFAULTS.emaDecay);
+    assert.equal(config('baseline-ema').training.ema, BEYOND_DEFAULTS.emaDecay);
+    assert.equal(config('baseline-v-ema').training.ema, BEYOND_DEFAULTS.emaDecay);
+    assert.equal(config('baseline-v-ema').model.prediction, 'v');
     // The Table 1 variants are the same stages with or without --beyond: a Table 1 rerun finds them all cached.
     const table1 = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out: join(root, 'report-table1') });
     assert.deepEqual(ran(table1.stages), []);

@@ -138,6 +138,7 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
   return [
     ...paper,
     { name: 'baseline-ema', model: 'baseline', ema: s.emaDecay },
+    { name: 'baseline-v-ema', model: 'baseline', prediction: 'v', ema: s.emaDecay },
     { name: 'upscaler-aug', model: 'upscaler', conditioningNoise: s.conditioningNoise },
     { name: 'baseline-v', model: 'baseline', prediction: 'v' },
     { name: 'baseline-vz', model: 'baseline', prediction: 'v', zeroTerminalSnr: true },
@@ -179,14 +180,14 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       sampling: { sampler: 'ddim', steps, eta, ...(clip ? { clip } : {}) },
       speed: true,
     })))),
-    ...[false, true].map((clip): Variant => ({
-      name: `baseline-ema${clip ? '-clip' : ''}`,
+    ...([['baseline-ema', ''], ['baseline-v-ema', 'v-prediction, ']] as const).flatMap(([training, what]) => [false, true].map((clip): Variant => ({
+      name: `${training}${clip ? '-clip' : ''}`,
       group: 'ema',
-      label: `baseline, EMA of weights (decay ${s.emaDecay})${clip ? `, ${CLIPPED}` : ''}`,
+      label: `baseline, ${what}EMA of weights (decay ${s.emaDecay})${clip ? `, ${CLIPPED}` : ''}`,
       pipeline: 'baseline',
-      trainings: { baseline: 'baseline-ema' },
+      trainings: { baseline: training },
       sampling: clip ? { clip } : {},
-    })),
+    }))),
     ...([
       ['first-step', 'baseline-v', 'v-prediction'],
       ['first-step', 'baseline-vz', 'v-prediction, schedule rescaled to zero terminal SNR'],
