@@ -342,8 +342,6 @@ const peak = cpuPeak();
 const matmulPeak = { float32: measuredMatmulGflops('float32', device), bfloat16: bf16Problem === undefined ? measuredMatmulGflops('bfloat16', device) : undefined };
 const peakGflops = matmulPeak.float32;
 console.log(`libtorch ${torch.torchVersion} on ${device}; ${threads} threads (batch-1 latency: ${plan.latencyThreads}); median of ${plan.reps} repetitions after warm-up`);
-const malloc = torch.mallocThresholds;
-console.log(`malloc: ${malloc === undefined ? "the C library's own settings" : `freed memory kept (glibc mmap threshold ${malloc.mmapBytes / 2 ** 20} MiB, trim threshold ${malloc.trimBytes / 2 ** 20} MiB)`} on our side; the C library's defaults on PyTorch's`);
 // Debian's python3-torch shares the addon's libtorch; BENCH_PYTHON names another (a pip CUDA build).
 const python = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 let peerProblem = peerUnavailable(python);
