@@ -29,10 +29,6 @@
 #include <unordered_map>
 #include <vector>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 namespace {
 
 // ---------------------------------------------------------------------------------------------------------
@@ -699,23 +695,6 @@ Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
   });
 }
 
-// glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD in bytes (mallopt); false where the C library is not glibc or
-// refuses a value. The policy (which values, when the user's own MALLOC_* settings win) is the caller's.
-Napi::Value SetMallocThresholds(const Napi::CallbackInfo& info) {
-  return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    const double mmap = info[0].As<Napi::Number>().DoubleValue();
-    const double trim = info[1].As<Napi::Number>().DoubleValue();
-#if defined(__GLIBC__)
-    const bool ok = mallopt(M_MMAP_THRESHOLD, static_cast<int>(mmap)) == 1 && mallopt(M_TRIM_THRESHOLD, static_cast<int>(trim)) == 1;
-#else
-    const bool ok = false;
-    (void)mmap;
-    (void)trim;
-#endif
-    return Napi::Boolean::New(env, ok);
-  });
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto fn = [&](const char* name, Napi::Function::Callback cb) { exports.Set(name, Napi::Function::New(env, cb, name)); };
   fn("opId", OpId);
@@ -747,7 +726,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("getNumThreads", GetNumThreads);
   fn("liveTensors", LiveTensors);
   fn("cudaSynchronize", CudaSynchronize);
-  fn("setMallocThresholds", SetMallocThresholds);
   ssddpm::initDistributed(env, exports);
   exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("cudaAvailable", Napi::Boolean::New(env, torch::cuda::is_available()));

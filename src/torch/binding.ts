@@ -63,8 +63,6 @@ export interface Binding {
   getNumThreads(): number;
   liveTensors(): number;
   cudaSynchronize(): void;
-  /** glibc mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (bytes); false when not glibc or refused. */
-  setMallocThresholds(mmapBytes: number, trimBytes: number): boolean;
   // c10d (native/distributed.cc): stores and Gloo groups by id; timeouts in milliseconds.
   distStoreCreate(host: string, port: number, isServer: boolean, timeoutMs: number, prefix: string): number;
   distStoreSet(store: number, key: string, value: string): void;

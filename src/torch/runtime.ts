@@ -46,17 +46,3 @@ function defaultThreads(): number {
 }
 
 native.setNumThreads(defaultThreads());
-
-// glibc hands memory at the top of its heap back to the system once more than M_TRIM_THRESHOLD of it is free, and
-// maps blocks over M_MMAP_THRESHOLD afresh each time. A training step frees hundreds of MB of activations at once,
-// so by default every step faults them in again page by page (7-11k minor faults per baseline step); keeping up to
-// 1 GiB of freed memory, and mapping only blocks over glibc's largest dynamic threshold, removes nearly all of them.
-const MALLOC_THRESHOLDS = { mmapBytes: 32 * 2 ** 20, trimBytes: 2 ** 30 } as const;
-
-/** The malloc thresholds applied when this module loaded; undefined when the user's own glibc settings won or the C library is not glibc. */
-export const mallocThresholds: { mmapBytes: number; trimBytes: number } | undefined = (() => {
-  const env = process.env;
-  const userSettings = env.MALLOC_TRIM_THRESHOLD_ !== undefined || env.MALLOC_MMAP_THRESHOLD_ !== undefined || (env.GLIBC_TUNABLES ?? '').includes('glibc.malloc');
-  if (userSettings) return undefined;
-  return native.setMallocThresholds(MALLOC_THRESHOLDS.mmapBytes, MALLOC_THRESHOLDS.trimBytes) ? { ...MALLOC_THRESHOLDS } : undefined;
-})();
