@@ -110,11 +110,11 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 4 + 4 + 8 + 4 + 8 + 6 + 6,
+    assert.equal(beyond.length, 3 + 4 + 4 + 4 + 8 + 4 + 8 + 6 + 6 + 6,
       'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA (ε, v-prediction) ×2, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
-        'objectives ×2 ×2, budget ×4 ×2, guidance ×3 pipelines ×(ε, v-prediction) ×2 scales');
+        'objectives ×2 ×2, budget ×4 ×2, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
-    assert.deepEqual(beyond.filter((b) => b.group === 'guidance').map((b) => [b.name, b.guidance]), ['baseline-cfg', 'small-upscaled-cfg', 'cascaded-cfg', 'baseline-vcfg', 'small-upscaled-vcfg', 'cascaded-vcfg'].flatMap((p) => [[`${p}-w0-clip`, 0], [`${p}-w2-clip`, 2]]));
+    assert.deepEqual(beyond.filter((b) => b.group === 'guidance').map((b) => [b.name, b.guidance]), ['cfg', 'vcfg', 'vcfg-ema'].flatMap((k) => ['baseline', 'small-upscaled', 'cascaded'].map((p) => `${p}-${k}`)).flatMap((p) => [[`${p}-w0-clip`, 0], [`${p}-w2-clip`, 2]]));
     const config = (name: string) => readRunConfig(join(work, 'runs', `${name}-1`));
     assert.equal(config('baseline-v').model.prediction, 'v');
     assert.equal(config('baseline-vz').model.schedule.zeroTerminalSnr, true);
@@ -128,8 +128,10 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     assert.equal(config('baseline-v-wide').model.unet.baseChannels, BEYOND_DEFAULTS.baseChannels);
     assert.equal(config('baseline-v-wide').model.prediction, 'v');
     for (const m of ['baseline', 'small', 'upscaler']) {
-      for (const t of [`${m}-cfg`, `${m}-vcfg`]) assert.equal(config(t).model.labelDropout, BEYOND_DEFAULTS.labelDropout, t);
+      for (const t of [`${m}-cfg`, `${m}-vcfg`, `${m}-vcfg-ema`]) assert.equal(config(t).model.labelDropout, BEYOND_DEFAULTS.labelDropout, t);
       assert.equal(config(`${m}-vcfg`).model.prediction, 'v');
+      assert.equal(config(`${m}-vcfg-ema`).model.prediction, 'v');
+      assert.equal(config(`${m}-vcfg-ema`).training.ema, BEYOND_DEFAULTS.emaDecay);
     }
     const ddim = beyond.filter((b) => b.group === 'ddim');
     assert.deepEqual(ddim.map((b) => [b.steps, b.x0]), [[5, 'none'], [10, 'none'], [5, 'clip'], [10, 'clip']]);
@@ -146,7 +148,7 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.ok(md.includes('Beyond the paper'));
     for (const f of ['ddim-cas.svg', 'ddim-speed.svg', 'guidance-cas.svg', 'guidance-frechet.svg']) assert.ok(existsSync(join(out, f)) && md.includes(f), f);
-    for (const line of ['baseline', 'small-upscaled', 'cascaded', 'baseline, v-prediction', 'cascaded, v-prediction']) assert.ok(readFileSync(join(out, 'guidance-cas.svg'), 'utf8').includes(`>${line}<`), `guidance chart line '${line}'`);
+    for (const line of ['baseline', 'small-upscaled', 'cascaded', 'baseline, v-prediction', 'cascaded, v-prediction', 'cascaded, v-prediction, EMA']) assert.ok(readFileSync(join(out, 'guidance-cas.svg'), 'utf8').includes(`>${line}<`), `guidance chart line '${line}'`);
     for (const b of beyond) assert.ok(md.includes(b.label.replace(/\|/g, '\\|')), `report.md lists '${b.label}'`);
   } finally {
     rmSync(root, { recursive: true, force: true });

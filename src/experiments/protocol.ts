@@ -153,6 +153,8 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-cfg`, model, labelDropout: s.labelDropout })),
     // The first-step remedy and guidance together: v-prediction needs no clipping, guidance buys fidelity.
     ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-vcfg`, model, prediction: 'v', labelDropout: s.labelDropout })),
+    // ... and sampled from an average of the weights.
+    ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-vcfg-ema`, model, prediction: 'v', labelDropout: s.labelDropout, ema: s.emaDecay })),
   ];
 }
 
@@ -213,22 +215,15 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       pipeline: 'baseline',
       sampling: { sampler: 'ddim', steps: s.trailingSteps, eta: 0, spacing: 'trailing', ...(clip ? { clip } : {}) },
     })),
-    ...PAPER_PIPELINES.flatMap((pipeline) => s.guidanceScales.map((w): Variant => ({
-      name: `${pipeline}-cfg-w${w}-clip`,
-      group: 'guidance',
-      label: `${pipeline}, classifier-free guidance w = ${w} (label dropout ${s.labelDropout}), ${CLIPPED}`,
-      pipeline,
-      trainings: Object.fromEntries(PAPER_PIPELINE_MODELS[pipeline].models.map((m) => [m, `${m}-cfg`])),
-      sampling: { guidance: w, clip: true },
-    }))),
-    ...PAPER_PIPELINES.flatMap((pipeline) => s.guidanceScales.map((w): Variant => ({
-      name: `${pipeline}-vcfg-w${w}-clip`,
-      group: 'guidance',
-      label: `${pipeline}, v-prediction, classifier-free guidance w = ${w} (label dropout ${s.labelDropout}), ${CLIPPED}`,
-      pipeline,
-      trainings: Object.fromEntries(PAPER_PIPELINE_MODELS[pipeline].models.map((m) => [m, `${m}-vcfg`])),
-      sampling: { guidance: w, clip: true },
-    }))),
+    ...([['cfg', ''], ['vcfg', 'v-prediction, '], ['vcfg-ema', `v-prediction, EMA of weights (decay ${s.emaDecay}), `]] as const).flatMap(([kind, what]) =>
+      PAPER_PIPELINES.flatMap((pipeline) => s.guidanceScales.map((w): Variant => ({
+        name: `${pipeline}-${kind}-w${w}-clip`,
+        group: 'guidance',
+        label: `${pipeline}, ${what}classifier-free guidance w = ${w} (label dropout ${s.labelDropout}), ${CLIPPED}`,
+        pipeline,
+        trainings: Object.fromEntries(PAPER_PIPELINE_MODELS[pipeline].models.map((m) => [m, `${m}-${kind}`])),
+        sampling: { guidance: w, clip: true },
+      })))),
     ...s.conditioningLevels.flatMap((level) => [false, true].map((clip): Variant => ({
       name: `cascaded-aug${level}${clip ? '-clip' : ''}`,
       group: 'conditioning',

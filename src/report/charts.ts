@@ -215,7 +215,7 @@ export async function guidanceCharts(results: PaperResults): Promise<{ cas: stri
   const guided = (results.beyond ?? []).filter((b) => b.group === 'guidance' && b.guidance !== undefined).sort((a, b) => a.guidance! - b.guidance!);
   if (guided.length === 0) return undefined;
   // `cascaded-cfg-w2-clip` is drawn on the line "cascaded", `cascaded-vcfg-w2-clip` on "cascaded, v-prediction".
-  const lineOf = (name: string) => name.replace(/-w[^-]+-clip$/, '').replace(/-vcfg$/, ', v-prediction').replace(/-cfg$/, '');
+  const lineOf = (name: string) => name.replace(/-w[^-]+-clip$/, '').replace(/-vcfg-ema$/, ', v-prediction, EMA').replace(/-vcfg$/, ', v-prediction').replace(/-cfg$/, '');
   const lines = [...new Set(guided.map((b) => lineOf(b.name)))];
   const series = (y: (b: (typeof guided)[number]) => number | undefined): LineSeries[] =>
     lines.map((line) => ({ name: line, points: guided.filter((b) => lineOf(b.name) === line && y(b) !== undefined).map((b): [number, number] => [b.guidance!, y(b)!]) }));

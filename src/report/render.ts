@@ -381,7 +381,7 @@ const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string
   {
     group: 'guidance',
     title: 'Classifier-free guidance',
-    intro: 'Models trained with the label replaced by a null label 10 % of the time, sampled with ε̃ = (1 + w) ε̂(label) − w ε̂(∅) (Ho & Salimans 2022) at every model of the pipeline, x̂0 clipped. w = 0 is the conditional model alone; larger w trades diversity (recall) for fidelity. The v-prediction rows guide models that predict v, which also removes the first step’s error amplification.',
+    intro: 'Models trained with the label replaced by a null label 10 % of the time, sampled with ε̃ = (1 + w) ε̂(label) − w ε̂(∅) (Ho & Salimans 2022) at every model of the pipeline, x̂0 clipped. w = 0 is the conditional model alone; larger w trades diversity (recall) for fidelity. The v-prediction rows guide models that predict v, which also removes the first step’s error amplification; the EMA rows sample such models from a moving average of their weights.',
     reference: [['baseline', 'clip'], ['small-upscaled', 'clip'], ['cascaded', 'clip']],
   },
 ];
@@ -425,8 +425,8 @@ function beyondBlocks(r: PaperResults): Block[] {
     }
     if (g.group === 'guidance') {
       blocks.push(
-        { kind: 'figure', file: GUIDANCE_CAS_CHART_FILE, caption: 'CAS against the guidance scale w, per pipeline, with ε- and with v-prediction (x̂0 clipped).' },
-        { kind: 'figure', file: GUIDANCE_FD_CHART_FILE, caption: 'Fréchet distance in the judge’s features against the guidance scale w, per pipeline, with ε- and with v-prediction (x̂0 clipped).' },
+        { kind: 'figure', file: GUIDANCE_CAS_CHART_FILE, caption: 'CAS against the guidance scale w, per pipeline, with ε- and with v-prediction (also with an EMA of the weights) (x̂0 clipped).' },
+        { kind: 'figure', file: GUIDANCE_FD_CHART_FILE, caption: 'Fréchet distance in the judge’s features against the guidance scale w, per pipeline, with ε- and with v-prediction (also with an EMA of the weights) (x̂0 clipped).' },
       );
     }
   }
