@@ -425,8 +425,8 @@ function beyondBlocks(r: PaperResults): Block[] {
     }
     if (g.group === 'guidance') {
       blocks.push(
-        { kind: 'figure', file: GUIDANCE_CAS_CHART_FILE, caption: 'CAS against the guidance scale w, per pipeline, with ε- and with v-prediction (also with an EMA of the weights) (x̂0 clipped).' },
-        { kind: 'figure', file: GUIDANCE_FD_CHART_FILE, caption: 'Fréchet distance in the judge’s features against the guidance scale w, per pipeline, with ε- and with v-prediction (also with an EMA of the weights) (x̂0 clipped).' },
+        { kind: 'figure', file: GUIDANCE_CAS_CHART_FILE, caption: 'CAS against the guidance scale w, per pipeline, with ε- and with v-prediction, the latter also sampled from an EMA of its weights (x̂0 clipped).' },
+        { kind: 'figure', file: GUIDANCE_FD_CHART_FILE, caption: 'Fréchet distance in the judge’s features against the guidance scale w, per pipeline, with ε- and with v-prediction, the latter also sampled from an EMA of its weights (x̂0 clipped).' },
       );
     }
   }
