@@ -182,15 +182,9 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       sampling: { sampler: 'ddim', steps, eta, ...(clip ? { clip } : {}) },
       speed: true,
     })))),
-    ...([['baseline-ema', ''], ['baseline-v-ema', 'v-prediction, ']] as const).flatMap(([training, what]) => [false, true].map((clip): Variant => ({
-      name: `${training}${clip ? '-clip' : ''}`,
-      group: 'ema',
-      label: `baseline, ${what}EMA of weights (decay ${s.emaDecay})${clip ? `, ${CLIPPED}` : ''}`,
-      pipeline: 'baseline',
-      trainings: { baseline: training },
-      sampling: clip ? { clip } : {},
-    }))),
     ...([
+      ['ema', 'baseline-ema', `EMA of weights (decay ${s.emaDecay})`],
+      ['ema', 'baseline-v-ema', `v-prediction, EMA of weights (decay ${s.emaDecay})`],
       ['first-step', 'baseline-v', 'v-prediction'],
       ['first-step', 'baseline-vz', 'v-prediction, schedule rescaled to zero terminal SNR'],
       ['first-step', 'baseline-beta', `β_t capped at ${s.maxBeta}`],
