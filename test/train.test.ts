@@ -363,6 +363,13 @@ test('EMA: the average moves by (1 − decay) toward the weights, buffers follow
   for (const [name, t] of a!.ema!) assert.deepEqual(t.toArray(), b!.ema!.get(name)!.toArray(), `EMA ${name} after resume`);
   const differs = [...a!.ema!].some(([name, t]) => t.toArray().some((v, i) => v !== a!.tensors.get(name)!.toArray()[i]));
   assert.ok(differs, 'the average is not the last iterate');
+  // Keeping the average leaves the training as it was, bit for bit (the protocol trains such twins once).
+  const { ema: _, ...withoutAverage } = training;
+  const plainDir = freshDir('ema-none');
+  trainDiffusion({ out: plainDir, model: 'small', images: mnist, training: { ...withoutAverage, epochs: 3 } });
+  const plain = loadCheckpoint(epochCheckpointPath(plainDir, 3));
+  assert.equal(plain.ema, undefined);
+  for (const [name, t] of a!.tensors) assert.deepEqual(t.toArray(), plain.tensors.get(name)!.toArray(), `${name} with and without the average`);
   // Its batch-norm statistics were measured on the averaged weights, over all 3 batches of the 40 images.
   const bn = 'enc0.conv.bn1';
   assert.deepEqual(a!.tensors.get(`${bn}.num_batches_tracked`)!.toArray(), [9], 'the model saw 3 epochs × 3 batches');
@@ -379,7 +386,7 @@ test('EMA: the average moves by (1 − decay) toward the weights, buffers follow
   const e = loadCheckpoint(epochCheckpointPath(exported, 3));
   assert.deepEqual(e.ema!.get(name)!.toArray(), a!.ema!.get(name)!.toArray());
   assert.equal(e.optimizerState, undefined);
-  for (const c of [a!, b!, e]) dispose([c.tensors, c.ema, [...(c.optimizerState?.state.values() ?? [])]]);
+  for (const c of [a!, b!, e, plain]) dispose([c.tensors, c.ema, [...(c.optimizerState?.state.values() ?? [])]]);
   averaged.dispose();
   raw.dispose();
 });

@@ -147,9 +147,9 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
   const run = (name: string, seed: number) => runs.get(`${name}-${seed}`)!;
   const generationEngine = opts.engine ?? 'libtorch';
   const speedEngine = opts.engine ?? defaultEngine(device);
-  const pipelineSpec = (v: Pick<Variant, 'pipeline' | 'trainings'>, seed: number, engine: Engine): PipelineSpec => {
+  const pipelineSpec = (v: Pick<Variant, 'pipeline' | 'trainings' | 'ema'>, seed: number, engine: Engine): PipelineSpec => {
     const p = PAPER_PIPELINE_MODELS[v.pipeline];
-    return { runs: p.models.map((m) => run(v.trainings?.[m] ?? m, seed).dir), upscale: p.upscale, device, engine };
+    return { runs: p.models.map((m) => run(v.trainings?.[m] ?? m, seed).dir), upscale: p.upscale, device, engine, ema: v.ema };
   };
   const pipelineInputs = (v: Variant, seed: number): Record<string, string> => {
     const p = PAPER_PIPELINE_MODELS[v.pipeline];
@@ -196,7 +196,7 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
       const dir = setDir(seed);
       // libtorch, the engine of every set made before the choice existed, is implied.
       const engine = generationEngine === 'libtorch' ? {} : { engine: generationEngine };
-      const config = { sampling: v.sampling, pipeline: v.pipeline, count: preset.samplesPerRun, batchSize: GENERATION_BATCH, seed: SEEDS.generation(seed), labelOffset: labelOffset(seed, preset.samplesPerRun), device, ...engine };
+      const config = { sampling: v.sampling, pipeline: v.pipeline, count: preset.samplesPerRun, batchSize: GENERATION_BATCH, seed: SEEDS.generation(seed), labelOffset: labelOffset(seed, preset.samplesPerRun), device, ...engine, ...(v.ema === false ? { ema: false } : {}) };
       const label = `generate ${v.name} ${seed}`;
       await stage(label, `generate-${v.name}-${seed}`, { stage: 'generate', version: STAGE_VERSIONS.generate, config, inputs: pipelineInputs(v, seed) }, [dir], () => {
         const p = loadPipeline(pipelineSpec(v, seed, generationEngine));

@@ -93,6 +93,11 @@ export interface Variant {
   /** The training each model of the pipeline comes from (default: the paper's training of that model). */
   trainings?: Partial<Record<ModelKind, string>>;
   sampling: VariantSampling;
+  /**
+   * false: sample the trained weights of runs that also kept an average of them. An average leaves the training
+   * itself bit for bit as it was, so one training serves both the variant with the average and the one without.
+   */
+  ema?: false;
   /** Also timed at batch size 1. */
   speed?: boolean;
 }
@@ -140,7 +145,6 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     { name: 'baseline-ema', model: 'baseline', ema: s.emaDecay },
     { name: 'baseline-v-ema', model: 'baseline', prediction: 'v', ema: s.emaDecay },
     { name: 'upscaler-aug', model: 'upscaler', conditioningNoise: s.conditioningNoise },
-    { name: 'baseline-v', model: 'baseline', prediction: 'v' },
     { name: 'baseline-vz', model: 'baseline', prediction: 'v', zeroTerminalSnr: true },
     { name: 'baseline-beta', model: 'baseline', maxBeta: s.maxBeta },
     { name: 'baseline-x0loss', model: 'baseline', x0DomainLoss: s.x0DomainLoss },
@@ -151,11 +155,24 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     { name: 'baseline-v-wide', model: 'baseline', prediction: 'v', baseChannels: s.baseChannels },
     { name: 'baseline-v-long', model: 'baseline', prediction: 'v', epochsFactor: s.epochsFactor },
     ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-cfg`, model, labelDropout: s.labelDropout })),
-    // The first-step remedy and guidance together: v-prediction needs no clipping, guidance buys fidelity.
-    ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-vcfg`, model, prediction: 'v', labelDropout: s.labelDropout })),
-    // ... and sampled from an average of the weights.
+    // The first-step remedy and guidance together (v-prediction needs no clipping, guidance buys fidelity), sampled
+    // with and without the average of the weights; baseline-v-ema serves the v-prediction baseline likewise.
     ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-vcfg-ema`, model, prediction: 'v', labelDropout: s.labelDropout, ema: s.emaDecay })),
   ];
+}
+
+/**
+ * Trainings not run twice: keeping an average of the weights leaves a training bit for bit as it was, so each of
+ * these is the run of `<name>-ema` sampled with its trained weights.
+ */
+const AVERAGED_TWINS = new Set(['baseline-v', 'baseline-vcfg', 'small-vcfg', 'upscaler-vcfg']);
+
+/** The runs a variant samples: its trainings, or the averaged twins' runs without the average. */
+function runsOf(trainings: Partial<Record<ModelKind, string>>): Pick<Variant, 'trainings' | 'ema'> {
+  const names = Object.values(trainings);
+  if (!names.some((t) => AVERAGED_TWINS.has(t))) return { trainings };
+  if (!names.every((t) => AVERAGED_TWINS.has(t))) throw new Error(`a pipeline samples either every run's average or none: ${names.join(', ')}`);
+  return { trainings: Object.fromEntries(Object.entries(trainings).map(([m, t]) => [m, `${t}-ema`])), ema: false };
 }
 
 /** How a variant with x̂0 clipped is labelled; its name ends in `-clip`. */
@@ -199,7 +216,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       group,
       label: `baseline, ${what}${clip ? `, ${CLIPPED}` : ''}`,
       pipeline: 'baseline',
-      trainings: { baseline: training },
+      ...runsOf({ baseline: training }),
       sampling: clip ? { clip } : {},
     }))),
     ...[false, true].map((clip): Variant => ({
@@ -215,7 +232,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
         group: 'guidance',
         label: `${pipeline}, ${what}classifier-free guidance w = ${w} (label dropout ${s.labelDropout}), ${CLIPPED}`,
         pipeline,
-        trainings: Object.fromEntries(PAPER_PIPELINE_MODELS[pipeline].models.map((m) => [m, `${m}-${kind}`])),
+        ...runsOf(Object.fromEntries(PAPER_PIPELINE_MODELS[pipeline].models.map((m) => [m, `${m}-${kind}`]))),
         sampling: { guidance: w, clip: true },
       })))),
     ...s.conditioningLevels.flatMap((level) => [false, true].map((clip): Variant => ({

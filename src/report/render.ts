@@ -357,7 +357,7 @@ const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string
   {
     group: 'ema',
     title: 'EMA of the weights',
-    intro: 'Baselines trained exactly as the others (predicting ε as the paper does, and v), keeping an exponential moving average of their weights, sampled from the average. The average’s batch-norm statistics are measured on its own weights (40 training batches before every checkpoint): those of the last iterate do not fit it.',
+    intro: 'Baselines trained exactly as the others (predicting ε as the paper does, and v), keeping an exponential moving average of their weights, sampled from the average. The average’s batch-norm statistics are measured on its own weights (40 training batches before every checkpoint): those of the last iterate do not fit it. Keeping the average leaves the training bit for bit as it was, so the plain v-prediction rows (first step, guidance) sample these same trainings with their trained weights.',
     reference: [['baseline', 'none'], ['baseline', 'clip']],
   },
   {
