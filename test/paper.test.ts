@@ -110,9 +110,9 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 4 + 4 + 8 + 4 + 8 + 6 + 6 + 6,
+    assert.equal(beyond.length, 3 + 4 + 4 + 4 + 8 + 4 + 12 + 6 + 6 + 6,
       'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA (ε, v-prediction) ×2, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
-        'objectives ×2 ×2, budget ×4 ×2, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales');
+        'objectives ×2 ×2, budget ×6 ×2, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
     assert.deepEqual(beyond.filter((b) => b.group === 'guidance').map((b) => [b.name, b.guidance]), ['cfg', 'vcfg', 'vcfg-ema'].flatMap((k) => ['baseline', 'small-upscaled', 'cascaded'].map((p) => `${p}-${k}`)).flatMap((p) => [[`${p}-w0-clip`, 0], [`${p}-w2-clip`, 2]]));
     const config = (name: string) => readRunConfig(join(work, 'runs', `${name}-1`));
@@ -122,10 +122,12 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     assert.deepEqual(config('baseline-nstep').training.nStepLoss, BEYOND_DEFAULTS.nStepLoss);
     assert.equal(config('baseline-wide').model.unet.baseChannels, BEYOND_DEFAULTS.baseChannels);
     assert.equal(config('baseline-long').training.epochs, PRESETS.ci.epochs * BEYOND_DEFAULTS.epochsFactor);
-    assert.equal(config('baseline-v-long').training.epochs, PRESETS.ci.epochs * BEYOND_DEFAULTS.epochsFactor);
-    assert.equal(config('baseline-v-long').model.prediction, 'v');
-    assert.equal(config('baseline-v-wide').model.unet.baseChannels, BEYOND_DEFAULTS.baseChannels);
-    assert.equal(config('baseline-v-wide').model.prediction, 'v');
+    for (const t of ['baseline-v-long-ema', 'baseline-v-wide-ema']) {
+      assert.equal(config(t).model.prediction, 'v');
+      assert.equal(config(t).training.ema, BEYOND_DEFAULTS.emaDecay);
+    }
+    assert.equal(config('baseline-v-long-ema').training.epochs, PRESETS.ci.epochs * BEYOND_DEFAULTS.epochsFactor);
+    assert.equal(config('baseline-v-wide-ema').model.unet.baseChannels, BEYOND_DEFAULTS.baseChannels);
     for (const m of ['baseline', 'small', 'upscaler']) {
       for (const t of [`${m}-cfg`, `${m}-vcfg-ema`]) assert.equal(config(t).model.labelDropout, BEYOND_DEFAULTS.labelDropout, t);
       assert.equal(config(`${m}-vcfg-ema`).model.prediction, 'v');
@@ -141,9 +143,9 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     assert.equal(config('baseline-v-ema').training.ema, BEYOND_DEFAULTS.emaDecay);
     assert.equal(config('baseline-v-ema').model.prediction, 'v');
     // The v-prediction models without the average are the averaged runs' trained weights, not trainings of their own.
-    for (const t of ['baseline-v', 'baseline-vcfg', 'small-vcfg', 'upscaler-vcfg']) assert.ok(!existsSync(join(work, 'runs', `${t}-1`)), `no run ${t}`);
+    for (const t of ['baseline-v', 'baseline-v-wide', 'baseline-v-long', 'baseline-vcfg', 'small-vcfg', 'upscaler-vcfg']) assert.ok(!existsSync(join(work, 'runs', `${t}-1`)), `no run ${t}`);
     const setImages = (name: string) => readFileSync(join(work, 'sets', `${name}-1`, 'train-images-idx3-ubyte'));
-    for (const [without, withAverage] of [['baseline-v-clip', 'baseline-v-ema-clip'], ['cascaded-vcfg-w0-clip', 'cascaded-vcfg-ema-w0-clip']]) {
+    for (const [without, withAverage] of [['baseline-v-clip', 'baseline-v-ema-clip'], ['baseline-v-wide', 'baseline-v-wide-ema'], ['cascaded-vcfg-w0-clip', 'cascaded-vcfg-ema-w0-clip']]) {
       assert.ok(!setImages(without).equals(setImages(withAverage)), `${without} samples the trained weights, ${withAverage} their average`);
     }
     // The Table 1 variants are the same stages with or without --beyond: a Table 1 rerun finds them all cached.

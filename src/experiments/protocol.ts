@@ -152,8 +152,8 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     { name: 'baseline-wide', model: 'baseline', baseChannels: s.baseChannels },
     { name: 'baseline-long', model: 'baseline', epochsFactor: s.epochsFactor },
     // The budget's cost for the best recipe as well as for the paper's.
-    { name: 'baseline-v-wide', model: 'baseline', prediction: 'v', baseChannels: s.baseChannels },
-    { name: 'baseline-v-long', model: 'baseline', prediction: 'v', epochsFactor: s.epochsFactor },
+    { name: 'baseline-v-wide-ema', model: 'baseline', prediction: 'v', baseChannels: s.baseChannels, ema: s.emaDecay },
+    { name: 'baseline-v-long-ema', model: 'baseline', prediction: 'v', epochsFactor: s.epochsFactor, ema: s.emaDecay },
     ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-cfg`, model, labelDropout: s.labelDropout })),
     // The first-step remedy and guidance together (v-prediction needs no clipping, guidance buys fidelity), sampled
     // with and without the average of the weights; baseline-v-ema serves the v-prediction baseline likewise.
@@ -165,7 +165,7 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
  * Trainings not run twice: keeping an average of the weights leaves a training bit for bit as it was, so each of
  * these is the run of `<name>-ema` sampled with its trained weights.
  */
-const AVERAGED_TWINS = new Set(['baseline-v', 'baseline-vcfg', 'small-vcfg', 'upscaler-vcfg']);
+const AVERAGED_TWINS = new Set(['baseline-v', 'baseline-v-wide', 'baseline-v-long', 'baseline-vcfg', 'small-vcfg', 'upscaler-vcfg']);
 
 /** The runs a variant samples: its trainings, or the averaged twins' runs without the average. */
 function runsOf(trainings: Partial<Record<ModelKind, string>>): Pick<Variant, 'trainings' | 'ema'> {
@@ -211,6 +211,8 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       ['budget', 'baseline-long', `trained ${s.epochsFactor}× as long`],
       ['budget', 'baseline-v-wide', `v-prediction, a U-Net ${s.baseChannels / 16}× as wide (${s.baseChannels} base channels)`],
       ['budget', 'baseline-v-long', `v-prediction, trained ${s.epochsFactor}× as long`],
+      ['budget', 'baseline-v-wide-ema', `v-prediction, a U-Net ${s.baseChannels / 16}× as wide (${s.baseChannels} base channels), EMA of weights (decay ${s.emaDecay})`],
+      ['budget', 'baseline-v-long-ema', `v-prediction, trained ${s.epochsFactor}× as long, EMA of weights (decay ${s.emaDecay})`],
     ] as const).flatMap(([group, training, what]) => [false, true].map((clip): Variant => ({
       name: `${training}${clip ? '-clip' : ''}`,
       group,

@@ -375,7 +375,7 @@ const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string
   {
     group: 'budget',
     title: 'Beyond the paper’s budget',
-    intro: 'The protocol keeps the paper’s 10 epochs and 122k-parameter U-Net; these baselines show what that budget costs: a U-Net with twice the channels, and a training three times as long.',
+    intro: 'The protocol keeps the paper’s 10 epochs and 122k-parameter U-Net; these baselines show what that budget costs: a U-Net with twice the channels, and a training three times as long (with v-prediction, also sampled from an average of the weights).',
     reference: [['baseline', 'none'], ['baseline', 'clip']],
   },
   {
