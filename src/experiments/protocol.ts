@@ -158,6 +158,8 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     // The first-step remedy and guidance together (v-prediction needs no clipping, guidance buys fidelity), sampled
     // with and without the average of the weights; baseline-v-ema serves the v-prediction baseline likewise.
     ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-vcfg-ema`, model, prediction: 'v', labelDropout: s.labelDropout, ema: s.emaDecay })),
+    // The cascade's budget: its small model as wide as the wide baseline (the upscaler as it is).
+    { name: 'small-wide-vcfg-ema', model: 'small', prediction: 'v', labelDropout: s.labelDropout, baseChannels: s.baseChannels, ema: s.emaDecay },
   ];
 }
 
@@ -221,6 +223,14 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       ...runsOf({ baseline: training }),
       sampling: clip ? { clip } : {},
     }))),
+    {
+      name: 'cascaded-wide-vcfg-ema-clip',
+      group: 'budget',
+      label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, EMA of weights (decay ${s.emaDecay}), unguided (label dropout ${s.labelDropout}), ${CLIPPED}`,
+      pipeline: 'cascaded',
+      trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-ema' },
+      sampling: { guidance: 0, clip: true },
+    },
     ...[false, true].map((clip): Variant => ({
       name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,
       group: 'first-step',

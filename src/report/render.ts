@@ -357,7 +357,7 @@ const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string
   {
     group: 'ema',
     title: 'EMA of the weights',
-    intro: 'Baselines trained exactly as the others (predicting ε as the paper does, and v), keeping an exponential moving average of their weights, sampled from the average. The average’s batch-norm statistics are measured on its own weights (40 training batches before every checkpoint): those of the last iterate do not fit it. Keeping the average leaves the training bit for bit as it was, so the plain v-prediction rows (first step, guidance) sample these same trainings with their trained weights.',
+    intro: 'Baselines trained exactly as the others (predicting ε as the paper does, and v), keeping an exponential moving average of their weights, sampled from the average. The average’s batch-norm statistics are measured on its own weights (40 training batches before every checkpoint): those of the last iterate do not fit it. Keeping the average leaves the training bit for bit as it was, so the plain v-prediction rows (first step, budget, guidance) sample these same trainings with their trained weights.',
     reference: [['baseline', 'none'], ['baseline', 'clip']],
   },
   {
@@ -375,8 +375,8 @@ const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string
   {
     group: 'budget',
     title: 'Beyond the paper’s budget',
-    intro: 'The protocol keeps the paper’s 10 epochs and 122k-parameter U-Net; these baselines show what that budget costs: a U-Net with twice the channels, and a training three times as long (with v-prediction, also sampled from an average of the weights).',
-    reference: [['baseline', 'none'], ['baseline', 'clip']],
+    intro: 'The protocol keeps the paper’s 10 epochs and 122k-parameter U-Net; these baselines show what that budget costs: a U-Net with twice the channels, and a training three times as long (with v-prediction, also sampled from an average of the weights); and a cascade whose small model has twice the channels.',
+    reference: [['baseline', 'none'], ['baseline', 'clip'], ['cascaded', 'clip']],
   },
   {
     group: 'guidance',
