@@ -164,16 +164,14 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
 }
 
 /**
- * Trainings not run twice: keeping an average of the weights leaves a training bit for bit as it was, so each of
- * these is the run of `<name>-ema` sampled with its trained weights.
+ * The runs a variant samples. A training that is not in the list but whose `<name>-ema` is, is not run twice:
+ * keeping an average of the weights leaves a training bit for bit as it was, so it is that run's trained weights.
  */
-const AVERAGED_TWINS = new Set(['baseline-v', 'baseline-v-wide', 'baseline-v-long', 'baseline-vcfg', 'small-vcfg', 'upscaler-vcfg']);
-
-/** The runs a variant samples: its trainings, or the averaged twins' runs without the average. */
-function runsOf(trainings: Partial<Record<ModelKind, string>>): Pick<Variant, 'trainings' | 'ema'> {
+function runsOf(trainings: Partial<Record<ModelKind, string>>, trained: ReadonlySet<string>): Pick<Variant, 'trainings' | 'ema'> {
   const names = Object.values(trainings);
-  if (!names.some((t) => AVERAGED_TWINS.has(t))) return { trainings };
-  if (!names.every((t) => AVERAGED_TWINS.has(t))) throw new Error(`a pipeline samples either every run's average or none: ${names.join(', ')}`);
+  const twin = (t: string) => !trained.has(t) && trained.has(`${t}-ema`);
+  if (!names.some(twin)) return { trainings };
+  if (!names.every(twin)) throw new Error(`a pipeline samples either every run's average or none: ${names.join(', ')}`);
   return { trainings: Object.fromEntries(Object.entries(trainings).map(([m, t]) => [m, `${t}-ema`])), ema: false };
 }
 
@@ -188,6 +186,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
   ]);
   if (beyond === undefined) return table1;
   const s = beyond;
+  const trained = new Set(trainings(s).map((t) => t.name));
   return [
     ...table1,
     ...PAPER_PIPELINES.map((pipeline): Variant => ({
@@ -220,7 +219,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       group,
       label: `baseline, ${what}${clip ? `, ${CLIPPED}` : ''}`,
       pipeline: 'baseline',
-      ...runsOf({ baseline: training }),
+      ...runsOf({ baseline: training }, trained),
       sampling: clip ? { clip } : {},
     }))),
     {
@@ -244,7 +243,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
         group: 'guidance',
         label: `${pipeline}, ${what}classifier-free guidance w = ${w} (label dropout ${s.labelDropout}), ${CLIPPED}`,
         pipeline,
-        ...runsOf(Object.fromEntries(PAPER_PIPELINE_MODELS[pipeline].models.map((m) => [m, `${m}-${kind}`]))),
+        ...runsOf(Object.fromEntries(PAPER_PIPELINE_MODELS[pipeline].models.map((m) => [m, `${m}-${kind}`])), trained),
         sampling: { guidance: w, clip: true },
       })))),
     ...s.conditioningLevels.flatMap((level) => [false, true].map((clip): Variant => ({
