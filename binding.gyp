@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "torch_binding",
-      "sources": ["native/binding.cc", "native/distributed.cc"],
+      "sources": ["native/binding.cc", "native/distributed.cc", "native/cuda-graph.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node scripts/find-libtorch.mjs --include)"

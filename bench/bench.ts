@@ -14,7 +14,7 @@
 // (one of each side per round; the PyTorch peer is one long-lived process answering one repetition per request),
 // so all sides see the machine in the same state; medians are reported with min / median / max, and a ratio
 // whose sides spread by more than 20 % is marked unreliable. The last line is
-//   summary: train=<ratio>x train_bf16=<ratio>x bf16_vs_fp32_peer=<ratio>x train_of_matmul_peak=<fraction>
+//   summary: train=<ratio>x [train_vs_compile=<ratio>x, on a GPU] train_bf16=<ratio>x bf16_vs_fp32_peer=<ratio>x train_of_matmul_peak=<fraction>
 //            latency=<ratio>x baseline_sample_ms=<ms> protocol_h=<hours> latency_vs_best=<ratio> unreliable=<fields|none>
 // with ratios ours/peer (train: baseline samples/s, higher is better, against PyTorch eager float32; train_bf16:
 // both in bfloat16; bf16_vs_fp32_peer: ours in bfloat16 against PyTorch in float32; train_of_matmul_peak: our
@@ -165,8 +165,9 @@ function forwardIn(precision: Precision, forward: () => torch.Tensor): torch.Ten
   return torch.consume(out, (o) => o.float());
 }
 
-// The trainer's step (src/training/train-diffusion.ts) on synthetic data.
-function trainUNet(kind: ModelKind, precision: Precision): Runner {
+// The trainer's step (src/training/train-diffusion.ts) on synthetic data; with `graphs`, as the trainer runs it on
+// a GPU: the batch drawn eagerly, the loss and its backward replayed as one CUDA graph.
+function trainUNet(kind: ModelKind, precision: Precision, graphs = false): Runner {
   torch.manualSeed(0);
   const model = new DiffusionModel(models[kind], device);
   const scheduler = model.scheduler();
@@ -177,18 +178,29 @@ function trainUNet(kind: ModelKind, precision: Precision): Runner {
   const labels = torch.keep(torch.randint(0, 10, [b], { device }));
   const cond = model.isUpscaler ? torch.keep(torch.randn([b, 1, size, size], { device })) : undefined;
   model.unet.train();
+  const lossOf = (xt: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) => mseLoss(forwardIn(precision, () => model.predictNoise(xt, t, labels, cond)), noise);
+  const graphed = graphs
+    ? new torch.GraphedFunction(([xt, t, noise]) => {
+      const loss = lossOf(xt!, t!, noise!);
+      loss.backward();
+      return loss;
+    }, { device, warmup: 1, reset: () => optimizer.zeroGrad(), onFallback: (reason) => note(`training ${kind}: ${reason}`) })
+    : undefined;
   const step = () => {
     torch.tidy(() => {
       const t = torch.randint(0, model.numTimesteps, [b], { device });
       const noise = torch.randn(x0.shape, { device });
-      const loss = mseLoss(forwardIn(precision, () => model.predictNoise(scheduler.addNoise(x0, noise, t), t, labels, cond)), noise);
+      const xt = scheduler.addNoise(x0, noise, t);
+      if (graphed !== undefined) return graphed.call([xt, t, noise])[0]!.item();
+      const loss = lossOf(xt, t, noise);
       optimizer.zeroGrad();
       loss.backward();
       return loss.item();
     });
     torch.noGrad(() => torch.tidy(() => optimizer.step()));
   };
-  return runner(step, plan.warmup, plan.trainSteps, () => {
+  return runner(step, Math.max(plan.warmup, graphs ? 2 : 0), plan.trainSteps, () => {
+    graphed?.dispose();
     torch.dispose([x0, labels, cond]);
     scheduler.dispose();
     optimizer.dispose();
@@ -226,8 +238,11 @@ const RUNS = Object.fromEntries(
 ) as Record<ModelKind, string>;
 const oursEngine = defaultEngine(device);
 
-/** Who samples (each is also its column): our default engine, our libtorch engine, or ONNX Runtime on PyTorch's export (in our loop). */
-type Sampler = 'ours' | 'ours-libtorch' | 'ort-pytorch-export';
+/**
+ * Who samples (each is also its column): our default engine, our libtorch engine, ours without CUDA graphs (on a
+ * GPU), or ONNX Runtime on PyTorch's export (in our loop).
+ */
+type Sampler = 'ours' | 'ours-libtorch' | 'ours-eager' | 'ort-pytorch-export';
 
 let exportDir: string | undefined;
 const exported = new Map<ModelKind, Uint8Array>();
@@ -252,27 +267,28 @@ function loadSampler(kind: ModelKind, who: Sampler): SamplingModel {
 /** A sampling workload's runner for `who`. */
 function samplingRunner(w: Workload, who: Sampler): Runner {
   torch.manualSeed(0);
+  const opts = { cudaGraphs: who !== 'ours-eager' };
   if (w === 'sample-batched') {
     const model = loadSampler('baseline', who);
     const labels = Array.from({ length: plan.sampleBatch }, (_, i) => i % 10);
-    return runner(() => model.sample(labels).sample.dispose(), 1, 1, () => model.dispose(), plan.sampleBatch * models.baseline.schedule.numTimesteps);
+    return runner(() => model.sample(labels, opts).sample.dispose(), 1, 1, () => model.dispose(), plan.sampleBatch * models.baseline.schedule.numTimesteps);
   }
   const name = w.slice('latency-'.length);
   const kinds: ModelKind[] = name === 'baseline' ? ['baseline'] : name === 'small-upscaled' ? ['small'] : ['small', 'upscaler'];
   const p: Pipeline = { models: kinds.map((k) => loadSampler(k, who)), ...(name === 'small-upscaled' ? { upscaleTo: 28 } : {}) };
   let i = 0;
-  return runner(() => samplePipeline(p, [i++ % 10]).dispose(), plan.latencyWarmup, plan.latencySamples, () => {
+  return runner(() => samplePipeline(p, [i++ % 10], opts).dispose(), plan.latencyWarmup, plan.latencySamples, () => {
     for (const m of p.models) m.dispose();
   });
 }
 
 const isSampling = (w: Workload) => w === 'sample-batched' || w.startsWith('latency');
 
-function trainingRunner(w: Workload, precision: Precision): Runner {
+function trainingRunner(w: Workload, precision: Precision, graphs = false): Runner {
   switch (w) {
-    case 'train-baseline': return trainUNet('baseline', precision);
-    case 'train-small': return trainUNet('small', precision);
-    case 'train-upscaler': return trainUNet('upscaler', precision);
+    case 'train-baseline': return trainUNet('baseline', precision, graphs);
+    case 'train-small': return trainUNet('small', precision, graphs);
+    case 'train-upscaler': return trainUNet('upscaler', precision, graphs);
     default: return trainClassifier(precision);
   }
 }
@@ -347,10 +363,10 @@ const python = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 let peerProblem = peerUnavailable(python);
 let peerVersion = '';
 /** Each column's values per workload: ours (default engine), ours on libtorch, and the peers. */
-const COLUMNS = ['ours', 'ours-libtorch', 'ours-bf16', 'pytorch', 'pytorch-jit', 'pytorch-bf16', 'pytorch-compile', 'ort-pytorch-export'] as const;
+const COLUMNS = ['ours', 'ours-libtorch', 'ours-eager', 'ours-bf16', 'pytorch', 'pytorch-jit', 'pytorch-bf16', 'pytorch-compile', 'ort-pytorch-export'] as const;
 type Column = (typeof COLUMNS)[number];
 const HEADS: Record<Column, string> = {
-  ours: 'ours', 'ours-libtorch': 'ours (libtorch)', 'ours-bf16': 'ours bf16', pytorch: 'PyTorch', 'pytorch-jit': 'PyTorch jit', 'pytorch-bf16': 'PyTorch bf16', 'pytorch-compile': 'PyTorch compiled', 'ort-pytorch-export': 'ORT on PyTorch export',
+  ours: 'ours', 'ours-libtorch': 'ours (libtorch)', 'ours-eager': 'ours eager', 'ours-bf16': 'ours bf16', pytorch: 'PyTorch', 'pytorch-jit': 'PyTorch jit', 'pytorch-bf16': 'PyTorch bf16', 'pytorch-compile': 'PyTorch compiled', 'ort-pytorch-export': 'ORT on PyTorch export',
 };
 const results = Object.fromEntries(COLUMNS.map((c) => [c, {}])) as Record<Column, Partial<Record<Workload, number[]>>>;
 const notes: string[] = [];
@@ -359,7 +375,9 @@ const note = (line: string) => {
 };
 // The Node-side samplers of the sampling rows: ours on each engine, and ONNX Runtime on PyTorch's export where
 // PyTorch can make it.
-const nodeSamplers: Sampler[] = ['ours', ...(oursEngine !== 'libtorch' ? ['ours-libtorch' as const] : [])];
+// On a GPU, ours is the captured path (CUDA graphs, our default there) and "ours eager" launches every kernel.
+const graphs = device !== 'cpu' && torch.cudaGraphsAvailable();
+const nodeSamplers: Sampler[] = ['ours', ...(oursEngine !== 'libtorch' ? ['ours-libtorch' as const] : []), ...(graphs ? ['ours-eager' as const] : [])];
 if (device === 'cpu' && peerProblem === undefined) {
   try {
     pytorchExport('baseline');
@@ -373,7 +391,11 @@ for (const w of workloads) {
   torch.setNumThreads(w.startsWith('latency') ? plan.latencyThreads : threads);
   const sides: { column: Column; runner: Runner }[] = isSampling(w)
     ? nodeSamplers.map((who) => ({ column: who, runner: samplingRunner(w, who) }))
-    : [{ column: 'ours', runner: trainingRunner(w, 'float32') }, ...(bf16Problem === undefined ? [{ column: 'ours-bf16' as const, runner: trainingRunner(w, 'bf16') }] : [])];
+    : [
+      { column: 'ours', runner: trainingRunner(w, 'float32', graphs) },
+      ...(graphs ? [{ column: 'ours-eager' as const, runner: trainingRunner(w, 'float32') }] : []),
+      ...(bf16Problem === undefined ? [{ column: 'ours-bf16' as const, runner: trainingRunner(w, 'bf16', graphs) }] : []),
+    ];
   // On a GPU, training also beside torch.compile(mode="reduce-overhead") (PyTorch 2: CUDA graphs).
   const peerModes: PeerMode[] = isSampling(w) ? ['eager', 'jit'] : [...(['eager'] as const), ...(bf16Problem === undefined ? (['bf16'] as const) : []), ...(device === 'cpu' ? [] : (['compile'] as const))];
   for (const mode of peerProcess === undefined ? [] : peerModes) {
@@ -506,4 +528,6 @@ const unreliableFields = [
 const oursBf16 = valueOf('ours-bf16', 'train-baseline');
 if (oursBf16 !== undefined) unreliableFields.push(...(unreliable.bf16.has('train-baseline') ? ['train_bf16'] : []));
 const trainPeak = valueOf('ours', 'train-baseline') === undefined ? undefined : gflops('train-baseline', valueOf('ours', 'train-baseline')!) / peakGflops;
-console.log(`summary: train=${fmt(ratio['train-baseline'], 2)}x train_bf16=${fmt(bf16Ratio['train-baseline'], 2)}x bf16_vs_fp32_peer=${fmt(oursBf16 === undefined || valueOf('pytorch', 'train-baseline') === undefined ? undefined : oursBf16 / valueOf('pytorch', 'train-baseline')!, 2)}x train_of_matmul_peak=${fmt(trainPeak, 2)} latency=${fmt(ratio['latency-baseline'], 2)}x baseline_sample_ms=${fmt(baselineMs, 1)} protocol_h=${fmt(hours, 2)} latency_vs_best=${fmt(vsBest['latency-baseline'], 2)} unreliable=${unreliableFields.length === 0 ? 'none' : unreliableFields.join(',')}`);
+const compiled = valueOf('pytorch-compile', 'train-baseline');
+const vsCompile = compiled === undefined || valueOf('ours', 'train-baseline') === undefined ? '' : ` train_vs_compile=${fmt(valueOf('ours', 'train-baseline')! / compiled, 2)}x`;
+console.log(`summary: train=${fmt(ratio['train-baseline'], 2)}x${vsCompile} train_bf16=${fmt(bf16Ratio['train-baseline'], 2)}x bf16_vs_fp32_peer=${fmt(oursBf16 === undefined || valueOf('pytorch', 'train-baseline') === undefined ? undefined : oursBf16 / valueOf('pytorch', 'train-baseline')!, 2)}x train_of_matmul_peak=${fmt(trainPeak, 2)} latency=${fmt(ratio['latency-baseline'], 2)}x baseline_sample_ms=${fmt(baselineMs, 1)} protocol_h=${fmt(hours, 2)} latency_vs_best=${fmt(vsBest['latency-baseline'], 2)} unreliable=${unreliableFields.length === 0 ? 'none' : unreliableFields.join(',')}`);

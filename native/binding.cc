@@ -727,6 +727,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("liveTensors", LiveTensors);
   fn("cudaSynchronize", CudaSynchronize);
   ssddpm::initDistributed(env, exports);
+  ssddpm::initCudaGraphs(env, exports);
   exports.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("cudaAvailable", Napi::Boolean::New(env, torch::cuda::is_available()));
   exports.Set("cudaDeviceCount", Napi::Number::New(env, static_cast<double>(torch::cuda::device_count())));
@@ -739,6 +740,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 namespace ssddpm {
 Napi::Value wrapTensor(Napi::Env env, at::Tensor t) { return ::wrapTensor(env, std::move(t)); }
 const at::Tensor& tensorOf(const Napi::Value& v, const char* what) { return ::tensorOf(v, what); }
+at::Generator& generatorOf(const Napi::Value& v, const char* what) { return ::generatorOf(v, what); }
 }  // namespace ssddpm
 
 NODE_API_MODULE(torch_binding, Init)

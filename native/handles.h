@@ -15,8 +15,14 @@ Napi::Value wrapTensor(Napi::Env env, at::Tensor t);
 /** The tensor behind a handle; throws a JS TypeError naming `what` for anything else or a released tensor. */
 const at::Tensor& tensorOf(const Napi::Value& v, const char* what);
 
+/** The generator behind a handle; throws a JS TypeError naming `what` for anything else. */
+at::Generator& generatorOf(const Napi::Value& v, const char* what);
+
 /** Registers the c10d functions (distributed.cc) on the addon's exports. */
 void initDistributed(Napi::Env env, Napi::Object exports);
+
+/** Registers the CUDA-graph functions (cuda-graph.cc) on the addon's exports. */
+void initCudaGraphs(Napi::Env env, Napi::Object exports);
 
 // Every entry point runs inside this guard: libtorch errors become JS errors with libtorch's message.
 template <typename F>

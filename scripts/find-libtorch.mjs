@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Locates libtorch for the native build. Order: $LIBTORCH (an official libtorch folder, a pip `torch`
 // package folder, or a site-packages folder holding `torch/`), then Debian's libtorch-dev.
-// Prints gyp-ready values for binding.gyp (`--include`, `--libdirs`, `--libs`, `--defines`: the C++ ABI, and
-// USE_C10D_GLOO where Gloo's headers are found), or with
+// Prints gyp-ready values for binding.gyp (`--include`, `--libdirs`, `--libs`, `--defines`: the C++ ABI,
+// USE_C10D_GLOO where Gloo's headers are found, SSDDPM_CUDA_GRAPHS where libtorch has CUDA and CUDA's own headers
+// are found), or with
 // `--check` verifies that one is found and exits 1 with a single clear message when none is.
 import { existsSync, readdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -74,11 +75,24 @@ function glooDefines() {
   return has('torch/csrc/distributed/c10d/ProcessGroupGloo.hpp') && has('gloo/algorithm.h') ? ['USE_C10D_GLOO'] : [];
 }
 
+// CUDA graphs (native/cuda-graph.cc) need CUDA's runtime headers beside a CUDA libtorch: from $CUDA_HOME, the
+// toolkit's usual place, or the nvidia-* pip packages next to a pip torch.
+function cudaInclude() {
+  if (!has('libtorch_cuda.so') || !has('libc10_cuda.so')) return undefined;
+  const candidates = [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda'].filter(Boolean).map((d) => join(d, 'include'));
+  const nvidia = join(found.libdir, '..', '..', 'nvidia');
+  if (existsSync(nvidia)) {
+    for (const pkg of readdirSync(nvidia)) candidates.push(join(nvidia, pkg, 'include'));
+  }
+  return candidates.find((d) => existsSync(join(d, 'cuda_runtime_api.h')));
+}
+const cudaHeaders = cudaInclude();
+
 const arg = process.argv[2];
 if (arg === '--check') {
   process.stderr.write(`ssddpm: building against libtorch in ${found.libdir}\n`);
 } else if (arg === '--include') {
-  console.log(found.include.join(' '));
+  console.log([...found.include, ...(cudaHeaders === undefined ? [] : [cudaHeaders])].join(' '));
 } else if (arg === '--libdirs') {
   console.log(found.libdir);
 } else if (arg === '--ldflags') {
@@ -88,7 +102,7 @@ if (arg === '--check') {
 } else if (arg === '--libs') {
   console.log(libs.join(' '));
 } else if (arg === '--defines') {
-  console.log([`_GLIBCXX_USE_CXX11_ABI=${cxx11Abi()}`, ...glooDefines()].join(' '));
+  console.log([`_GLIBCXX_USE_CXX11_ABI=${cxx11Abi()}`, ...glooDefines(), ...(cudaHeaders === undefined ? [] : ['SSDDPM_CUDA_GRAPHS'])].join(' '));
 } else {
   console.log(JSON.stringify({ ...found, libs, libraries: readdirSync(found.libdir).filter((f) => f.startsWith('libtorch')) }, null, 2));
 }

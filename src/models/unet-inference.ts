@@ -10,7 +10,7 @@ import * as F from '../nn/functional.ts';
 import type { BatchNorm2d, Conv2d } from '../nn/layers.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { addcmul } from '../torch/ops/pointwise.ts';
-import { cat } from '../torch/ops/shape.ts';
+import { cat, indexSelect } from '../torch/ops/shape.ts';
 import { consume, keep, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { DoubleConv, FiLM, UNet } from './unet.ts';
@@ -92,6 +92,11 @@ export class InferenceUNet {
   /** γ and β of every encoder block for contexts [M, contextSize] (see unetContext). */
   modulation(context: Tensor): Modulation {
     return noGrad(() => this.#films.map((film) => film.modulation(context)));
+  }
+
+  /** The rows `index` (int64 [N]) of a modulation (copies). */
+  static select(mod: Modulation, index: Tensor): Modulation {
+    return mod.map(({ gamma, beta }) => ({ gamma: indexSelect(gamma, 0, index), beta: indexSelect(beta, 0, index) }));
   }
 
   /** Rows start…start+length of a modulation (views). */

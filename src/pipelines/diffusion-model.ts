@@ -5,7 +5,8 @@ import { sampleLoop, type SampleLoopResult } from '../diffusion/sample.ts';
 import type { Scheduler } from '../diffusion/scheduler.ts';
 import { UNet, unetContext } from '../models/unet.ts';
 import { InferenceUNet } from '../models/unet-inference.ts';
-import { full, int64 } from '../torch/ops/creation.ts';
+import { arange, full, int64 } from '../torch/ops/creation.ts';
+import { GraphedFunction, cudaGraphsAvailable } from '../torch/cuda-graph.ts';
 import { cat } from '../torch/ops/shape.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
@@ -50,7 +51,7 @@ export class DiffusionModel extends SamplingModel {
     });
   }
 
-  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, loop, plainForward }: ReverseProcessInputs): SampleLoopResult {
+  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, loop, plainForward, cudaGraphs }: ReverseProcessInputs): SampleLoopResult {
     const n = labels.length;
     const size = this.config.imageSize;
     const device = this.device;
@@ -66,17 +67,19 @@ export class DiffusionModel extends SamplingModel {
         const condRows = cond === undefined || guidance === undefined ? cond : cat([cond, cond], 0);
         const predictRows = net === undefined
           ? (xt: Tensor, t: number) => tidy(() => this.predictNoise(xt, full([m], t, { dtype: 'int64', device }), labelTensor, condRows, levels))
-          : this.#inferencePredictor(net, rows, condRows, level);
+          : this.#inferencePredictor(net, rows, condRows, level, (cudaGraphs ?? true) && device.startsWith('cuda') && cudaGraphsAvailable());
         const predict = guidance === undefined ? predictRows : (xt: Tensor, t: number) => tidy(() => classifierFreeGuidance(predictRows(cat([xt, xt], 0), t), n, guidance));
         return sampleLoop(scheduler, predict, [n, 1, size, size], loop);
       });
     } finally {
+      for (const g of this.#graphs.splice(0)) g.dispose();
       net?.dispose();
     }
   }
 
   // ε̂ per step through the inference form, with the FiLM modulation of every (step, label) computed up front.
-  #inferencePredictor(net: InferenceUNet, labels: readonly number[], cond: Tensor | undefined, level: number | undefined): (xt: Tensor, t: number) => Tensor {
+  // As a CUDA graph, the step's rows of the modulation are picked inside it by an index tensor.
+  #inferencePredictor(net: InferenceUNet, labels: readonly number[], cond: Tensor | undefined, level: number | undefined, graphs: boolean): (xt: Tensor, t: number) => Tensor {
     const n = labels.length;
     const T = this.numTimesteps;
     const device = this.device;
@@ -86,8 +89,20 @@ export class DiffusionModel extends SamplingModel {
       const extra = level === undefined ? undefined : full([T * n, 1], level, { device });
       return net.modulation(unetContext(t, T, y, this.config.unet.numClasses, extra));
     });
-    return (xt, t) => tidy(() => net.forward(cond === undefined ? xt : cat([xt, cond], 1), InferenceUNet.rows(mod, t * n, n)));
+    const input = (xt: Tensor) => (cond === undefined ? xt : cat([xt, cond], 1));
+    if (!graphs) return (xt, t) => tidy(() => net.forward(input(xt), InferenceUNet.rows(mod, t * n, n)));
+    const rows = arange(0, n, 1, { device });
+    const graphed = new GraphedFunction(([xt, index]) => net.forward(input(xt!), InferenceUNet.select(mod, index!)), {
+      device,
+      warmup: 1,
+      onFallback: (reason) => process.emitWarning(`${reason}; sampling continues without CUDA graphs`),
+    });
+    this.#graphs.push(graphed, { dispose: () => rows.dispose() });
+    return (xt, t) => tidy(() => graphed.call([xt, rows.add(t * n)])[0]!);
   }
+
+  // What a reverse process set up for its CUDA graphs, released with it.
+  #graphs: { dispose: () => void }[] = [];
 
   dispose(): void {
     this.unet.dispose();

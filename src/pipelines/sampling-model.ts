@@ -54,6 +54,11 @@ export interface SamplingOptions {
    * form (InferenceUNet: the same maths, faster). For checking one against the other.
    */
   plainForward?: boolean;
+  /**
+   * libtorch on a GPU: replay each step's network evaluation as one CUDA graph (default true where the addon can
+   * capture them). Same results; fewer launches.
+   */
+  cudaGraphs?: boolean;
 }
 
 /** The engines that evaluate a model's network when sampling. */
@@ -71,6 +76,7 @@ export interface ReverseProcessInputs {
   guidance?: number;
   loop: SampleLoopOptions;
   plainForward?: boolean;
+  cudaGraphs?: boolean;
 }
 
 export abstract class SamplingModel {
@@ -219,6 +225,7 @@ export abstract class SamplingModel {
           guidance,
           loop: { generator: opts.generator, device, keepTrajectory: opts.keepTrajectory, onStep: opts.onStep },
           plainForward: opts.plainForward,
+          cudaGraphs: opts.cudaGraphs,
         });
         const sample = this.toPixelSpace(result.sample);
         result.sample.dispose();

@@ -5,6 +5,8 @@ import { dirname, join } from 'node:path';
 
 /** An opaque native tensor handle (a Node-API external). */
 export type TensorHandle = { readonly __brand: 'TensorHandle' };
+/** An opaque native CUDA-graph handle. */
+export type CudaGraphHandle = { readonly __brand: 'CudaGraphHandle' };
 /** An opaque native random-generator handle. */
 export type GeneratorHandle = { readonly __brand: 'GeneratorHandle' };
 
@@ -63,6 +65,13 @@ export interface Binding {
   getNumThreads(): number;
   liveTensors(): number;
   cudaSynchronize(): void;
+  cudaGraphNew(): CudaGraphHandle;
+  cudaGraphCaptureBegin(g: CudaGraphHandle, device: string): void;
+  cudaGraphCaptureEnd(g: CudaGraphHandle): void;
+  cudaGraphReplay(g: CudaGraphHandle): void;
+  cudaGraphReset(g: CudaGraphHandle): void;
+  /** Whether the addon was built with CUDA graphs (a CUDA libtorch and CUDA's headers). */
+  readonly cudaGraphsAvailable: boolean;
   // c10d (native/distributed.cc): stores and Gloo groups by id; timeouts in milliseconds.
   distStoreCreate(host: string, port: number, isServer: boolean, timeoutMs: number, prefix: string): number;
   distStoreSet(store: number, key: string, value: string): void;

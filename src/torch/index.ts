@@ -7,6 +7,7 @@ export { autocast, cpuBfloat16Problem, type AutocastOptions } from './autocast.t
 export { Generator, manualSeed } from './generator.ts';
 export { Op, callOp, type OpArg, type OpResult } from './dispatch.ts';
 export { setNumThreads, getNumThreads, torchVersion, cuda } from './runtime.ts';
+export { CUDAGraph, CUDAGraphCaptureError, GraphedFunction, cudaGraphsAvailable, type GraphedFunctionOptions } from './cuda-graph.ts';
 export * from './ops/creation.ts';
 export * from './ops/random.ts';
 export * from './ops/pointwise.ts';

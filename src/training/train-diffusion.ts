@@ -23,12 +23,13 @@ import { Generator, manualSeed } from '../torch/generator.ts';
 import { noGrad } from '../torch/grad-mode.ts';
 import { tensor } from '../torch/ops/creation.ts';
 import { autocast, cpuBfloat16Problem } from '../torch/autocast.ts';
+import { GraphedFunction, cudaGraphsAvailable } from '../torch/cuda-graph.ts';
 import { consume, tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { DataParallel } from './data-parallel.ts';
 import { auxiliaryLoss, type BatchForward } from './objectives.ts';
 import { rankDevice, trainAsRank, trainOnLocalProcesses, type ParallelSettings } from './train-parallel.ts';
-import { TrainingData, measureNormalization, trainingPixels } from './training-data.ts';
+import { TrainingData, measureNormalization, trainingPixels, type TrainingBatch } from './training-data.ts';
 import { readLogSummary, removeTemporaries, truncateLog } from './run-log.ts';
 import { MODEL_SETTINGS, newRunConfig, settingDifferences, validateTraining, type NewRunSpec } from './training-config.ts';
 
@@ -51,6 +52,11 @@ export interface TrainDiffusionOptions extends NewRunSpec, ParallelSettings {
   /** Resumed runs: raise the number of epochs (as `training.epochs`). */
   epochs?: number;
   device?: string;
+  /**
+   * On a GPU, replay each full batch's forward and backward as one CUDA graph (default true where the addon
+   * can capture them; single-process runs without auxiliary losses). Results are the eager step's.
+   */
+  cudaGraphs?: boolean;
   /** Training images instead of the dataset's (tests, custom data); the balanced subset is still drawn. */
   images?: ImageSet;
   onProgress?: (p: TrainProgress) => void;
@@ -315,17 +321,20 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
 
   // The batch's loss (summed over the rows `rows` and divided by the global batch when data-parallel): the 1-step
   // loss and any auxiliary terms. Mixed precision: the network runs under autocast, the loss on float32 outputs.
+  const batchForward = (b: Pick<TrainingBatch, 'labels' | 'cond' | 'level'>): BatchForward => (x, time) => {
+    const run = () => model.predictNoise(x, time, b.labels, b.cond, b.level);
+    return t.precision === 'bf16' ? consume(autocast({ device: device ?? 'cpu' }, run), (o) => o.float()) : run();
+  };
   const batchLoss = (idx: Int32Array, rows?: [number, number]): Tensor => {
     const b = data.drawBatch(model, scheduler, idx, generator, { rows, nStep: t.nStepLoss?.steps });
-    const forward: BatchForward = (x, time) => {
-      const run = () => model.predictNoise(x, time, b.labels, b.cond, b.level);
-      return t.precision === 'bf16' ? consume(autocast({ device: device ?? 'cpu' }, run), (o) => o.float()) : run();
-    };
+    const forward = batchForward(b);
     const out = forward(b.xt, b.t);
     const l = rows === undefined ? mseLoss(out, b.target) : mseLoss(out, b.target, 'sum').div(idx.length * (out.numel / (rows[1] - rows[0])));
     const aux = auxiliaryLoss(t, scheduler, model.dataRange, b, out, forward, idx.length);
     return aux === undefined ? l : l.add(aux);
   };
+  // Full batches replay their forward and backward as one CUDA graph; the batch is drawn eagerly before it.
+  const graphed = parallel === undefined && graphsFit(opts, t) ? graphedLossStep(model, batchForward, optimizer, device!) : undefined;
 
   // 3. Algorithm 1, epoch after epoch (a resumed run that is already long enough has nothing to do).
   let finalLoss = checkpoint === undefined || !writer ? Number.NaN : readLogSummary(dir).finalLoss;
@@ -340,9 +349,11 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
       for (const idx of batches(data.count, t.batchSize, { seed: epochSeed(t.seed, epoch) })) {
         if (k++ < stepInEpoch) continue;
         const loss = tidy(() => {
+          if (graphed !== undefined && idx.length === t.batchSize) return graphed.call(graphInputs(data.drawBatch(model, scheduler, idx, generator)))[0]!.item();
           if (parallel === undefined) {
             const l = batchLoss(idx);
-            optimizer.zeroGrad();
+            // Once a graph replays, the gradients are its static tensors: zero them in place, never drop them.
+            optimizer.zeroGrad(!graphed?.replaying);
             l.backward();
             return l.item();
           }
@@ -383,6 +394,7 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
     // Every rank finishes together: none leaves while another still needs it.
     parallel?.group.barrier();
   } finally {
+    graphed?.dispose();
     data.dispose();
     optimizer.dispose();
     ema?.dispose();
@@ -391,6 +403,35 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
     model.dispose();
   }
   return { config, finalLoss, steps: step, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Whether this run's steps can be CUDA graphs: asked for (or not declined), on a GPU, plain objective. */
+function graphsFit(opts: TrainDiffusionOptions, t: TrainingConfig): boolean {
+  const onGpu = opts.device !== undefined && opts.device.startsWith('cuda');
+  return (opts.cudaGraphs ?? true) && onGpu && cudaGraphsAvailable() && t.x0DomainLoss === undefined && t.nStepLoss === undefined;
+}
+
+/** The graph's inputs, in the order graphedLossStep reads them. */
+function graphInputs(b: TrainingBatch): Tensor[] {
+  return [b.xt, b.t, b.target, b.labels, ...(b.cond === undefined ? [] : [b.cond]), ...(b.level === undefined ? [] : [b.level])];
+}
+
+/** The loss of a drawn batch and its backward, as one CUDA graph (see GraphedFunction). */
+function graphedLossStep(model: DiffusionModel, batchForward: (b: Pick<TrainingBatch, 'labels' | 'cond' | 'level'>) => BatchForward, optimizer: Adam, device: string): GraphedFunction {
+  return new GraphedFunction(
+    ([xt, time, target, labels, ...rest]) => {
+      const cond = model.isUpscaler ? rest[0] : undefined;
+      const level = model.augmentsConditioning ? rest[1] : undefined;
+      const loss = mseLoss(batchForward({ labels: labels!, cond, level })(xt!, time!), target!);
+      loss.backward();
+      return loss;
+    },
+    {
+      device,
+      reset: () => optimizer.zeroGrad(),
+      onFallback: (reason) => process.emitWarning(`${reason}; training continues without CUDA graphs`),
+    },
+  );
 }
 
 // Training batches that measure the moving average's batch-norm statistics (see updateBatchNorm).

@@ -35,6 +35,7 @@ export const trainCommand = new Command('train')
   .addOption(new Option('--precision <p>', "network arithmetic: 'float32' (the paper's) or 'bf16' (autocast: bfloat16 convolutions and matrix products, float32 weights, loss and optimizer; on CPUs with AVX-512 BF16 or AMX, refused elsewhere; about 1.3× faster here, but one of three protocol baselines trained with it sampled four classes badly: see the README)").choices(PRECISIONS).default('float32' as const))
   .option('--resume', 'continue the run in --out from its newest checkpoint (--epochs may raise its length)')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
+  .option('--no-cuda-graphs', 'on a GPU, launch every kernel of a step eagerly instead of replaying each full batch\'s forward and backward as one CUDA graph (the default where the addon can capture them; same results, fewer launches)')
   .option('--nproc <n>', 'data-parallel training on N processes of this machine (c10d Gloo; --batch-size stays the global batch, divisible by N); one thread each on the CPU unless --threads says otherwise, one GPU each with --device cuda', positiveInt, 1)
   .option('--sync-bn', 'data-parallel: batch norm over the global batch (synchronised across processes) instead of each process\'s share; recorded in the run, which --resume keeps')
   .option('--no-sync-bn', 'data-parallel: batch norm over each process\'s share (the default; a resumed run keeps its own)')
@@ -78,6 +79,7 @@ Example:
       zeroTerminalSnr: o.zeroTerminalSnr,
       training: Object.fromEntries(Object.entries(training).filter(([, v]) => v !== undefined)),
       device: o.device,
+      cudaGraphs: o.cudaGraphs,
       nproc: o.nproc,
       distributed,
       syncBatchNorm: o.syncBn,
