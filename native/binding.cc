@@ -649,6 +649,14 @@ Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
     const bool cuda = device == "cuda";
     if (!cuda && device != "cpu") throw Napi::TypeError::New(env, "autocast: device type must be 'cpu' or 'cuda', got '" + device + "'");
     auto previous = Napi::Array::New(env, 2);
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    // libtorch 2.4 takes the device type; the per-device spellings below are deprecated there.
+    const at::DeviceType type = cuda ? at::kCUDA : at::kCPU;
+    previous.Set(0u, Napi::Boolean::New(env, at::autocast::is_autocast_enabled(type)));
+    previous.Set(1u, Napi::String::New(env, dtypeName(at::autocast::get_autocast_dtype(type))));
+    at::autocast::set_autocast_dtype(type, dtype);
+    at::autocast::set_autocast_enabled(type, enabled);
+#else
     previous.Set(0u, Napi::Boolean::New(env, cuda ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled()));
     previous.Set(1u, Napi::String::New(env, dtypeName(cuda ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype())));
     if (cuda) {
@@ -658,6 +666,7 @@ Napi::Value SetAutocast(const Napi::CallbackInfo& info) {
       at::autocast::set_autocast_cpu_dtype(dtype);
       at::autocast::set_cpu_enabled(enabled);
     }
+#endif
     return previous;
   });
 }
