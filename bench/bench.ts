@@ -191,13 +191,17 @@ function trainUNet(kind: ModelKind, precision: Precision, graphs = false): Runne
       const t = torch.randint(0, model.numTimesteps, [b], { device });
       const noise = torch.randn(x0.shape, { device });
       const xt = scheduler.addNoise(x0, noise, t);
-      if (graphed !== undefined) return graphed.call([xt, t, noise])[0]!.item();
-      const loss = lossOf(xt, t, noise);
-      optimizer.zeroGrad();
-      loss.backward();
+      let loss: torch.Tensor;
+      if (graphed !== undefined) {
+        loss = graphed.call([xt, t, noise])[0]!;
+      } else {
+        loss = lossOf(xt, t, noise);
+        optimizer.zeroGrad();
+        loss.backward();
+      }
+      optimizer.step();
       return loss.item();
     });
-    torch.noGrad(() => torch.tidy(() => optimizer.step()));
   };
   return runner(step, Math.max(plan.warmup, graphs ? 2 : 0), plan.trainSteps, () => {
     graphed?.dispose();

@@ -20,7 +20,6 @@ import {
   stepCheckpointPath, writeRunConfig, type RunConfig, type TrainingConfig,
 } from '../pipelines/run-dir.ts';
 import { Generator, manualSeed } from '../torch/generator.ts';
-import { noGrad } from '../torch/grad-mode.ts';
 import { tensor } from '../torch/ops/creation.ts';
 import { autocast, cpuBfloat16Problem } from '../torch/autocast.ts';
 import { GraphedFunction, cudaGraphsAvailable } from '../torch/cuda-graph.ts';
@@ -349,20 +348,29 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
       for (const idx of batches(data.count, t.batchSize, { seed: epochSeed(t.seed, epoch) })) {
         if (k++ < stepInEpoch) continue;
         const loss = tidy(() => {
-          if (graphed !== undefined && idx.length === t.batchSize) return graphed.call(graphInputs(data.drawBatch(model, scheduler, idx, generator)))[0]!.item();
-          if (parallel === undefined) {
-            const l = batchLoss(idx);
+          if (parallel !== undefined) {
+            // This rank's rows, and its share of the batch's mean loss: the shares' gradients sum to the batch's.
+            const rows = parallel.rows(idx.length);
+            const l = batchLoss(idx, rows);
+            optimizer.zeroGrad();
+            parallel.backward(l);
+            const total = parallel.sumGradients(l.item());
+            optimizer.step();
+            return total;
+          }
+          let l: Tensor;
+          if (graphed !== undefined && idx.length === t.batchSize) {
+            l = graphed.call(graphInputs(data.drawBatch(model, scheduler, idx, generator)))[0]!;
+          } else {
+            l = batchLoss(idx);
             // Once a graph replays, the gradients are its static tensors: zero them in place, never drop them.
             optimizer.zeroGrad(!graphed?.replaying);
             l.backward();
-            return l.item();
           }
-          // This rank's rows, and its share of the batch's mean loss: the shares' gradients sum to the batch's.
-          const rows = parallel.rows(idx.length);
-          const l = batchLoss(idx, rows);
-          optimizer.zeroGrad();
-          parallel.backward(l);
-          return parallel.sumGradients(l.item());
+          // The update is queued before the loss is read back, so that on a GPU its launches overlap the step's
+          // kernels; a non-finite loss still stops the run before anything is saved.
+          optimizer.step();
+          return l.item();
         });
         if (!Number.isFinite(loss)) {
           const last = writer ? latestCheckpoint(dir) : undefined;
@@ -370,7 +378,6 @@ function train(opts: TrainDiffusionOptions, parallel?: DataParallel): TrainResul
           throw new TrainingError(`the loss became ${loss} at step ${step + 1} (epoch ${epoch + 1}); stopped without saving: ` +
             (last ? `the last good checkpoint is ${last.path}` : 'no checkpoint was written yet') + '; train a new run with a lower --lr (another --out)');
         }
-        noGrad(() => tidy(() => optimizer.step()));
         ema?.update(model.unet);
         step++;
         stepInEpoch++;
