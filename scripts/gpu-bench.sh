@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the addon against the CUDA libtorch of a pip-installed PyTorch and runs the bench on the GPU, ours
-# beside PyTorch eager from the same Python, then checks that training and sampling run there end to end.
+# beside PyTorch eager and torch.compile from the same Python (ours replays CUDA graphs there; "ours eager" does
+# not), after the CUDA-graph tests; then checks that training and sampling run there end to end.
 #   PYTHON=python3 scripts/gpu-bench.sh [extra bench options]
 # Needs: an NVIDIA GPU, Node 20 with this repository's node_modules (npm ci), a C++ compiler and a Python
 # whose `torch` was built with CUDA. Writes everything it prints to gpu-bench.log as well.
@@ -17,6 +18,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 LIBTORCH="$TORCH_DIR" npx node-gyp rebuild >/dev/null
 export LD_LIBRARY_PATH="$TORCH_DIR/lib:${LD_LIBRARY_PATH:-}"
 node --import tsx -e "import('./src/torch/index.ts').then((t) => { if (!t.cuda.isAvailable()) { console.error('addon built without CUDA'); process.exit(1); } console.log('addon: libtorch', t.torchVersion, 'CUDA devices', t.cuda.deviceCount()); })"
+
+# CUDA graphs: a graphed function, graphed training against eager training, graphed sampling against eager.
+node --import tsx --test test/cuda-graph.test.ts
 
 # The bench's peer is a plain Python file; point it at this Python instead of Debian's.
 BENCH_PYTHON="$PYTHON" node --import tsx bench/bench.ts --device cuda "$@"

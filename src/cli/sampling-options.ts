@@ -20,13 +20,14 @@ export const samplingOptionList = {
   variance: () => new Option('--variance <kind>', 'DDPM reverse-step variance: posterior β̃ or β').choices(['posterior', 'beta'] as const),
   conditioningLevel: () => new Option('--cond-level <l>', 'upscalers trained with --cond-noise: conditioning noise level in [0, 1] at sampling (default 0)').argParser(unitInterval),
   guidance: () => new Option('--guidance <w>', 'classifier-free guidance scale (models trained with --label-dropout); a cascade takes one for both models or one each (e.g. 3,1)').argParser(guidanceScales),
+  cudaGraphs: () => new Option('--no-cuda-graphs', "libtorch on a GPU: launch every kernel eagerly instead of replaying each network evaluation as one CUDA graph (the default where the addon can capture them; same samples)"),
   authorX0: () => new Option('--author-x0', "DDPM: estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison)"),
 };
 
 /** Adds the sampler and x̂0-constraint options every sampling command takes. */
 export function withSamplerOptions<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(cmd: Command<Args, Opts, Globals>) {
   const o = samplingOptionList;
-  return cmd.addOption(o.sampler()).addOption(o.steps()).addOption(o.eta()).addOption(o.spacing()).addOption(o.clip()).addOption(o.dynamicThreshold()).addOption(o.conditioningLevel()).addOption(o.guidance());
+  return cmd.addOption(o.sampler()).addOption(o.steps()).addOption(o.eta()).addOption(o.spacing()).addOption(o.clip()).addOption(o.dynamicThreshold()).addOption(o.conditioningLevel()).addOption(o.guidance()).addOption(o.cudaGraphs());
 }
 
 /** withSamplerOptions plus the DDPM author-code variants (for commands that make images). */
@@ -45,6 +46,7 @@ export interface ParsedSampling {
   authorX0?: true;
   condLevel?: number;
   guidance?: number[];
+  cudaGraphs?: boolean;
 }
 
 /** The parsed options as SamplingOptions; throws a RangeError for combinations that mean nothing. */
@@ -63,5 +65,6 @@ export function samplingFrom(o: ParsedSampling): SamplingOptions {
     authorX0: o.sampler === 'ddpm' ? (o.authorX0 ?? false) : undefined,
     conditioningLevel: o.condLevel,
     guidance: o.guidance,
+    cudaGraphs: o.cudaGraphs,
   };
 }

@@ -95,7 +95,8 @@ export interface GraphedFunctionOptions {
 /**
  * `fn` over tensors of fixed shapes as one CUDA graph: the first calls run eagerly, the next is captured with
  * copies of its inputs as the static inputs, and every later call copies its inputs into those and replays.
- * Returns views of the static outputs: the next call overwrites them, so use them before calling again.
+ * Returns views of the static outputs, without autograd history: the next call overwrites them, so use them
+ * before calling again.
  * Where capture fails, every call runs `fn` eagerly.
  */
 export class GraphedFunction {
@@ -143,7 +144,9 @@ export class GraphedFunction {
     const graph = new CUDAGraph();
     const statics = inputs.map((x) => keep(x.clone()));
     try {
-      this.#outputs = graph.capture(this.#opts.device, () => this.#fn(statics));
+      // Detached: a kept output's autograd history would keep the captured backward's nodes (on the capture
+      // stream) alive for later eager steps.
+      this.#outputs = graph.capture(this.#opts.device, () => this.#fn(statics).map((o) => o.detach()));
     } catch (err) {
       graph.dispose();
       for (const s of statics) s.dispose();
