@@ -460,8 +460,10 @@ const ratio: Partial<Record<Workload, number>> = {};
 const vsBest: Partial<Record<Workload, number>> = {};
 const bf16Ratio: Partial<Record<Workload, number>> = {};
 const unreliable = { ratio: new Set<Workload>(), vsBest: new Set<Workload>(), bf16: new Set<Workload>() };
-const rows: string[][] = [['workload', 'unit', ...COLUMNS.map((c) => HEADS[c]), 'ours/PyTorch', 'ours/best peer', 'bf16/PyTorch bf16', 'ours GFLOP/s', '% of f32 matmul']];
-const spreadRows: string[][] = [['workload', 'min / median / max', ...COLUMNS.map((c) => HEADS[c])]];
+// Only the columns this run measured (a CPU has no compiled peer, a GPU no ONNX Runtime column).
+const shown = COLUMNS.filter((c) => workloads.some((w) => results[c][w] !== undefined));
+const rows: string[][] = [['workload', 'unit', ...shown.map((c) => HEADS[c]), 'ours/PyTorch', 'ours/best peer', 'bf16/PyTorch bf16', 'ours GFLOP/s', '% of f32 matmul']];
+const spreadRows: string[][] = [['workload', 'min / median / max', ...shown.map((c) => HEADS[c])]];
 for (const w of workloads) {
   const o = valueOf('ours', w)!;
   const pm = valueOf('pytorch', w);
@@ -474,13 +476,13 @@ for (const w of workloads) {
   if (ob !== undefined && pb !== undefined) bf16Ratio[w] = ob / pb;
   if (noisy('ours-bf16', w) || noisy('pytorch-bf16', w)) unreliable.bf16.add(w);
   const mark = (set: Set<Workload>) => (set.has(w) ? '?' : '');
-  rows.push([w, unit(w), ...COLUMNS.map((c) => {
+  rows.push([w, unit(w), ...shown.map((c) => {
     const v = valueOf(c, w);
     return v === undefined ? '–' : show(w, v);
   }), pm === undefined ? '–' : `${(o / pm).toFixed(2)}×${mark(unreliable.ratio)}`, best === undefined ? '–' : `${(o / best).toFixed(2)}×${mark(unreliable.vsBest)}`,
     bf16Ratio[w] === undefined ? '–' : `${bf16Ratio[w]!.toFixed(2)}×${mark(unreliable.bf16)}`,
     gflops(w, o).toFixed(1), `${((100 * gflops(w, o)) / peakGflops).toFixed(1)}%`]);
-  spreadRows.push([w, unit(w), ...COLUMNS.map((c) => {
+  spreadRows.push([w, unit(w), ...shown.map((c) => {
     const xs = results[c][w];
     return xs === undefined ? '–' : `${show(w, Math.min(...xs))} / ${show(w, median(xs))} / ${show(w, Math.max(...xs))}${noisy(c, w) ? ' noisy' : ''}`;
   })]);
