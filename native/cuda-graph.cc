@@ -54,8 +54,11 @@ Napi::Value GraphCaptureBegin(const Napi::CallbackInfo& info) {
     if (box->capturing || box->captured) throw Napi::Error::New(env, "cudaGraphCaptureBegin: this graph has already been captured");
     const c10::Device device(info[1].As<Napi::String>().Utf8Value());
     if (!device.is_cuda()) throw Napi::TypeError::New(env, "cudaGraphCaptureBegin: CUDA graphs capture CUDA devices, got " + device.str());
-    c10::cuda::CUDAGuard deviceGuard(device);
-    c10::cuda::device_synchronize();
+    {
+      c10::cuda::CUDAGuard deviceGuard(device);
+      c10::cuda::device_synchronize();
+    }
+    // The stream guard makes the device current until the capture ends, then gives back the previous one.
     box->streamGuard.emplace(c10::cuda::getStreamFromPool(false, device.index()));
     try {
       box->graph.capture_begin();
