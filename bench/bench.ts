@@ -6,7 +6,8 @@
 //   achieved GFLOP/s against the float32 matrix multiply's measured rate, and the full paper protocol's wall time
 //   estimated from the rates.
 // Training is also measured in bfloat16 where the device runs it natively (our `train --precision bf16` beside
-// PyTorch's bfloat16 autocast).
+// PyTorch's bfloat16 autocast). On a GPU, ours replays CUDA graphs as the trainer and samplers do there, "ours eager"
+// launches every kernel, and training also runs beside torch.compile(mode="reduce-overhead").
 // Sampling uses the shipped trained MNIST runs and is measured on both our engines (ONNX Runtime, the default
 // on the CPU, and libtorch), beside three peers with the same weights: PyTorch eager, PyTorch traced + frozen +
 // torch.jit.optimize_for_inference, and ONNX Runtime running PyTorch's own torch.onnx.export through our
