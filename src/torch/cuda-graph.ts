@@ -126,6 +126,7 @@ export class GraphedFunction {
     return this.#graph?.captured === true;
   }
 
+  /** fn(inputs): eagerly while warming up (or after a failed capture), else by replaying the graph. */
   call(inputs: readonly Tensor[]): Tensor[] {
     if (this.#graph?.captured) {
       if (inputs.length !== this.#inputs.length) throw new RangeError(`GraphedFunction: captured with ${this.#inputs.length} inputs, called with ${inputs.length}`);
