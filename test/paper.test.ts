@@ -110,9 +110,9 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 4 + 4 + 8 + 4 + 13 + 6 + 6 + 6,
+    assert.equal(beyond.length, 3 + 4 + 4 + 4 + 8 + 4 + 14 + 6 + 6 + 6,
       'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA (ε, v-prediction) ×2, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
-        'objectives ×2 ×2, budget ×6 ×2 + the cascade with a wide small model, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales');
+        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler), guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
     assert.deepEqual(beyond.filter((b) => b.group === 'guidance').map((b) => [b.name, b.guidance]), ['cfg', 'vcfg', 'vcfg-ema'].flatMap((k) => ['baseline', 'small-upscaled', 'cascaded'].map((p) => `${p}-${k}`)).flatMap((p) => [[`${p}-w0-clip`, 0], [`${p}-w2-clip`, 2]]));
     const config = (name: string) => readRunConfig(join(work, 'runs', `${name}-1`));
@@ -130,6 +130,10 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     assert.equal(config('baseline-v-wide-ema').model.unet.baseChannels, BEYOND_DEFAULTS.baseChannels);
     assert.equal(config('small-wide-vcfg-ema').model.unet.baseChannels, BEYOND_DEFAULTS.baseChannels);
     assert.equal(config('small-wide-vcfg-ema').training.ema, BEYOND_DEFAULTS.emaDecay);
+    assert.equal(config('upscaler-vcfg-aug-ema').model.conditioningNoise, BEYOND_DEFAULTS.conditioningNoise);
+    assert.equal(config('upscaler-vcfg-aug-ema').model.prediction, 'v');
+    assert.equal(config('upscaler-vcfg-aug-ema').training.ema, BEYOND_DEFAULTS.emaDecay);
+    assert.equal(beyond.find((b) => b.name === 'cascaded-wide-vcfg-aug-ema-clip')?.group, 'budget');
     for (const m of ['baseline', 'small', 'upscaler']) {
       for (const t of [`${m}-cfg`, `${m}-vcfg-ema`]) assert.equal(config(t).model.labelDropout, BEYOND_DEFAULTS.labelDropout, t);
       assert.equal(config(`${m}-vcfg-ema`).model.prediction, 'v');

@@ -160,6 +160,8 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-vcfg-ema`, model, prediction: 'v', labelDropout: s.labelDropout, ema: s.emaDecay })),
     // The cascade's budget: its small model as wide as the wide baseline (the upscaler as it is).
     { name: 'small-wide-vcfg-ema', model: 'small', prediction: 'v', labelDropout: s.labelDropout, baseChannels: s.baseChannels, ema: s.emaDecay },
+    // Its upscaler trained with conditioning augmentation too (sampled on clean conditioning).
+    { name: 'upscaler-vcfg-aug-ema', model: 'upscaler', prediction: 'v', labelDropout: s.labelDropout, conditioningNoise: s.conditioningNoise, ema: s.emaDecay },
   ];
 }
 
@@ -228,6 +230,14 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, EMA of weights (decay ${s.emaDecay}), unguided (label dropout ${s.labelDropout}), ${CLIPPED}`,
       pipeline: 'cascaded',
       trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-ema' },
+      sampling: { guidance: 0, clip: true },
+    },
+    {
+      name: 'cascaded-wide-vcfg-aug-ema-clip',
+      group: 'budget',
+      label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0), EMA of weights (decay ${s.emaDecay}), unguided (label dropout ${s.labelDropout}), ${CLIPPED}`,
+      pipeline: 'cascaded',
+      trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
       sampling: { guidance: 0, clip: true },
     },
     ...[false, true].map((clip): Variant => ({
