@@ -97,12 +97,12 @@ export class DiffusionModel extends SamplingModel {
       warmup: 1,
       onFallback: (reason) => process.emitWarning(`${reason}; sampling continues without CUDA graphs`),
     });
-    this.#graphs.push(graphed, { dispose: () => rows.dispose() });
+    this.#graphs.push(graphed);
     return (xt, t) => tidy(() => graphed.call([xt, rows.add(t * n)])[0]!);
   }
 
-  // What a reverse process set up for its CUDA graphs, released with it.
-  #graphs: { dispose: () => void }[] = [];
+  // The CUDA graphs of the reverse process under way, released with it (its tensors are its tidy scope's).
+  #graphs: GraphedFunction[] = [];
 
   dispose(): void {
     this.unet.dispose();
