@@ -3,7 +3,7 @@
 // exactly what a changed setting or a changed output affects, saying why.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDataset } from '../src/data/datasets.ts';
@@ -110,9 +110,9 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 4 + 4 + 8 + 4 + 14 + 6 + 6 + 6,
-      'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA (ε, v-prediction) ×2, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
-        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler), guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales');
+    assert.equal(beyond.length, 3 + 4 + 5 + 4 + 8 + 4 + 16 + 6 + 6 + 6,
+      'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA (ε, v-prediction) ×2 + v-prediction with DDIM, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
+        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
     assert.deepEqual(beyond.filter((b) => b.group === 'guidance').map((b) => [b.name, b.guidance]), ['cfg', 'vcfg', 'vcfg-ema'].flatMap((k) => ['baseline', 'small-upscaled', 'cascaded'].map((p) => `${p}-${k}`)).flatMap((p) => [[`${p}-w0-clip`, 0], [`${p}-w2-clip`, 2]]));
     const config = (name: string) => readRunConfig(join(work, 'runs', `${name}-1`));
@@ -154,6 +154,11 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     for (const [without, withAverage] of [['baseline-v-clip', 'baseline-v-ema-clip'], ['baseline-v-wide', 'baseline-v-wide-ema'], ['cascaded-vcfg-w0-clip', 'cascaded-vcfg-ema-w0-clip']]) {
       assert.ok(!setImages(without).equals(setImages(withAverage)), `${without} samples the trained weights, ${withAverage} their average`);
     }
+    for (const ddpm of ['baseline-v-ema-clip', 'baseline-v-wide-ema-clip', 'cascaded-wide-vcfg-aug-ema-clip']) {
+      const ddim = ddpm.replace(/-clip$/, '-ddim-clip');
+      assert.ok(!setImages(ddpm).equals(setImages(ddim)), `${ddim} samples the same models as ${ddpm} with DDIM`);
+      assert.deepEqual(beyond.find((b) => b.name === ddim)?.offRange, { pixels: 0, samples: 0 }, `${ddim} is clipped`);
+    }
     // The Table 1 variants are the same stages with or without --beyond: a Table 1 rerun finds them all cached.
     const table1 = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out: join(root, 'report-table1') });
     assert.deepEqual(ran(table1.stages), []);
@@ -162,6 +167,32 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     for (const f of ['ddim-cas.svg', 'ddim-speed.svg', 'guidance-cas.svg', 'guidance-frechet.svg']) assert.ok(existsSync(join(out, f)) && md.includes(f), f);
     for (const line of ['baseline', 'small-upscaled', 'cascaded', 'baseline, v-prediction', 'cascaded, v-prediction', 'cascaded, v-prediction, EMA']) assert.ok(readFileSync(join(out, 'guidance-cas.svg'), 'utf8').includes(`>${line}<`), `guidance chart line '${line}'`);
     for (const b of beyond) assert.ok(md.includes(b.label.replace(/\|/g, '\\|')), `report.md lists '${b.label}'`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('paper --variants: only the named variants and the trainings they sample; a wrong name is refused before anything is written', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'ssddpm-variants-'));
+  try {
+    const out = join(root, 'report');
+    const work = join(root, 'work');
+    const opts = { preset: PRESETS.ci, dataset: 'mnist' as const, work, out, beyond: BEYOND_DEFAULTS };
+    await assert.rejects(runPaper({ ...opts, variants: ['small-upscaled-clip', 'cascaded-wide-ddim-clip'] }), /unknown variant "cascaded-wide-ddim-clip"; this protocol's variants are: .*cascaded-wide-vcfg-aug-ema-ddim-clip/);
+    assert.ok(!existsSync(work) && !existsSync(out), 'nothing written');
+    await assert.rejects(runPaper({ ...opts, beyond: undefined, variants: ['baseline-v-ema-ddim-clip'] }), /unknown variant/, 'a variant beyond the paper needs the beyond settings');
+
+    const results = await runPaper({ ...opts, variants: ['small-upscaled-clip', 'baseline-v-ema-ddim-clip'] });
+    assert.deepEqual(readdirSync(join(work, 'runs')).sort(), ['baseline-v-ema-1', 'small-1'], 'only the trainings the named variants sample');
+    assert.deepEqual(results.cas.map((c) => [c.dataset, c.x0]), [['real', null], ['small-upscaled', 'clip']]);
+    assert.deepEqual(results.beyond!.map((b) => b.name), ['baseline-v-ema-ddim-clip']);
+    assert.deepEqual(results.speed.map((s) => [s.pipeline, s.x0]), [['small-upscaled', 'clip']]);
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    assert.ok(md.includes(results.beyond![0]!.label) && md.includes('samples-small-upscaled-clip.png') && !md.includes('samples-baseline.png'), 'the report shows what ran, figures of the models trained');
+
+    // The same sets and scores as a run that asked for more: a wider selection reruns only what it adds.
+    const wider = await runPaper({ ...opts, out: join(root, 'report-2'), variants: ['small-upscaled-clip', 'small-upscaled', 'baseline-v-ema-ddim-clip'] });
+    assert.deepEqual(ran(wider.stages), ['generate small-upscaled 1', 'cas small-upscaled', 'fidelity small-upscaled', 'speed small-upscaled']);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

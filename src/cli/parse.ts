@@ -87,6 +87,15 @@ export function labelList(value: string, numClasses = 10): number[] {
   return out;
 }
 
+/** 'a,b,c' → the names, each non-empty, none twice. */
+export function nameList(value: string): string[] {
+  const names = value.split(',').map((s) => s.trim());
+  if (names.some((n) => n === '')) throw new InvalidArgumentError(`expected comma-separated names, got '${value}'`);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new InvalidArgumentError(`'${twice}' is named twice`);
+  return names;
+}
+
 /** 'small-run,upscaler-run' → the two folders. */
 export function runPair(value: string): [string, string] {
   const parts = value.split(',').map((s) => s.trim());

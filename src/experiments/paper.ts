@@ -57,6 +57,11 @@ export interface PaperOptions {
   nproc?: number;
   /** Also run the experiments beyond the paper (DDIM, dynamic thresholding, EMA, conditioning augmentation). */
   beyond?: BeyondSettings;
+  /**
+   * Only these variants (Table 1's or, with `beyond`, those beyond it; by name) and the trainings they sample;
+   * the real-data anchor always. Default: every variant.
+   */
+  variants?: readonly string[];
   log?: (line: string) => void;
   /** Progress of the current stage: a label, done and total, and extra fields. */
   progress?: (label: string, done: number, total: number, fields?: Record<string, string>) => void;
@@ -88,6 +93,7 @@ function withThreads<T>(n: number, body: () => T): T {
 
 /** Runs (or resumes) the protocol and writes the report, as the only writer of both folders; returns the results. */
 export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
+  selectVariants(variants(opts.beyond), opts.variants); // a wrong name is refused before any folder is touched
   const releaseWork = lockFolder(opts.work, 'work folder');
   try {
     const releaseOut = lockFolder(opts.out, 'report folder');
@@ -111,6 +117,8 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
   const progress = opts.progress ?? (() => {});
   const seeds = Array.from({ length: preset.runs }, (_, i) => i + 1);
   const stages: StageTiming[] = [];
+  const selected = selectVariants(variants(opts.beyond), opts.variants);
+  const sampled = new Set(selected.flatMap((v) => PAPER_PIPELINE_MODELS[v.pipeline].models.map((m) => v.trainings?.[m] ?? m)));
 
   // Runs `body` unless the stage `id` is cached under `key`; `outputs` are the files it writes.
   const stage = async <T>(name: string, id: string, key: StageKey, outputs: readonly string[], body: () => T | Promise<T>): Promise<T> => {
@@ -133,7 +141,7 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
   // 1. Trainings: every training of the protocol, every seed; finished runs matching the protocol are reused.
   const runs = new Map<string, RunLocation>();
   const training: TrainingResult[] = [];
-  for (const spec of trainings(opts.beyond)) {
+  for (const spec of trainings(opts.beyond).filter((t) => opts.variants === undefined || sampled.has(t.name))) {
     for (const seed of seeds) {
       const t0 = performance.now();
       const name = `train ${spec.name}-${seed}`;
@@ -189,7 +197,7 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
 
   // 3. Every variant: a generated set per run, their CAS, and the speed where asked.
   const measured: { variant: Variant; cas: CasScore; fidelity: FidelityScore; offRange?: CasResult['offRange']; speed?: SpeedMeasurement }[] = [];
-  for (const v of variants(opts.beyond)) {
+  for (const v of selected) {
     const setDir = (seed: number) => join(setsDir, `${v.name}-${seed}`);
     const setHashes: Record<string, string> = {};
     for (const seed of seeds) {
@@ -244,14 +252,14 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
       runToy1d(config, opts.out, prefix, (step, total, loss) => progress(`1-D study {${support.join(', ')}}`, step, total, { loss: loss.toFixed(4) }))));
   }
 
-  // 6. Figures from the seed-1 models (cheap: drawn every time).
+  // 6. Figures from the seed-1 models that were part of this run (cheap: drawn every time).
   const figures: Figure[] = [];
   const t0 = performance.now();
   const png = (file: string, caption: string, draw: () => { toPng(): Uint8Array }) => {
     writeFileAtomic(join(opts.out, file), draw().toPng());
     figures.push({ file, caption });
   };
-  for (const model of MODEL_KINDS) {
+  for (const model of MODEL_KINDS.filter((m) => runs.has(`${m}-1`))) {
     const m = loadModel(run(model, 1).dir, { device });
     try {
       const T = m.numTimesteps;
@@ -264,7 +272,7 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
     }
   }
   const labels = Array.from({ length: 10 }, (_, i) => i);
-  for (const pipeline of PAPER_PIPELINES) {
+  for (const pipeline of PAPER_PIPELINES.filter((p) => PAPER_PIPELINE_MODELS[p].models.every((m) => runs.has(`${m}-1`)))) {
     const p = loadPipeline(pipelineSpec({ pipeline }, 1, generationEngine));
     try {
       for (const clip of [false, true]) {
@@ -323,6 +331,19 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
   };
   await writeReport(opts.out, results);
   return results;
+}
+
+/** The variants named in `names` (all when undefined), in the protocol's order; an unknown name is refused. */
+export function selectVariants(all: readonly Variant[], names: readonly string[] | undefined): Variant[] {
+  if (names === undefined) return [...all];
+  const known = new Set(all.map((v) => v.name));
+  const unknown = names.filter((n) => !known.has(n));
+  if (unknown.length > 0) {
+    throw new RangeError(`unknown variant${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')}; this protocol's variants are: ${[...known].join(', ')}`);
+  }
+  if (names.length === 0) throw new RangeError('no variant named: give at least one');
+  const wanted = new Set(names);
+  return all.filter((v) => wanted.has(v.name));
 }
 
 // Neighbours of the k-NN balls of precision and recall (Kynkäänniemi et al. 2019).

@@ -179,6 +179,7 @@ function runsOf(trainings: Partial<Record<ModelKind, string>>, trained: Readonly
 
 /** How a variant with x̂0 clipped is labelled; its name ends in `-clip`. */
 const CLIPPED = 'x̂0 clipped';
+const DDIM_ALL_STEPS = 'DDIM over every step (η = 0)';
 
 /** Table 1 (every pipeline, plain and x̂0-clipped), then, with `beyond`, every experiment beyond the paper. */
 export function variants(beyond?: BeyondSettings): Variant[] {
@@ -239,6 +240,26 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       pipeline: 'cascaded',
       trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
       sampling: { guidance: 0, clip: true },
+    },
+    // The best recipes sampled deterministically: DDIM over every step of each model (η = 0).
+    ...([
+      ['ema', 'baseline-v-ema', `v-prediction, EMA of weights (decay ${s.emaDecay})`],
+      ['budget', 'baseline-v-wide-ema', `v-prediction, a U-Net ${s.baseChannels / 16}× as wide (${s.baseChannels} base channels), EMA of weights (decay ${s.emaDecay})`],
+    ] as const).map(([group, training, what]): Variant => ({
+      name: `${training}-ddim-clip`,
+      group,
+      label: `baseline, ${what}, ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+      pipeline: 'baseline',
+      ...runsOf({ baseline: training }, trained),
+      sampling: { sampler: 'ddim', eta: 0, clip: true },
+    })),
+    {
+      name: 'cascaded-wide-vcfg-aug-ema-ddim-clip',
+      group: 'budget',
+      label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0), EMA of weights (decay ${s.emaDecay}), unguided (label dropout ${s.labelDropout}), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+      pipeline: 'cascaded',
+      trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
+      sampling: { sampler: 'ddim', eta: 0, guidance: 0, clip: true },
     },
     ...[false, true].map((clip): Variant => ({
       name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,

@@ -2,9 +2,9 @@ import { Command, Option } from '@commander-js/extra-typings';
 import { join } from 'node:path';
 import { DATASET_NAMES } from '../../data/datasets.ts';
 import { pretrainedRuns, runPaper } from '../../experiments/paper.ts';
-import { BEYOND_DEFAULTS, PRESETS } from '../../experiments/protocol.ts';
+import { BEYOND_DEFAULTS, PRESETS, variants } from '../../experiments/protocol.ts';
 import { ENGINES } from '../../pipelines/sampling-model.ts';
-import { device, positiveInt } from '../parse.ts';
+import { device, nameList, positiveInt } from '../parse.ts';
 import { createProgress, type Progress } from '../progress.ts';
 
 export const paperCommand = new Command('paper')
@@ -18,6 +18,7 @@ export const paperCommand = new Command('paper')
   .option('--device <dev>', "'cpu' or 'cuda[:N]': trainings, sampling, CAS and the speed stage (the 1-D study stays on the CPU)", device, 'cpu')
   .addOption(new Option('--engine <engine>', 'the engine that samples the generated sets, figures and the speed stage (default: sets and figures on libtorch, as the committed results; speed on onnxruntime where installed, the fastest on the CPU)').choices(ENGINES))
   .option('--nproc <n>', 'train on N processes of this machine (data-parallel, synchronised batch norm: the same trainings as one process\'s)', positiveInt, 1)
+  .option('--variants <names>', 'only these variants, comma-separated (Table 1\'s, e.g. cascaded-clip, or beyond the paper\'s, e.g. cascaded-wide-vcfg-aug-ema-ddim-clip: naming one implies --beyond), with the trainings they sample; the real-data anchor always runs. A wrong name lists them all', nameList)
   .option('--runs <dir>', 'folder of finished training runs to reuse (default: <work>/runs; with --quick, pretrained/<dataset> when shipped); missing ones train into <work>/runs')
   .addHelpText('after', `
 Every stage is cached under a key of its settings, its inputs' content hashes and its code version: an
@@ -25,11 +26,13 @@ interrupted run continues where it stopped, and a changed setting, input or vers
 affects, saying why. A run folder that does not match the protocol's settings is refused, never overwritten.
 Examples:
   ssddpm paper --quick              # a few minutes; report in report/
-  ssddpm paper                      # the paper's protocol: ~2.5 h of training on 2 CPU cores`)
+  ssddpm paper                      # the paper's protocol: ~2.5 h of training on 2 CPU cores
+  ssddpm paper --dataset fashion-mnist --runs pretrained/fashion-mnist --variants cascaded-clip,cascaded-wide-vcfg-aug-ema-ddim-clip`)
   .action(async (o) => {
     const name = o.preset ?? (o.quick ? 'quick' : 'full');
     const preset = PRESETS[name];
     const work = o.work ?? join('paper-work', `${o.dataset}-${name}`);
+    const table1 = new Set(variants().map((v) => v.name));
     let bar: Progress | undefined;
     let current = '';
     const results = await runPaper({
@@ -41,7 +44,8 @@ Examples:
       runs: o.runs ?? (name === 'quick' ? pretrainedRuns(o.dataset) : undefined),
       out: o.out,
       nproc: o.nproc,
-      beyond: o.beyond ? BEYOND_DEFAULTS : undefined,
+      beyond: o.beyond || (o.variants ?? []).some((v) => !table1.has(v)) ? BEYOND_DEFAULTS : undefined,
+      variants: o.variants,
       log: (line) => {
         bar?.stop();
         bar = undefined;
@@ -64,6 +68,10 @@ Examples:
     };
     console.log(`CAS real ${fmt('real', null)}; plain: baseline ${fmt('baseline', 'none')}, small upscaled ${fmt('small-upscaled', 'none')}, cascaded ${fmt('cascaded', 'none')}`);
     console.log(`CAS clipped: baseline ${fmt('baseline', 'clip')}, small upscaled ${fmt('small-upscaled', 'clip')}, cascaded ${fmt('cascaded', 'clip')}`);
+    for (const b of results.beyond ?? []) {
+      const f = b.fidelity;
+      console.log(`${b.name}: CAS ${b.cas.mean.toFixed(3)} ± ${b.cas.std.toFixed(3)}${f ? `, conditional accuracy ${f.conditionalAccuracy.toFixed(3)}, Fréchet distance ${f.frechetDistance.toFixed(1)}, precision ${f.precision.toFixed(3)}, recall ${f.recall.toFixed(3)}` : ''}`);
+    }
     console.log(`seconds per sample: ${results.speed.filter((s) => s.x0 === 'none').map((s) => `${s.pipeline} ${(s.secondsPerSample * 1000).toFixed(1)} ms`).join(', ')}`);
     console.log(`report: ${join(o.out, 'report.html')} (also report.md, results.json); ${(results.totalSeconds / 60).toFixed(1)} min`);
   });
