@@ -187,6 +187,7 @@ test('paper --variants: only the named variants and the trainings they sample; a
     assert.deepEqual(results.cas.map((c) => [c.dataset, c.x0]), [['real', null], ['small-upscaled', 'clip']]);
     assert.deepEqual(results.beyond!.map((b) => b.name), ['baseline-v-ema-ddim-clip']);
     assert.deepEqual(results.speed.map((s) => [s.pipeline, s.x0]), [['small-upscaled', 'clip']]);
+    assert.equal(results.settings.variants, 'small-upscaled-clip, baseline-v-ema-ddim-clip', 'the report says which variants ran');
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.ok(md.includes(results.beyond![0]!.label) && md.includes('samples-small-upscaled-clip.png') && !md.includes('samples-baseline.png'), 'the report shows what ran, figures of the models trained');
 

@@ -319,7 +319,7 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
     dataset: opts.dataset,
     createdAt: new Date().toISOString(),
     machine: { ...machineInfo(device), ...(speedEngine === 'onnxruntime' && measured.some((m) => m.speed) ? { onnxruntime: onnxRuntimeVersion() } : {}) },
-    settings: { ...Object.fromEntries(Object.entries(preset).filter(([, v]) => typeof v !== 'object')), runsFolder: relative(opts.out, opts.runs ?? join(work, 'runs')) },
+    settings: { ...Object.fromEntries(Object.entries(preset).filter(([, v]) => typeof v !== 'object')), runsFolder: relative(opts.out, opts.runs ?? join(work, 'runs')), ...(opts.variants === undefined ? {} : { variants: selected.map((v) => v.name).join(', ') }) },
     training,
     cas,
     speed,
