@@ -72,6 +72,6 @@ Examples:
       const f = b.fidelity;
       console.log(`${b.name}: CAS ${b.cas.mean.toFixed(3)} ± ${b.cas.std.toFixed(3)}${f ? `, conditional accuracy ${f.conditionalAccuracy.toFixed(3)}, Fréchet distance ${f.frechetDistance.toFixed(1)}, precision ${f.precision.toFixed(3)}, recall ${f.recall.toFixed(3)}` : ''}`);
     }
-    console.log(`seconds per sample: ${results.speed.filter((s) => s.x0 === 'none').map((s) => `${s.pipeline} ${(s.secondsPerSample * 1000).toFixed(1)} ms`).join(', ')}`);
+    if (results.speed.length > 0) console.log(`one sample at batch size 1: ${results.speed.map((s) => `${s.pipeline}${s.x0 === 'none' ? '' : ` (${s.x0})`} ${(s.secondsPerSample * 1000).toFixed(1)} ms`).join(', ')}`);
     console.log(`report: ${join(o.out, 'report.html')} (also report.md, results.json); ${(results.totalSeconds / 60).toFixed(1)} min`);
   });
