@@ -357,6 +357,9 @@ class Peer {
 // Each workload runs ours, then the peer, before the next one: shared machines drift over minutes, and
 // adjacent measurements keep the ratio honest.
 // bfloat16 training rows where this device runs bfloat16 natively (on a CPU: AVX-512 BF16 or AMX).
+// Ours runs as the command line does (freed memory kept for reuse); the peer with its own allocator settings, which
+// GLIBC_TUNABLES (inherited by the peer's process) can make the same.
+const retained = torch.retainFreedHostMemory();
 const bf16Problem = device === 'cpu' ? torch.cpuBfloat16Problem() : undefined;
 const peak = cpuPeak();
 // What this device's own matrix multiply reaches, float32 and bfloat16: the GFLOP/s column's yardstick.
@@ -499,6 +502,7 @@ console.log('');
 console.log(`ours: training on libtorch, sampling on ${oursEngine} (our default on ${device})`);
 console.log(peerProblem ?? `PyTorch ${peerVersion} from ${python}, same threads and settings: eager, and jit = traced, frozen, torch.jit.optimize_for_inference; sampling with the shipped runs' weights on every side`);
 for (const line of notes) console.log(line);
+if (retained) console.log(`ours keeps freed host memory for reuse (glibc malloc: mmap threshold 32 MiB, trim threshold 1 GiB), as the command line does; the peer ${process.env.GLIBC_TUNABLES ? `runs with GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}` : 'with glibc\'s defaults (GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 gives it the same)'}`);
 console.log(`matrix multiply (2048², libtorch, ${threads} threads on ${device}): float32 ${matmulPeak.float32.toFixed(0)} GFLOP/s, bfloat16 ${matmulPeak.bfloat16 === undefined ? `not run (${bf16Problem})` : `${matmulPeak.bfloat16.toFixed(0)} GFLOP/s`}`);
 if (device === 'cpu' && peak.gflops > 0) console.log(`nominal CPU peak: ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.description}`);
 console.log('FLOPs: convolutions and linear layers only (2 per multiply-add); a training step counted as 3 forward passes.');

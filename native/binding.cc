@@ -29,6 +29,10 @@
 #include <unordered_map>
 #include <vector>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace {
 
 // ---------------------------------------------------------------------------------------------------------
@@ -689,6 +693,19 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   });
 }
 
+// glibc's malloc thresholds (mallopt): false where the C library is not glibc.
+Napi::Value SetMallocThresholds(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+#if defined(__GLIBC__)
+    const int mmap = static_cast<int>(info[0].As<Napi::Number>().Int64Value());
+    const int trim = static_cast<int>(info[1].As<Napi::Number>().Int64Value());
+    return Napi::Boolean::New(env, mallopt(M_MMAP_THRESHOLD, mmap) == 1 && mallopt(M_TRIM_THRESHOLD, trim) == 1);
+#else
+    return Napi::Boolean::New(env, false);
+#endif
+  });
+}
+
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, at::get_num_threads()); });
 }
@@ -732,6 +749,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("setAutocast", SetAutocast);
   fn("autocastNesting", AutocastNesting);
   fn("setNumThreads", SetNumThreads);
+  fn("setMallocThresholds", SetMallocThresholds);
   fn("getNumThreads", GetNumThreads);
   fn("liveTensors", LiveTensors);
   fn("cudaSynchronize", CudaSynchronize);

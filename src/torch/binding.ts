@@ -63,6 +63,8 @@ export interface Binding {
   autocastNesting(enter: boolean): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  /** glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (mallopt); false where the C library is not glibc or a value is refused. */
+  setMallocThresholds(mmapThreshold: number, trimThreshold: number): boolean;
   liveTensors(): number;
   cudaSynchronize(): void;
   cudaGraphNew(): CudaGraphHandle;
