@@ -356,10 +356,10 @@ class Peer {
 // --- run ---------------------------------------------------------------------------------------------------
 // Each workload runs ours, then the peer, before the next one: shared machines drift over minutes, and
 // adjacent measurements keep the ratio honest.
-// bfloat16 training rows where this device runs bfloat16 natively (on a CPU: AVX-512 BF16 or AMX).
 // Ours runs as the command line does (freed memory kept for reuse); the peer with its own allocator settings, which
 // GLIBC_TUNABLES (inherited by the peer's process) can make the same.
 const retained = torch.retainFreedHostMemory();
+// bfloat16 training rows where this device runs bfloat16 natively (on a CPU: AVX-512 BF16 or AMX).
 const bf16Problem = device === 'cpu' ? torch.cpuBfloat16Problem() : undefined;
 const peak = cpuPeak();
 // What this device's own matrix multiply reaches, float32 and bfloat16: the GFLOP/s column's yardstick.

@@ -20,7 +20,7 @@ export function getNumThreads(): number {
 
 /**
  * Keeps freed host memory in the process for reuse instead of handing it back to the OS: glibc's malloc serves
- * blocks up to 32 MiB (its largest setting) from the heap and keeps up to 1 GiB of free heap. A training step frees
+ * blocks up to 32 MiB (the ceiling of its own moving threshold) from the heap and keeps up to 1 GiB of free heap. A training step frees
  * and reallocates the same activation buffers every step; handed back, every reallocation faults its pages in
  * again. Process-wide, so the command line and the bench opt in, and a program embedding the library decides for
  * itself. Returns false where the C library is not glibc (nothing changes).
