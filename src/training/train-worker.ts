@@ -1,10 +1,13 @@
 // The entry point of ranks 1..N-1 started by `ssddpm train --nproc N` (local-workers.ts): joins the run of the
 // environment's rank 0, trains with it, and exits non-zero with one line when it cannot.
 import { readDistributedEnvironment } from '../distributed/environment.ts';
+import { retainFreedHostMemory } from '../torch/runtime.ts';
 import { RunRefused } from './data-parallel.ts';
 import { WORKER_SPEC_VARIABLE, type WorkerSpec } from './local-workers.ts';
 import { trainDiffusion } from './train-diffusion.ts';
 
+// A training process of ours, as the command line's rank 0 is: keep freed memory for the next step.
+retainFreedHostMemory();
 const spec = JSON.parse(process.env[WORKER_SPEC_VARIABLE] ?? '{}') as WorkerSpec;
 const env = readDistributedEnvironment();
 try {
