@@ -190,6 +190,7 @@ test('paper --variants: only the named variants and the trainings they sample; a
     assert.equal(results.settings.variants, 'small-upscaled-clip, baseline-v-ema-ddim-clip', 'the report says which variants ran');
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.ok(md.includes(results.beyond![0]!.label) && md.includes('samples-small-upscaled-clip.png') && !md.includes('samples-baseline.png'), 'the report shows what ran, figures of the models trained');
+    assert.ok(md.includes('samples-baseline-v-ema-ddim-clip.png') && existsSync(join(out, 'samples-baseline-v-ema-ddim-clip.png')), 'a sample grid of the named variant beyond the paper');
 
     // The same sets and scores as a run that asked for more: a wider selection reruns only what it adds.
     const wider = await runPaper({ ...opts, out: join(root, 'report-2'), variants: ['small-upscaled-clip', 'small-upscaled', 'baseline-v-ema-ddim-clip'] });

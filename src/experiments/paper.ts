@@ -252,7 +252,8 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
       runToy1d(config, opts.out, prefix, (step, total, loss) => progress(`1-D study {${support.join(', ')}}`, step, total, { loss: loss.toFixed(4) }))));
   }
 
-  // 6. Figures from the seed-1 models that were part of this run (cheap: drawn every time).
+  // 6. Figures from the seed-1 models that were part of this run, and a sample grid of every variant named beyond
+  //    the paper (cheap: drawn every time).
   const figures: Figure[] = [];
   const t0 = performance.now();
   const png = (file: string, caption: string, draw: () => { toPng(): Uint8Array }) => {
@@ -279,6 +280,15 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
         png(`samples-${pipeline}${clip ? '-clip' : ''}.png`, `Samples of ${pipeline} (${clip ? 'x̂0 clipped' : 'plain sampling'}), one label per column.`,
           () => sampleGridFigure(p, labels, preset.gridRows, { clip, seed: SEEDS.grids }));
       }
+    } finally {
+      disposePipeline(p);
+    }
+  }
+  // Variants beyond the paper that were named (a full --beyond run has too many for a grid each).
+  for (const v of opts.variants === undefined ? [] : selected.filter((x) => x.group !== 'table1')) {
+    const p = loadPipeline(pipelineSpec(v, 1, generationEngine));
+    try {
+      png(`samples-${v.name}.png`, `Samples of ${v.label} (seed-1 models), one label per column.`, () => sampleGridFigure(p, labels, preset.gridRows, { ...v.sampling, seed: SEEDS.grids }));
     } finally {
       disposePipeline(p);
     }

@@ -18,7 +18,7 @@ export const paperCommand = new Command('paper')
   .option('--device <dev>', "'cpu' or 'cuda[:N]': trainings, sampling, CAS and the speed stage (the 1-D study stays on the CPU)", device, 'cpu')
   .addOption(new Option('--engine <engine>', 'the engine that samples the generated sets, figures and the speed stage (default: sets and figures on libtorch, as the committed results; speed on onnxruntime where installed, the fastest on the CPU)').choices(ENGINES))
   .option('--nproc <n>', 'train on N processes of this machine (data-parallel, synchronised batch norm: the same trainings as one process\'s)', positiveInt, 1)
-  .option('--variants <names>', 'only these variants, comma-separated (Table 1\'s, e.g. cascaded-clip, or beyond the paper\'s, e.g. cascaded-wide-vcfg-aug-ema-ddim-clip: naming one implies --beyond), with the trainings they sample; the real-data anchor always runs. A wrong name lists them all', nameList)
+  .option('--variants <names>', 'only these variants, comma-separated (Table 1\'s, e.g. cascaded-clip, or beyond the paper\'s, e.g. cascaded-wide-vcfg-aug-ema-ddim-clip: naming one implies --beyond), with the trainings they sample and a sample grid of each one beyond the paper; the real-data anchor always runs. A wrong name lists them all', nameList)
   .option('--runs <dir>', 'folder of finished training runs to reuse (default: <work>/runs; with --quick, pretrained/<dataset> when shipped); missing ones train into <work>/runs')
   .addHelpText('after', `
 Every stage is cached under a key of its settings, its inputs' content hashes and its code version: an
