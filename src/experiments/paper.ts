@@ -93,12 +93,12 @@ function withThreads<T>(n: number, body: () => T): T {
 
 /** Runs (or resumes) the protocol and writes the report, as the only writer of both folders; returns the results. */
 export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
-  selectVariants(variants(opts.beyond), opts.variants); // a wrong name is refused before any folder is touched
+  const selected = selectVariants(variants(opts.beyond), opts.variants); // a wrong name is refused before any folder is touched
   const releaseWork = lockFolder(opts.work, 'work folder');
   try {
     const releaseOut = lockFolder(opts.out, 'report folder');
     try {
-      return await runProtocol(opts);
+      return await runProtocol(opts, selected);
     } finally {
       releaseOut();
     }
@@ -107,7 +107,7 @@ export async function runPaper(opts: PaperOptions): Promise<PaperResults> {
   }
 }
 
-async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
+async function runProtocol(opts: PaperOptions, selected: readonly Variant[]): Promise<PaperResults> {
   const started = performance.now();
   const { preset, work } = opts;
   const device = opts.device ?? 'cpu';
@@ -117,7 +117,6 @@ async function runProtocol(opts: PaperOptions): Promise<PaperResults> {
   const progress = opts.progress ?? (() => {});
   const seeds = Array.from({ length: preset.runs }, (_, i) => i + 1);
   const stages: StageTiming[] = [];
-  const selected = selectVariants(variants(opts.beyond), opts.variants);
   const sampled = new Set(selected.flatMap((v) => PAPER_PIPELINE_MODELS[v.pipeline].models.map((m) => v.trainings?.[m] ?? m)));
 
   // Runs `body` unless the stage `id` is cached under `key`; `outputs` are the files it writes.

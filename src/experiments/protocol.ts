@@ -190,6 +190,15 @@ export function variants(beyond?: BeyondSettings): Variant[] {
   if (beyond === undefined) return table1;
   const s = beyond;
   const trained = new Set(trainings(s).map((t) => t.name));
+  // The cascade with a wide small model and an upscaler trained under conditioning augmentation, DDPM or DDIM.
+  const wideAugmentedCascade = (ddim: boolean): Variant => ({
+    name: `cascaded-wide-vcfg-aug-ema${ddim ? '-ddim' : ''}-clip`,
+    group: 'budget',
+    label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0), EMA of weights (decay ${s.emaDecay}), unguided (label dropout ${s.labelDropout}), ${ddim ? `${DDIM_ALL_STEPS}, ` : ''}${CLIPPED}`,
+    pipeline: 'cascaded',
+    trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
+    sampling: { ...(ddim ? { sampler: 'ddim', eta: 0 } : {}), guidance: 0, clip: true },
+  });
   return [
     ...table1,
     ...PAPER_PIPELINES.map((pipeline): Variant => ({
@@ -233,14 +242,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-ema' },
       sampling: { guidance: 0, clip: true },
     },
-    {
-      name: 'cascaded-wide-vcfg-aug-ema-clip',
-      group: 'budget',
-      label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0), EMA of weights (decay ${s.emaDecay}), unguided (label dropout ${s.labelDropout}), ${CLIPPED}`,
-      pipeline: 'cascaded',
-      trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
-      sampling: { guidance: 0, clip: true },
-    },
+    wideAugmentedCascade(false),
     // The best recipes sampled deterministically: DDIM over every step of each model (η = 0).
     ...([
       ['ema', 'baseline-v-ema', `v-prediction, EMA of weights (decay ${s.emaDecay})`],
@@ -253,14 +255,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       ...runsOf({ baseline: training }, trained),
       sampling: { sampler: 'ddim', eta: 0, clip: true },
     })),
-    {
-      name: 'cascaded-wide-vcfg-aug-ema-ddim-clip',
-      group: 'budget',
-      label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0), EMA of weights (decay ${s.emaDecay}), unguided (label dropout ${s.labelDropout}), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
-      pipeline: 'cascaded',
-      trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
-      sampling: { sampler: 'ddim', eta: 0, guidance: 0, clip: true },
-    },
+    wideAugmentedCascade(true),
     ...[false, true].map((clip): Variant => ({
       name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,
       group: 'first-step',
