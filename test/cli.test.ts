@@ -107,6 +107,7 @@ test('bad arguments exit non-zero with a one-line message, no stack trace, and w
     [['sample', '--run', run, '--steps', '5', '--out', png], /--steps, --eta and --spacing need --sampler ddim/],
     [['sample', '--run', run, '--sampler', 'ddim', '--eta', '2', '--out', png], /--eta.*'2'/],
     [['generate', '--run', run, '--clip', '--dynamic-threshold', '0.99', '--out', join(dir, 'set')], /--clip and --dynamic-threshold exclude each other/],
+    [['generate', '--run', run, '--guidance', '1', '--guidance-interval', '5,2', '--out', join(dir, 'set')], /--guidance-interval.*0 ≤ lo < hi.*'5,2'/],
     [['paper', '--preset', 'ci', '--device', 'gpu', '--work', join(dir, 'work'), '--out', join(dir, 'report')], /--device.*'gpu'/],
   ];
   const results = await ssddpmAll(cases.map(([args]) => args));

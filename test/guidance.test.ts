@@ -55,6 +55,27 @@ test('label dropout: a model trained with it samples guided on both engines; w =
       assert.ok(maxAbsDiff(plain, guided) > 1e-3, 'guidance changes the samples');
       assert.ok(maxAbsDiff(sample(ortPipeline, 3), guided) <= 1 / 512, 'both engines guide alike');
       assert.ok(maxAbsDiff(sample(ortPipeline, 0), plain) <= 1 / 512);
+
+      // Guidance in an interval of noise levels σ_t = √((1 − ᾱ_t) / ᾱ_t): every σ is all steps, none is none.
+      const [model] = torchPipeline.models;
+      const sigmas = Array.from(model!.schedule.terms.alphasCumprod, (a) => Math.sqrt((1 - a) / a));
+      const within = (lo: number, hi: number, w = 3) => {
+        const x = samplePipeline(torchPipeline, labels, { clip: true, guidance: w, guidanceInterval: [lo, hi], generator: new Generator(9) });
+        const data = x.data() as Float32Array;
+        x.dispose();
+        return data;
+      };
+      assert.deepEqual(within(0, Infinity), guided, 'an interval holding every σ_t guides every step');
+      assert.deepEqual(within(sigmas.at(-1)! + 1, Infinity), plain, 'an interval holding no σ_t guides none');
+      const mid = sigmas[Math.floor(sigmas.length / 2)]!;
+      const lowNoise = within(0, mid);
+      assert.ok(maxAbsDiff(lowNoise, plain) > 1e-3 && maxAbsDiff(lowNoise, guided) > 1e-3, 'a partial interval is neither');
+      assert.deepEqual(within(0, (mid + sigmas[Math.floor(sigmas.length / 2) + 1]!) / 2), lowNoise, 'the steps are picked by σ_t ∈ (lo, hi]');
+      const ortLowNoise = samplePipeline(ortPipeline, labels, { clip: true, guidance: 3, guidanceInterval: [0, mid], generator: new Generator(9) });
+      assert.ok(maxAbsDiff(ortLowNoise.data() as Float32Array, lowNoise) <= 1 / 512, 'both engines guide the same steps');
+      ortLowNoise.dispose();
+      assert.throws(() => samplePipeline(torchPipeline, labels, { guidanceInterval: [0, 1] }), /a guidance interval needs a guidance scale > 0/);
+      assert.throws(() => samplePipeline(torchPipeline, labels, { guidance: 1, guidanceInterval: [2, 1] }), /the guidance interval must be noise levels 0 ≤ lo < hi, got 2,1/);
       assert.throws(() => samplePipeline(torchPipeline, labels, { guidance: [1, 2] }), /one guidance scale, or one per model of the pipeline \(1\), not 2/);
       assert.throws(() => samplePipeline(torchPipeline, labels, { guidance: -1 }), /the guidance scale must be a number ≥ 0, got -1/);
     } finally {

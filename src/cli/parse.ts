@@ -59,6 +59,13 @@ export function guidanceScales(value: string): number[] {
   return scales;
 }
 
+/** A guidance interval 'lo,hi' of noise levels σ, 0 ≤ lo < hi ('inf' for no upper end). */
+export function noiseInterval(value: string): [number, number] {
+  const [lo, hi, ...rest] = value.split(',').map((v) => (v.trim() === 'inf' ? Infinity : v.trim() === '' ? NaN : Number(v)));
+  if (rest.length > 0 || !(lo! >= 0 && hi! > lo!)) throw new InvalidArgumentError(`expected noise levels 'lo,hi' with 0 ≤ lo < hi (e.g. '0.5,5' or '1,inf'), got '${value}'`);
+  return [lo!, hi!];
+}
+
 /** The n-step loss: 'n,weight' (e.g. '3,0.5'): n a positive integer, the weight positive. */
 export function nStepLoss(value: string): { steps: number; weight: number } {
   const [n, w, ...rest] = value.split(',');

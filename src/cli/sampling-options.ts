@@ -2,7 +2,7 @@
 // how x̂0 is kept in the data range, and the author-code variants.
 import { InvalidArgumentError, Option, type Command, type OptionValues } from '@commander-js/extra-typings';
 import type { SamplingOptions } from '../pipelines/sampling-model.ts';
-import { guidanceScales, positiveInt } from './parse.ts';
+import { guidanceScales, positiveInt, noiseInterval } from './parse.ts';
 
 function unitInterval(value: string): number {
   const n = Number(value);
@@ -20,6 +20,7 @@ export const samplingOptionList = {
   variance: () => new Option('--variance <kind>', 'DDPM reverse-step variance: posterior β̃ or β').choices(['posterior', 'beta'] as const),
   conditioningLevel: () => new Option('--cond-level <l>', 'upscalers trained with --cond-noise: conditioning noise level in [0, 1] at sampling (default 0)').argParser(unitInterval),
   guidance: () => new Option('--guidance <w>', 'classifier-free guidance scale (models trained with --label-dropout); a cascade takes one for both models or one each (e.g. 3,1)').argParser(guidanceScales),
+  guidanceInterval: () => new Option('--guidance-interval <lo,hi>', 'guide only at the timesteps whose noise level σ = √((1 − ᾱ)/ᾱ) lies in (lo, hi] (Kynkäänniemi et al. 2024; e.g. 0.5,5; hi may be inf), the label alone elsewhere').argParser(noiseInterval),
   cudaGraphs: () => new Option('--no-cuda-graphs', "libtorch on a GPU: launch every kernel eagerly instead of replaying each network evaluation as one CUDA graph (the default where the addon can capture them; same samples)"),
   authorX0: () => new Option('--author-x0', "DDPM: estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison)"),
 };
@@ -27,7 +28,7 @@ export const samplingOptionList = {
 /** Adds the sampler and x̂0-constraint options every sampling command takes. */
 export function withSamplerOptions<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(cmd: Command<Args, Opts, Globals>) {
   const o = samplingOptionList;
-  return cmd.addOption(o.sampler()).addOption(o.steps()).addOption(o.eta()).addOption(o.spacing()).addOption(o.clip()).addOption(o.dynamicThreshold()).addOption(o.conditioningLevel()).addOption(o.guidance()).addOption(o.cudaGraphs());
+  return cmd.addOption(o.sampler()).addOption(o.steps()).addOption(o.eta()).addOption(o.spacing()).addOption(o.clip()).addOption(o.dynamicThreshold()).addOption(o.conditioningLevel()).addOption(o.guidance()).addOption(o.guidanceInterval()).addOption(o.cudaGraphs());
 }
 
 /** withSamplerOptions plus the DDPM author-code variants (for commands that make images). */
@@ -46,6 +47,7 @@ export interface ParsedSampling {
   authorX0?: true;
   condLevel?: number;
   guidance?: number[];
+  guidanceInterval?: [number, number];
   cudaGraphs?: boolean;
 }
 
@@ -65,6 +67,7 @@ export function samplingFrom(o: ParsedSampling): SamplingOptions {
     authorX0: o.sampler === 'ddpm' ? (o.authorX0 ?? false) : undefined,
     conditioningLevel: o.condLevel,
     guidance: o.guidance,
+    guidanceInterval: o.guidanceInterval,
     cudaGraphs: o.cudaGraphs,
   };
 }

@@ -82,7 +82,7 @@ export interface TrainingSpec extends Pick<NewRunSpec, 'conditioningNoise' | 'la
 export type VariantGroup = 'table1' | 'thresholding' | 'ddim' | 'ema' | 'conditioning' | 'first-step' | 'objective' | 'budget' | 'guidance';
 
 /** The sampling choices a variant makes (no generator, no callbacks: they are part of its cache key). */
-export type VariantSampling = Pick<SamplingOptions, 'sampler' | 'steps' | 'eta' | 'spacing' | 'clip' | 'dynamicThreshold' | 'conditioningLevel' | 'guidance'>;
+export type VariantSampling = Pick<SamplingOptions, 'sampler' | 'steps' | 'eta' | 'spacing' | 'clip' | 'dynamicThreshold' | 'conditioningLevel' | 'guidance' | 'guidanceInterval'>;
 
 export interface Variant {
   /** Unique; names its generated sets and cached results. */

@@ -51,24 +51,30 @@ export class DiffusionModel extends SamplingModel {
     });
   }
 
-  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, loop, plainForward, cudaGraphs }: ReverseProcessInputs): SampleLoopResult {
+  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, guidedTimesteps, loop, plainForward, cudaGraphs }: ReverseProcessInputs): SampleLoopResult {
     const n = labels.length;
     const size = this.config.imageSize;
     const device = this.device;
-    // Guidance evaluates every sample twice in one batch: with its label, then with the null label.
-    const rows = guidance === undefined ? labels : [...labels, ...labels.map(() => this.config.unet.numClasses)];
-    const m = rows.length;
     this.unet.eval();
     const net = plainForward ? undefined : new InferenceUNet(this.unet);
+    const graphs = (cudaGraphs ?? true) && device.startsWith('cuda') && cudaGraphsAvailable();
     try {
       return tidy(() => {
-        const labelTensor = int64(rows, { device });
-        const levels = level === undefined ? undefined : full([m], level, { device });
-        const condRows = cond === undefined || guidance === undefined ? cond : cat([cond, cond], 0);
-        const predictRows = net === undefined
-          ? (xt: Tensor, t: number) => tidy(() => this.predictNoise(xt, full([m], t, { dtype: 'int64', device }), labelTensor, condRows, levels))
-          : this.#inferencePredictor(net, rows, condRows, level, (cudaGraphs ?? true) && device.startsWith('cuda') && cudaGraphsAvailable());
-        const predict = guidance === undefined ? predictRows : (xt: Tensor, t: number) => tidy(() => classifierFreeGuidance(predictRows(cat([xt, xt], 0), t), n, guidance));
+        // ε̂ of the rows (labels, conditioning) for a batch of x_t with as many rows.
+        const predictor = (rows: readonly number[], condRows: Tensor | undefined): ((xt: Tensor, t: number) => Tensor) => {
+          if (net !== undefined) return this.#inferencePredictor(net, rows, condRows, level, graphs);
+          const labelTensor = int64(rows, { device });
+          const levelRows = level === undefined ? undefined : full([rows.length], level, { device });
+          return (xt, t) => tidy(() => this.predictNoise(xt, full([rows.length], t, { dtype: 'int64', device }), labelTensor, condRows, levelRows));
+        };
+        if (guidance === undefined) return sampleLoop(scheduler, predictor(labels, cond), [n, 1, size, size], loop);
+        // Guidance evaluates every sample twice in one batch: with its label, then with the null label.
+        const doubled = predictor([...labels, ...labels.map(() => this.config.unet.numClasses)], cond === undefined ? undefined : cat([cond, cond], 0));
+        const guided = (xt: Tensor, t: number) => tidy(() => classifierFreeGuidance(doubled(cat([xt, xt], 0), t), n, guidance));
+        if (guidedTimesteps === undefined) return sampleLoop(scheduler, guided, [n, 1, size, size], loop);
+        const [lo, hi] = guidedTimesteps;
+        const conditional = predictor(labels, cond);
+        const predict = (xt: Tensor, t: number) => (t < lo || t > hi ? conditional(xt, t) : guided(xt, t));
         return sampleLoop(scheduler, predict, [n, 1, size, size], loop);
       });
     } finally {

@@ -87,7 +87,7 @@ export class OnnxDiffusionModel extends SamplingModel {
     return 'cpu';
   }
 
-  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, loop }: ReverseProcessInputs): SampleLoopResult {
+  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, guidedTimesteps, loop }: ReverseProcessInputs): SampleLoopResult {
     if (guidance !== undefined && !this.fusedStep) throw new RangeError('guidance on ONNX Runtime needs a graph exported by ssddpm (one that takes the step)');
     const n = labels.length;
     const S = this.config.imageSize;
@@ -95,7 +95,10 @@ export class OnnxDiffusionModel extends SamplingModel {
     const fixed: Record<string, OrtValue> = { [IO.label]: { type: 'int64', data: BigInt64Array.from(labels, BigInt), dims: [n] } };
     if (cond !== undefined) fixed[IO.conditioning] = f32(floats(cond), shape);
     if (level !== undefined) fixed[IO.conditioningLevel] = f32(new Float32Array(n).fill(level), [n]);
-    if (this.fusedStep && this.config.labelDropout !== undefined) fixed[IO.guidance] = scalar(guidance ?? 0);
+    const guided = this.fusedStep && this.config.labelDropout !== undefined;
+    // The graph evaluates both rows at every step; outside the guidance interval its scale is 0.
+    const [glo, ghi] = guidedTimesteps ?? [0, Infinity];
+    const guidanceAt = (t: number): OrtValue => scalar(t < glo || t > ghi ? 0 : guidance ?? 0);
     const timestep = (t: number): OrtValue => ({ type: 'int64', data: new BigInt64Array(n).fill(BigInt(t)), dims: [n] });
     const constrained = scheduler.constraint.kind !== 'none';
     const [lo, hi] = scheduler.constraint.kind === 'clip' ? scheduler.clipRange : [-Infinity, Infinity];
@@ -104,6 +107,7 @@ export class OnnxDiffusionModel extends SamplingModel {
       const c = linearStep(scheduler.stepCoefficients(t), constrained);
       const feeds: Record<string, OrtValue> = {
         ...fixed,
+        ...(guided ? { [IO.guidance]: guidanceAt(t) } : {}),
         [IO.timestep]: timestep(t),
         [IO.xtScale]: scalar(c.xtScale),
         [IO.epsScale]: scalar(c.epsScale),

@@ -169,6 +169,7 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
     throw new RangeError(`give one guidance scale, or one per model of the pipeline (${p.models.length}), not ${scales.length}`);
   }
   const guidanceOf = (i: number) => (typeof scales === 'number' || scales === undefined ? scales : scales.length === 1 ? scales[0] : scales[i]);
+  if (opts.guidanceInterval !== undefined && !p.models.some((_, i) => (guidanceOf(i) ?? 0) > 0)) throw new RangeError('a guidance interval needs a guidance scale > 0');
   return tidy(() => {
     let x: Tensor | undefined;
     let done = 0;

@@ -43,6 +43,12 @@ export interface SamplingOptions {
    * Default 0: the conditional prediction alone.
    */
   guidance?: number | readonly number[];
+  /**
+   * Guidance in a limited interval of noise levels (Kynkäänniemi et al. 2024): guided only at the timesteps whose
+   * σ_t = √((1 − ᾱ_t) / ᾱ_t) lies in (lo, hi], the conditional prediction alone (one network row per sample)
+   * elsewhere. The same σ scale for every model, whatever its T. Default: guided at every timestep.
+   */
+  guidanceInterval?: readonly [number, number];
   /** Reverse-step variance: β̃ ('posterior', default) or β ('beta'). */
   variance?: 'posterior' | 'beta';
   /** Estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison only). */
@@ -74,6 +80,8 @@ export interface ReverseProcessInputs {
   level?: number;
   /** Classifier-free guidance scale (> 0), for models trained with label dropout. */
   guidance?: number;
+  /** With guidance: the timesteps first ≤ t ≤ last it applies at (default all). */
+  guidedTimesteps?: readonly [number, number];
   loop: SampleLoopOptions;
   plainForward?: boolean;
   cudaGraphs?: boolean;
@@ -199,6 +207,16 @@ export abstract class SamplingModel {
   }
 
   /**
+   * The timesteps [first, last] whose noise level σ_t = √((1 − ᾱ_t) / ᾱ_t) lies in the guidance interval
+   * (lo, hi] (σ grows with t); undefined where none does.
+   */
+  guidedTimesteps([lo, hi]: readonly [number, number]): [number, number] | undefined {
+    if (!(lo >= 0 && hi > lo)) throw new RangeError(`the guidance interval must be noise levels 0 ≤ lo < hi, got ${lo},${hi}`);
+    const inside = Array.from(this.schedule.terms.alphasCumprod, (a, t) => ({ t, sigma: Math.sqrt((1 - a) / a) })).filter(({ sigma }) => sigma > lo && sigma <= hi);
+    return inside.length === 0 ? undefined : [inside[0]!.t, inside.at(-1)!.t];
+  }
+
+  /**
    * Samples one image per label, in pixel space ([0, 1] up to sampling error; not clamped).
    * The upscaler needs `lowRes`: [N, 1, s, s] images in pixel space (the small model's samples).
    */
@@ -211,7 +229,10 @@ export abstract class SamplingModel {
     const level = opts.conditioningLevel ?? 0;
     if (!(level >= 0 && level <= 1)) throw new RangeError(`conditioning level must be in [0, 1], got ${level}`);
     if (level > 0 && !this.augmentsConditioning) throw new RangeError('a conditioning level needs an upscaler trained with conditioning augmentation');
-    const guidance = this.guidanceScale(opts.guidance);
+    const interval = opts.guidanceInterval === undefined ? undefined : this.guidedTimesteps(opts.guidanceInterval);
+    const scale = this.guidanceScale(opts.guidance);
+    // An interval with none of this model's timesteps leaves it unguided.
+    const guidance = opts.guidanceInterval !== undefined && interval === undefined ? undefined : scale;
     const scheduler = this.samplingScheduler(opts);
     const device = this.device;
     try {
@@ -223,6 +244,7 @@ export abstract class SamplingModel {
           cond,
           level: this.augmentsConditioning ? level : undefined,
           guidance,
+          guidedTimesteps: guidance === undefined ? undefined : interval,
           loop: { generator: opts.generator, device, keepTrajectory: opts.keepTrajectory, onStep: opts.onStep },
           plainForward: opts.plainForward,
           cudaGraphs: opts.cudaGraphs,
