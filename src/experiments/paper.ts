@@ -314,6 +314,7 @@ async function runProtocol(opts: PaperOptions, selected: readonly Variant[]): Pr
       ...(m.speed ? { secondsPerSample: m.speed.secondsPerSample, steps: m.speed.steps } : v.sampling.steps !== undefined ? { steps: v.sampling.steps } : {}),
       ...(m.offRange ? { offRange: m.offRange } : {}),
       ...(v.sampling.guidance !== undefined ? { guidance: v.sampling.guidance as number } : {}),
+      ...(v.sampling.guidanceInterval !== undefined ? { guidanceInterval: [...v.sampling.guidanceInterval] as [number, number] } : {}),
       fidelity: fidelityResult(m.fidelity),
     };
   });

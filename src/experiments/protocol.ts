@@ -128,11 +128,14 @@ export interface BeyondSettings {
   /** Classifier-free guidance: the label dropout of its trainings and the scales sampled (the sweep). */
   labelDropout: number;
   guidanceScales: number[];
+  /** Guidance in a limited interval: the scale, and the noise levels σ in (lo, hi] it applies at. */
+  guidanceInterval: { scale: number; sigma: [number, number] };
 }
 
 export const BEYOND_DEFAULTS: BeyondSettings = {
   ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2],
   maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
+  guidanceInterval: { scale: 2, sigma: [0, 1] },
 };
 
 /** The paper's three trainings, then those the experiments beyond it add. */
@@ -190,14 +193,16 @@ export function variants(beyond?: BeyondSettings): Variant[] {
   if (beyond === undefined) return table1;
   const s = beyond;
   const trained = new Set(trainings(s).map((t) => t.name));
-  // The cascade with a wide small model and an upscaler trained under conditioning augmentation, DDPM or DDIM.
-  const wideAugmentedCascade = (ddim: boolean): Variant => ({
-    name: `cascaded-wide-vcfg-aug-ema${ddim ? '-ddim' : ''}-clip`,
-    group: 'budget',
-    label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0), EMA of weights (decay ${s.emaDecay}), unguided (label dropout ${s.labelDropout}), ${ddim ? `${DDIM_ALL_STEPS}, ` : ''}${CLIPPED}`,
+  // The cascade with a wide small model and an upscaler trained under conditioning augmentation, DDPM or DDIM,
+  // unguided or guided at low noise only.
+  const { scale: gw, sigma: [glo, ghi] } = s.guidanceInterval;
+  const wideAugmentedCascade = (ddim: boolean, interval = false): Variant => ({
+    name: `cascaded-wide-vcfg-aug-ema${ddim ? '-ddim' : ''}${interval ? `-w${gw}-sigma${glo}-${ghi}` : ''}-clip`,
+    group: interval ? 'guidance' : 'budget',
+    label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0), EMA of weights (decay ${s.emaDecay}), ${interval ? `guided w = ${gw} at noise levels ${glo} < σ ≤ ${ghi} only` : 'unguided'} (label dropout ${s.labelDropout}), ${ddim ? `${DDIM_ALL_STEPS}, ` : ''}${CLIPPED}`,
     pipeline: 'cascaded',
     trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
-    sampling: { ...(ddim ? { sampler: 'ddim', eta: 0 } : {}), guidance: 0, clip: true },
+    sampling: { ...(ddim ? { sampler: 'ddim', eta: 0 } : {}), ...(interval ? { guidance: gw, guidanceInterval: [glo, ghi] } : { guidance: 0 }), clip: true },
   });
   return [
     ...table1,
@@ -256,6 +261,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       sampling: { sampler: 'ddim', eta: 0, clip: true },
     })),
     wideAugmentedCascade(true),
+    wideAugmentedCascade(true, true),
     ...[false, true].map((clip): Variant => ({
       name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,
       group: 'first-step',

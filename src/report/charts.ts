@@ -210,9 +210,9 @@ export async function ddimCharts(results: PaperResults): Promise<{ cas: string; 
   return { cas, speed };
 }
 
-/** The guidance sweep (beyond the paper): CAS and Fréchet distance against the guidance scale w, one line per guided model. */
+/** The guidance sweep (beyond the paper): CAS and Fréchet distance against the guidance scale w, one line per guided model (guided at every step). */
 export async function guidanceCharts(results: PaperResults): Promise<{ cas: string; frechet: string } | undefined> {
-  const guided = (results.beyond ?? []).filter((b) => b.group === 'guidance' && b.guidance !== undefined).sort((a, b) => a.guidance! - b.guidance!);
+  const guided = (results.beyond ?? []).filter((b) => b.group === 'guidance' && b.guidance !== undefined && b.guidanceInterval === undefined).sort((a, b) => a.guidance! - b.guidance!);
   if (guided.length === 0) return undefined;
   // `cascaded-cfg-w2-clip` is drawn on the line "cascaded", `cascaded-vcfg-w2-clip` on "cascaded, v-prediction".
   const lineOf = (name: string) => name.replace(/-w[^-]+-clip$/, '').replace(/-vcfg-ema$/, ', v-prediction, EMA').replace(/-vcfg$/, ', v-prediction').replace(/-cfg$/, '');

@@ -381,7 +381,7 @@ const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string
   {
     group: 'guidance',
     title: 'Classifier-free guidance',
-    intro: 'Models trained with the label replaced by a null label 10 % of the time, sampled with ε̃ = (1 + w) ε̂(label) − w ε̂(∅) (Ho & Salimans 2022) at every model of the pipeline, x̂0 clipped. w = 0 is the conditional model alone; larger w trades diversity (recall) for fidelity. The v-prediction rows guide models that predict v, which also removes the first step’s error amplification; the EMA rows sample such models from a moving average of their weights.',
+    intro: 'Models trained with the label replaced by a null label 10 % of the time, sampled with ε̃ = (1 + w) ε̂(label) − w ε̂(∅) (Ho & Salimans 2022) at every model of the pipeline, x̂0 clipped. w = 0 is the conditional model alone; larger w trades diversity (recall) for fidelity. The v-prediction rows guide models that predict v, which also removes the first step’s error amplification; the EMA rows sample such models from a moving average of their weights. A row guided at low noise levels only (σ_t = √((1 − ᾱ_t)/ᾱ_t) in the stated interval; Kynkäänniemi et al. 2024) keeps the diversity that guidance at high noise removes.',
     reference: [['baseline', 'clip'], ['small-upscaled', 'clip'], ['cascaded', 'clip']],
   },
 ];

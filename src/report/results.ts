@@ -101,6 +101,8 @@ export interface BeyondResult {
   offRange?: OffRange;
   /** The classifier-free guidance scale, for guided variants. */
   guidance?: number;
+  /** The noise levels σ in (lo, hi] it was applied at, for variants guided in an interval. */
+  guidanceInterval?: [number, number];
   /** Absent in results made before the metrics existed. */
   fidelity?: FidelityResult;
 }
