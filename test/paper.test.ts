@@ -110,11 +110,13 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 5 + 4 + 8 + 4 + 16 + 6 + 6 + 6,
+    assert.equal(beyond.length, 3 + 4 + 5 + 4 + 8 + 4 + 16 + 6 + 6 + 6 + 3,
       'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA (ε, v-prediction) ×2 + v-prediction with DDIM, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
-        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales');
+        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales, guidance at low noise only ×3 pipelines');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
-    assert.deepEqual(beyond.filter((b) => b.group === 'guidance').map((b) => [b.name, b.guidance]), ['cfg', 'vcfg', 'vcfg-ema'].flatMap((k) => ['baseline', 'small-upscaled', 'cascaded'].map((p) => `${p}-${k}`)).flatMap((p) => [[`${p}-w0-clip`, 0], [`${p}-w2-clip`, 2]]));
+    const lowNoise = beyond.filter((b) => b.guidanceInterval !== undefined);
+    assert.deepEqual(lowNoise.map((b) => [b.name, b.guidance, b.guidanceInterval]), ['cascaded-wide-vcfg-aug-ema', 'baseline-vcfg-ema', 'small-upscaled-wide-vcfg-ema'].map((p) => [`${p}-ddim-w2-sigma0-1-clip`, 2, [0, 1]]));
+    assert.deepEqual(beyond.filter((b) => b.group === 'guidance' && b.guidanceInterval === undefined).map((b) => [b.name, b.guidance]), ['cfg', 'vcfg', 'vcfg-ema'].flatMap((k) => ['baseline', 'small-upscaled', 'cascaded'].map((p) => `${p}-${k}`)).flatMap((p) => [[`${p}-w0-clip`, 0], [`${p}-w2-clip`, 2]]));
     const config = (name: string) => readRunConfig(join(work, 'runs', `${name}-1`));
     assert.equal(config('baseline-vz').model.schedule.zeroTerminalSnr, true);
     assert.equal(config('baseline-beta').model.schedule.maxBeta, BEYOND_DEFAULTS.maxBeta);
@@ -154,6 +156,7 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     for (const [without, withAverage] of [['baseline-v-clip', 'baseline-v-ema-clip'], ['baseline-v-wide', 'baseline-v-wide-ema'], ['cascaded-vcfg-w0-clip', 'cascaded-vcfg-ema-w0-clip']]) {
       assert.ok(!setImages(without).equals(setImages(withAverage)), `${without} samples the trained weights, ${withAverage} their average`);
     }
+    assert.ok(!setImages('cascaded-wide-vcfg-aug-ema-ddim-clip').equals(setImages('cascaded-wide-vcfg-aug-ema-ddim-w2-sigma0-1-clip')), 'guidance at low noise changes the samples');
     for (const ddpm of ['baseline-v-ema-clip', 'baseline-v-wide-ema-clip', 'cascaded-wide-vcfg-aug-ema-clip']) {
       const ddim = ddpm.replace(/-clip$/, '-ddim-clip');
       assert.ok(!setImages(ddpm).equals(setImages(ddim)), `${ddim} samples the same models as ${ddpm} with DDIM`);
@@ -165,7 +168,9 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const md = readFileSync(join(out, 'report.md'), 'utf8');
     assert.ok(md.includes('Beyond the paper'));
     for (const f of ['ddim-cas.svg', 'ddim-speed.svg', 'guidance-cas.svg', 'guidance-frechet.svg']) assert.ok(existsSync(join(out, f)) && md.includes(f), f);
-    for (const line of ['baseline', 'small-upscaled', 'cascaded', 'baseline, v-prediction', 'cascaded, v-prediction', 'cascaded, v-prediction, EMA']) assert.ok(readFileSync(join(out, 'guidance-cas.svg'), 'utf8').includes(`>${line}<`), `guidance chart line '${line}'`);
+    const guidanceChart = readFileSync(join(out, 'guidance-cas.svg'), 'utf8');
+    for (const line of ['baseline', 'small-upscaled', 'cascaded', 'baseline, v-prediction', 'cascaded, v-prediction', 'cascaded, v-prediction, EMA']) assert.ok(guidanceChart.includes(`>${line}<`), `guidance chart line '${line}'`);
+    assert.ok(!guidanceChart.includes('sigma'), 'the sweep chart leaves out the variants guided in an interval');
     for (const b of beyond) assert.ok(md.includes(b.label.replace(/\|/g, '\\|')), `report.md lists '${b.label}'`);
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -196,13 +196,14 @@ export function variants(beyond?: BeyondSettings): Variant[] {
   // The cascade with a wide small model and an upscaler trained under conditioning augmentation, DDPM or DDIM,
   // unguided or guided at low noise only.
   const { scale: gw, sigma: [glo, ghi] } = s.guidanceInterval;
+  const lowNoise = { suffix: `-w${gw}-sigma${glo}-${ghi}`, what: `guided w = ${gw} at noise levels ${glo} < σ ≤ ${ghi} only`, sampling: { guidance: gw, guidanceInterval: [glo, ghi] as [number, number] } };
   const wideAugmentedCascade = (ddim: boolean, interval = false): Variant => ({
-    name: `cascaded-wide-vcfg-aug-ema${ddim ? '-ddim' : ''}${interval ? `-w${gw}-sigma${glo}-${ghi}` : ''}-clip`,
+    name: `cascaded-wide-vcfg-aug-ema${ddim ? '-ddim' : ''}${interval ? lowNoise.suffix : ''}-clip`,
     group: interval ? 'guidance' : 'budget',
-    label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0), EMA of weights (decay ${s.emaDecay}), ${interval ? `guided w = ${gw} at noise levels ${glo} < σ ≤ ${ghi} only` : 'unguided'} (label dropout ${s.labelDropout}), ${ddim ? `${DDIM_ALL_STEPS}, ` : ''}${CLIPPED}`,
+    label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0), EMA of weights (decay ${s.emaDecay}), ${interval ? lowNoise.what : 'unguided'} (label dropout ${s.labelDropout}), ${ddim ? `${DDIM_ALL_STEPS}, ` : ''}${CLIPPED}`,
     pipeline: 'cascaded',
     trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
-    sampling: { ...(ddim ? { sampler: 'ddim', eta: 0 } : {}), ...(interval ? { guidance: gw, guidanceInterval: [glo, ghi] } : { guidance: 0 }), clip: true },
+    sampling: { ...(ddim ? { sampler: 'ddim', eta: 0 } : {}), ...(interval ? lowNoise.sampling : { guidance: 0 }), clip: true },
   });
   return [
     ...table1,
@@ -261,7 +262,19 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       sampling: { sampler: 'ddim', eta: 0, clip: true },
     })),
     wideAugmentedCascade(true),
+    // Guided at low noise only, DDIM over every step: one of each pipeline, from its best models trained with label dropout.
     wideAugmentedCascade(true, true),
+    ...([
+      ['baseline-vcfg-ema', 'baseline', { baseline: 'baseline-vcfg-ema' }, `v-prediction, EMA of weights (decay ${s.emaDecay})`],
+      ['small-upscaled-wide-vcfg-ema', 'small-upscaled', { small: 'small-wide-vcfg-ema' }, `v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, EMA of weights (decay ${s.emaDecay})`],
+    ] as const).map(([name, pipeline, runs, what]): Variant => ({
+      name: `${name}-ddim${lowNoise.suffix}-clip`,
+      group: 'guidance',
+      label: `${pipeline}, ${what}, ${lowNoise.what} (label dropout ${s.labelDropout}), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+      pipeline,
+      trainings: runs,
+      sampling: { sampler: 'ddim', eta: 0, ...lowNoise.sampling, clip: true },
+    })),
     ...[false, true].map((clip): Variant => ({
       name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,
       group: 'first-step',
