@@ -280,6 +280,17 @@ test('each control works: label, seed, sampler, steps, η, clipping, delay, pipe
   await page.fill('#guidance', '0');
   await sampleInPage(page);
   assert.notDeepEqual((await readCanvas(page, 'result')).images, guided.images, 'another guidance scale, another sample');
+  // Guided at low noise only: neither the unguided nor the fully guided sample; a bad bound is reported.
+  await page.fill('#guidance', '1');
+  await page.fill('#guidance-sigma', '1');
+  await sampleInPage(page);
+  assert.match((await page.textContent('#result-caption'))!, /guidance w = 1 at σ ≤ 1$/);
+  assert.notDeepEqual((await readCanvas(page, 'result')).images, guided.images, 'guidance at low noise only, another sample');
+  await page.fill('#guidance-sigma', '-1');
+  await page.click('#sample');
+  await page.waitForFunction(() => !document.getElementById('error')!.hidden);
+  assert.match((await page.textContent('#error'))!, /noise level to guide up to must be a number > 0 \(or empty: every step\), got '-1'/);
+  await page.fill('#guidance-sigma', '');
   await page.fill('#guidance', '-1');
   await page.click('#sample');
   await page.waitForFunction(() => !document.getElementById('error')!.hidden);
@@ -433,6 +444,7 @@ test('given the same noise, the page samples what Node samples on ONNX Runtime (
     { pipeline: 'small-upscaled', runs: [DEFAULT_RUNS.small], upscale: true, labels: [5], opts: { clip: false, sampler: 'ddim' as const, steps: 8, eta: 0.5 } },
     { pipeline: 'baseline-guided', runs: [DEFAULT_GUIDED_RUNS.baseline], labels: [4, 9], opts: { clip: true, guidance: 1.5 } },
     { pipeline: 'cascaded-guided', runs: [DEFAULT_GUIDED_RUNS.small, DEFAULT_GUIDED_RUNS.upscaler], labels: [6], opts: { clip: false, sampler: 'ddim' as const, steps: 6, eta: 1, guidance: 3 } },
+    { pipeline: 'cascaded-guided', runs: [DEFAULT_GUIDED_RUNS.small, DEFAULT_GUIDED_RUNS.upscaler], labels: [1, 8], opts: { clip: true, guidance: 2, guidanceInterval: [0, 1] as [number, number] } },
   ];
   for (const [k, c] of cases.entries()) {
     const seed = 11 + k;
@@ -442,7 +454,7 @@ test('given the same noise, the page samples what Node samples on ONNX Runtime (
     const noise = nodeNoise(c.runs, c.labels, seed, c.opts);
     const got = await page.evaluate(
       (req) => (window as unknown as { ssddpmTest: { sample(r: unknown): Promise<{ images: number[] }> } }).ssddpmTest.sample(req),
-      { pipeline: c.pipeline, labels: c.labels, seed: 0, sampler: c.opts.sampler ?? 'ddpm', steps: c.opts.steps, eta: c.opts.eta, clip: c.opts.clip, guidance: c.opts.guidance, noise },
+      { pipeline: c.pipeline, labels: c.labels, seed: 0, sampler: c.opts.sampler ?? 'ddpm', steps: c.opts.steps, eta: c.opts.eta, clip: c.opts.clip, guidance: c.opts.guidance, guidanceInterval: c.opts.guidanceInterval, noise },
     );
     assert.equal(got.images.length, expected.length);
     const maxDiff = got.images.reduce((m, v, i) => Math.max(m, Math.abs(v - expected[i]!)), 0);

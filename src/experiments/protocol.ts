@@ -196,7 +196,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
   // The cascade with a wide small model and an upscaler trained under conditioning augmentation, DDPM or DDIM,
   // unguided or guided at low noise only.
   const { scale: gw, sigma: [glo, ghi] } = s.guidanceInterval;
-  const lowNoise = { suffix: `-w${gw}-sigma${glo}-${ghi}`, what: `guided w = ${gw} at noise levels ${glo} < σ ≤ ${ghi} only`, sampling: { guidance: gw, guidanceInterval: [glo, ghi] as [number, number] } };
+  const lowNoise = { suffix: `-w${gw}-sigma${glo}-${ghi}`, what: `guided w = ${gw} only at noise levels ${glo} < √((1 − ᾱ_t)/ᾱ_t) ≤ ${ghi}`, sampling: { guidance: gw, guidanceInterval: [glo, ghi] as [number, number] } };
   const wideAugmentedCascade = (ddim: boolean, interval = false): Variant => ({
     name: `cascaded-wide-vcfg-aug-ema${ddim ? '-ddim' : ''}${interval ? lowNoise.suffix : ''}-clip`,
     group: interval ? 'guidance' : 'budget',

@@ -102,6 +102,7 @@ export function pageHtml(manifest: SiteManifest, results: PaperResults | undefin
 <label>η <input id="eta" type="number" min="0" max="1" step="0.1" value="0"></label>
 <label class="check"><input type="checkbox" id="clip" checked> <span>clip x̂<sub>0</sub></span></label>
 <label title="classifier-free guidance scale w: 0 samples as trained, higher follows the label more closely at the cost of variety">Guidance <input id="guidance" type="number" min="0" max="10" step="0.5" value="0"></label>
+<label title="guide only the steps whose noise level σ = √((1 − ᾱ)/ᾱ) is at most this (guidance at high noise costs variety); empty: every step">at σ ≤ <input id="guidance-sigma" type="number" min="0" step="0.5" placeholder="all"></label>
 <label>Step delay <input id="delay" type="range" min="0" max="300" step="10" value="0"> <output id="delay-value">0 ms</output></label>
 <button id="sample" type="submit">Sample</button>
 </form>

@@ -173,6 +173,7 @@ interface Controls {
   eta: HTMLInputElement;
   clip: HTMLInputElement;
   guidance: HTMLInputElement;
+  guidanceSigma: HTMLInputElement;
   delay: HTMLInputElement;
 }
 
@@ -188,6 +189,7 @@ function controls(): Controls {
     eta: el('eta'),
     clip: el('clip'),
     guidance: el('guidance'),
+    guidanceSigma: el('guidance-sigma'),
     delay: el('delay'),
   };
 }
@@ -204,6 +206,8 @@ function requestFrom(c: Controls, numClasses: number): SampleRequest {
   if (c.grid.checked && !(Number.isInteger(rows) && rows >= 1 && rows <= MAX_ROWS)) throw new RangeError(`samples per label must be an integer in 1..${MAX_ROWS}, got '${c.rows.value}'`);
   const guidance = Number(c.guidance.value);
   if (!c.guidance.disabled && !(c.guidance.value.trim() !== '' && Number.isFinite(guidance) && guidance >= 0)) throw new RangeError(`the guidance scale must be a number ≥ 0, got '${c.guidance.value}'`);
+  const sigmaMax = c.guidanceSigma.value.trim() === '' ? undefined : Number(c.guidanceSigma.value);
+  if (!c.guidanceSigma.disabled && sigmaMax !== undefined && !(sigmaMax > 0)) throw new RangeError(`the noise level to guide up to must be a number > 0 (or empty: every step), got '${c.guidanceSigma.value}'`);
   return {
     pipeline: c.pipeline.value,
     // The grid: one column per label, `rows` samples of each.
@@ -213,6 +217,7 @@ function requestFrom(c: Controls, numClasses: number): SampleRequest {
     ...(sampler === 'ddim' ? { steps, eta } : {}),
     clip: c.clip.checked,
     ...(c.guidance.disabled ? {} : { guidance }),
+    ...(c.guidanceSigma.disabled || sigmaMax === undefined ? {} : { guidanceInterval: [0, sigmaMax] as [number, number] }),
   };
 }
 
@@ -310,11 +315,13 @@ async function main(): Promise<void> {
     const p = manifest.pipelines.find((q) => q.name === c.pipeline.value);
     const guided = p !== undefined && p.models.some((m) => manifest.models[m]?.config.labelDropout !== undefined);
     c.guidance.disabled = !guided;
+    c.guidanceSigma.disabled = !guided;
     c.guidance.value = guided ? String(p.guidance ?? 0) : '0';
   };
   c.pipeline.addEventListener('change', syncGuidance);
   syncGuidance();
   if (params.has('guidance') && !c.guidance.disabled) c.guidance.value = params.get('guidance')!;
+  if (params.has('guidance-sigma') && !c.guidanceSigma.disabled) c.guidanceSigma.value = params.get('guidance-sigma')!;
 
   // The first pipeline's models first (the worker loads them); the others after the first sample.
   let backend: Backend;
@@ -372,7 +379,7 @@ async function main(): Promise<void> {
         el('lowres-caption').textContent = `${first.model} model, ${first.size}×${first.size}`;
       }
       drawTiles(el('result'), result.images, n, result.size, cols);
-      el('result-caption').textContent = `${pipeline.title}: ${n === 1 ? `label ${req.labels[0]}` : `one column per label, ${n / cols} per label`}, ${result.size}×${result.size}${req.guidance === undefined ? '' : `, guidance w = ${req.guidance}`}`;
+      el('result-caption').textContent = `${pipeline.title}: ${n === 1 ? `label ${req.labels[0]}` : `one column per label, ${n / cols} per label`}, ${result.size}×${result.size}${req.guidance === undefined ? '' : `, guidance w = ${req.guidance}${req.guidanceInterval === undefined ? '' : ` at σ ≤ ${req.guidanceInterval[1]}`}`}`;
       const steps = result.stepMs.length;
       if (firstSampleMs === undefined) firstSampleMs = performance.now();
       el('status').textContent =

@@ -24,6 +24,8 @@ export interface SampleRequest {
   clip: boolean;
   /** The classifier-free guidance scale of the models trained with label dropout (default: the pipeline's, else 0). */
   guidance?: number;
+  /** Guide only the steps whose noise level σ_t = √((1 − ᾱ_t) / ᾱ_t) lies in (lo, hi] (default: every step). */
+  guidanceInterval?: [number, number];
   /** Instead of the seeded generator: every draw, in order (tests compare engines with the same noise). */
   noise?: Float32Array[];
 }
@@ -129,7 +131,7 @@ function clamp01(x: Float32Array): Float32Array {
 }
 
 /** The timesteps a model visits and the step coefficients at each (as its Node scheduler gives them). */
-export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sampler' | 'steps' | 'eta' | 'clip'>): { t: number; scalars: StepScalars }[] {
+export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sampler' | 'steps' | 'eta' | 'clip'>): { t: number; noiseLevel: number; scalars: StepScalars }[] {
   const terms: ScheduleTerms = scheduleTerms(Float64Array.from(model.betas));
   const T = terms.betas.length;
   const { mean, std } = model.config.normalization;
@@ -140,7 +142,8 @@ export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sample
   return timesteps.map((t, i) => {
     const prediction = model.config.prediction ?? 'epsilon';
     const c = req.sampler === 'ddim' ? ddimStepCoefficients(terms, t, timesteps[i + 1] ?? -1, eta, prediction) : ddpmStepCoefficients(terms, t, { prediction });
-    return { t, scalars: { ...linearStep(c, req.clip), clipMin, clipMax } };
+    const a = terms.alphasCumprod[t]!;
+    return { t, noiseLevel: Math.sqrt((1 - a) / a), scalars: { ...linearStep(c, req.clip), clipMin, clipMax } };
   });
 }
 
@@ -170,6 +173,8 @@ export async function samplePipeline(
   if (n === 0) throw new RangeError('no labels to sample');
   const guidance = req.guidance ?? pipeline.guidance ?? 0;
   if (!(Number.isFinite(guidance) && guidance >= 0)) throw new RangeError(`the guidance scale must be a number ≥ 0, got ${req.guidance}`);
+  const [glo, ghi] = req.guidanceInterval ?? [0, Infinity];
+  if (!(glo >= 0 && ghi > glo)) throw new RangeError(`the guidance interval must be noise levels 0 ≤ lo < hi, got ${glo},${ghi}`);
   const stages: SampleResult['stages'] = [];
   const stepMs: number[] = [];
   let engineMs = 0;
@@ -189,7 +194,7 @@ export async function samplePipeline(
     on.stage?.({ stage, model: name, size: S, steps: schedule.length });
     const zeros = new Float32Array(count);
     let x = draw(count);
-    for (const [i, { t, scalars }] of schedule.entries()) {
+    for (const [i, { t, noiseLevel, scalars }] of schedule.entries()) {
       const noise = scalars.sigma > 0 ? draw(count) : zeros;
       const start = performance.now();
       const out = await engine({
@@ -199,7 +204,7 @@ export async function samplePipeline(
         labels: req.labels,
         conditioning,
         conditioningLevel: config.conditioningNoise === undefined ? undefined : 0,
-        guidance: config.labelDropout === undefined ? undefined : guidance,
+        guidance: config.labelDropout === undefined ? undefined : noiseLevel > glo && noiseLevel <= ghi ? guidance : 0,
         noise,
         scalars,
       });
