@@ -115,7 +115,11 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
         'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales, guidance at low noise only ×3 pipelines');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
     const lowNoise = beyond.filter((b) => b.guidanceInterval !== undefined);
-    assert.deepEqual(lowNoise.map((b) => [b.name, b.guidance, b.guidanceInterval]), ['cascaded-wide-vcfg-aug-ema', 'baseline-vcfg-ema', 'small-upscaled-wide-vcfg-ema'].map((p) => [`${p}-ddim-w2-sigma0-1-clip`, 2, [0, 1]]));
+    assert.deepEqual(lowNoise.map((b) => [b.name, b.guidance, b.guidanceInterval]), [
+      ['cascaded-wide-vcfg-aug-ema-ddim-w2-sigma0-1-clip', 2, [0, 1]],
+      ['baseline-vcfg-ema-ddim-w3-sigma0-3-clip', 3, [0, 3]],
+      ['small-upscaled-wide-vcfg-ema-ddim-w2-sigma0-2-clip', 2, [0, 2]],
+    ]);
     assert.deepEqual(beyond.filter((b) => b.group === 'guidance' && b.guidanceInterval === undefined).map((b) => [b.name, b.guidance]), ['cfg', 'vcfg', 'vcfg-ema'].flatMap((k) => ['baseline', 'small-upscaled', 'cascaded'].map((p) => `${p}-${k}`)).flatMap((p) => [[`${p}-w0-clip`, 0], [`${p}-w2-clip`, 2]]));
     const config = (name: string) => readRunConfig(join(work, 'runs', `${name}-1`));
     assert.equal(config('baseline-vz').model.schedule.zeroTerminalSnr, true);

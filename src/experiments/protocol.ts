@@ -128,14 +128,17 @@ export interface BeyondSettings {
   /** Classifier-free guidance: the label dropout of its trainings and the scales sampled (the sweep). */
   labelDropout: number;
   guidanceScales: number[];
-  /** Guidance in a limited interval: the scale, and the noise levels σ in (lo, hi] it applies at. */
-  guidanceInterval: { scale: number; sigma: [number, number] };
+  /**
+   * Guidance in a limited interval, per pipeline: the scale, and the noise levels σ_t = √((1 − ᾱ_t)/ᾱ_t) in
+   * (lo, hi] it applies at (where a sample's label is decided depends on the resolution and the model).
+   */
+  guidanceInterval: Record<PaperPipeline, { scale: number; sigma: [number, number] }>;
 }
 
 export const BEYOND_DEFAULTS: BeyondSettings = {
   ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2],
   maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
-  guidanceInterval: { scale: 2, sigma: [0, 1] },
+  guidanceInterval: { baseline: { scale: 3, sigma: [0, 3] }, 'small-upscaled': { scale: 2, sigma: [0, 2] }, cascaded: { scale: 2, sigma: [0, 1] } },
 };
 
 /** The paper's three trainings, then those the experiments beyond it add. */
@@ -195,15 +198,17 @@ export function variants(beyond?: BeyondSettings): Variant[] {
   const trained = new Set(trainings(s).map((t) => t.name));
   // The cascade with a wide small model and an upscaler trained under conditioning augmentation, DDPM or DDIM,
   // unguided or guided at low noise only.
-  const { scale: gw, sigma: [glo, ghi] } = s.guidanceInterval;
-  const lowNoise = { suffix: `-w${gw}-sigma${glo}-${ghi}`, what: `guided w = ${gw} only at noise levels ${glo} < √((1 − ᾱ_t)/ᾱ_t) ≤ ${ghi}`, sampling: { guidance: gw, guidanceInterval: [glo, ghi] as [number, number] } };
+  const lowNoise = (pipeline: PaperPipeline) => {
+    const { scale: w, sigma: [lo, hi] } = s.guidanceInterval[pipeline];
+    return { suffix: `-w${w}-sigma${lo}-${hi}`, what: `guided w = ${w} only at noise levels ${lo} < √((1 − ᾱ_t)/ᾱ_t) ≤ ${hi}`, sampling: { guidance: w, guidanceInterval: [lo, hi] as [number, number] } };
+  };
   const wideAugmentedCascade = (ddim: boolean, interval = false): Variant => ({
-    name: `cascaded-wide-vcfg-aug-ema${ddim ? '-ddim' : ''}${interval ? lowNoise.suffix : ''}-clip`,
+    name: `cascaded-wide-vcfg-aug-ema${ddim ? '-ddim' : ''}${interval ? lowNoise('cascaded').suffix : ''}-clip`,
     group: interval ? 'guidance' : 'budget',
-    label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0), EMA of weights (decay ${s.emaDecay}), ${interval ? lowNoise.what : 'unguided'} (label dropout ${s.labelDropout}), ${ddim ? `${DDIM_ALL_STEPS}, ` : ''}${CLIPPED}`,
+    label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0), EMA of weights (decay ${s.emaDecay}), ${interval ? lowNoise('cascaded').what : 'unguided'} (label dropout ${s.labelDropout}), ${ddim ? `${DDIM_ALL_STEPS}, ` : ''}${CLIPPED}`,
     pipeline: 'cascaded',
     trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
-    sampling: { ...(ddim ? { sampler: 'ddim', eta: 0 } : {}), ...(interval ? lowNoise.sampling : { guidance: 0 }), clip: true },
+    sampling: { ...(ddim ? { sampler: 'ddim', eta: 0 } : {}), ...(interval ? lowNoise('cascaded').sampling : { guidance: 0 }), clip: true },
   });
   return [
     ...table1,
@@ -268,12 +273,12 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       ['baseline-vcfg-ema', 'baseline', { baseline: 'baseline-vcfg-ema' }, `v-prediction, EMA of weights (decay ${s.emaDecay})`],
       ['small-upscaled-wide-vcfg-ema', 'small-upscaled', { small: 'small-wide-vcfg-ema' }, `v-prediction, a small U-Net ${s.baseChannels / 16}× as wide, EMA of weights (decay ${s.emaDecay})`],
     ] as const).map(([name, pipeline, runs, what]): Variant => ({
-      name: `${name}-ddim${lowNoise.suffix}-clip`,
+      name: `${name}-ddim${lowNoise(pipeline).suffix}-clip`,
       group: 'guidance',
-      label: `${pipeline}, ${what}, ${lowNoise.what} (label dropout ${s.labelDropout}), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+      label: `${pipeline}, ${what}, ${lowNoise(pipeline).what} (label dropout ${s.labelDropout}), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
       pipeline,
       trainings: runs,
-      sampling: { sampler: 'ddim', eta: 0, ...lowNoise.sampling, clip: true },
+      sampling: { sampler: 'ddim', eta: 0, ...lowNoise(pipeline).sampling, clip: true },
     })),
     ...[false, true].map((clip): Variant => ({
       name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,
