@@ -200,7 +200,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
   // unguided or guided at low noise only.
   const lowNoise = (pipeline: PaperPipeline) => {
     const { scale: w, sigma: [lo, hi] } = s.guidanceInterval[pipeline];
-    return { suffix: `-w${w}-sigma${lo}-${hi}`, what: `guided w = ${w} only at noise levels ${lo} < √((1 − ᾱ_t)/ᾱ_t) ≤ ${hi}`, sampling: { guidance: w, guidanceInterval: [lo, hi] as [number, number] } };
+    return { suffix: `-w${w}-sigma${lo}-${hi}`, what: `guided w = ${w} only at noise levels √((1 − ᾱ_t)/ᾱ_t) in (${lo}, ${hi}]`, sampling: { guidance: w, guidanceInterval: [lo, hi] as [number, number] } };
   };
   const wideAugmentedCascade = (ddim: boolean, interval = false): Variant => ({
     name: `cascaded-wide-vcfg-aug-ema${ddim ? '-ddim' : ''}${interval ? lowNoise('cascaded').suffix : ''}-clip`,
