@@ -102,6 +102,11 @@ export function scheduleTerms(betas: Float64Array): ScheduleTerms {
   };
 }
 
+/** σ_t = √((1 − ᾱ_t)/ᾱ_t) at every timestep: the noise's scale against the signal's (∞ where ᾱ_t = 0). */
+export function noiseLevels(terms: Pick<ScheduleTerms, 'alphasCumprod'>): Float64Array {
+  return terms.alphasCumprod.map((a) => Math.sqrt((1 - a) / a));
+}
+
 /** How a model's β schedule is made: the kind, the number of timesteps T (0..T−1) and the cosine exponent. */
 export interface ScheduleConfig {
   kind: 'cosine' | 'linear';

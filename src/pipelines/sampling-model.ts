@@ -7,7 +7,7 @@ import { upscale } from '../data/tensor-dataset.ts';
 import { DDIMScheduler } from '../diffusion/ddim.ts';
 import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import type { SampleLoopOptions, SampleLoopResult } from '../diffusion/sample.ts';
-import { NoiseSchedule } from '../diffusion/schedule.ts';
+import { NoiseSchedule, noiseLevels } from '../diffusion/schedule.ts';
 import type { Scheduler } from '../diffusion/scheduler.ts';
 import type { Prediction } from '../diffusion/step-coefficients.ts';
 import type { TimestepSpacing } from '../diffusion/step-coefficients.ts';
@@ -212,7 +212,7 @@ export abstract class SamplingModel {
    */
   guidedTimesteps([lo, hi]: readonly [number, number]): [number, number] | undefined {
     if (!(lo >= 0 && hi > lo)) throw new RangeError(`the guidance interval must be noise levels 0 ≤ lo < hi, got ${lo},${hi}`);
-    const inside = Array.from(this.schedule.terms.alphasCumprod, (a, t) => ({ t, sigma: Math.sqrt((1 - a) / a) })).filter(({ sigma }) => sigma > lo && sigma <= hi);
+    const inside = Array.from(noiseLevels(this.schedule.terms), (sigma, t) => ({ t, sigma })).filter(({ sigma }) => sigma > lo && sigma <= hi);
     return inside.length === 0 ? undefined : [inside[0]!.t, inside.at(-1)!.t];
   }
 

@@ -4,7 +4,7 @@
 //
 // Order of the noise draws (as in Node with one generator): per model of the chain, the initial x_T, then one
 // draw per step whose σ > 0.
-import { scheduleTerms, type ScheduleTerms } from '../../diffusion/schedule.ts';
+import { noiseLevels, scheduleTerms, type ScheduleTerms } from '../../diffusion/schedule.ts';
 import { ddimStepCoefficients, ddimTimesteps, ddpmStepCoefficients, linearStep } from '../../diffusion/step-coefficients.ts';
 import type { SiteManifest, SiteModel } from './manifest.ts';
 
@@ -134,6 +134,7 @@ function clamp01(x: Float32Array): Float32Array {
 export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sampler' | 'steps' | 'eta' | 'clip'>): { t: number; noiseLevel: number; scalars: StepScalars }[] {
   const terms: ScheduleTerms = scheduleTerms(Float64Array.from(model.betas));
   const T = terms.betas.length;
+  const sigmas = noiseLevels(terms);
   const { mean, std } = model.config.normalization;
   const [clipMin, clipMax] = req.clip ? [(0 - mean) / std, (1 - mean) / std] : [-Infinity, Infinity];
   const eta = req.eta ?? 0;
@@ -142,8 +143,7 @@ export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sample
   return timesteps.map((t, i) => {
     const prediction = model.config.prediction ?? 'epsilon';
     const c = req.sampler === 'ddim' ? ddimStepCoefficients(terms, t, timesteps[i + 1] ?? -1, eta, prediction) : ddpmStepCoefficients(terms, t, { prediction });
-    const a = terms.alphasCumprod[t]!;
-    return { t, noiseLevel: Math.sqrt((1 - a) / a), scalars: { ...linearStep(c, req.clip), clipMin, clipMax } };
+    return { t, noiseLevel: sigmas[t]!, scalars: { ...linearStep(c, req.clip), clipMin, clipMax } };
   });
 }
 
