@@ -517,6 +517,10 @@ test('ssddpm web refuses a run that does not exist, or of the wrong kind, and wr
   const g = ssddpm('web', '--out', out, '--guidance', '-2');
   assert.equal(g.status, 1);
   assert.match(g.stderr, /expected a guidance scale ≥ 0, got '-2'/);
+  const gs = ssddpm('web', '--out', out, '--guidance-sigma', '-1');
+  assert.equal(gs.status, 1);
+  assert.match(gs.stderr, /--guidance-sigma.*expected a positive number, got '-1'/);
+  await assert.rejects(buildSite(out, { guidanceSigma: 0 }), /the noise level to guide up to must be a number > 0, got 0/);
   await assert.rejects(buildSite(out, { runs: { baseline: DEFAULT_RUNS.baseline }, report: join(root, 'no-report') }), /no such report folder/);
   // A checkpoint that fails while the site is being written: the temporary folder goes, nothing is left.
   const bad = join(root, 'bad-run');
@@ -535,13 +539,16 @@ test('ssddpm web refuses a run that does not exist, or of the wrong kind, and wr
   await buildSite(again, { runs: { baseline: DEFAULT_RUNS.baseline }, guided: null, report: null });
   const rebuilt = await buildSite(again, { runs: { small: DEFAULT_RUNS.small }, guided: null, report: null });
   assert.deepEqual(rebuilt.manifest.pipelines.map((p) => p.name), ['small-upscaled']);
+  // The guided pipelines carry the page's first σ bound; the others have none.
+  const bounded = await buildSite(join(root, 'bounded'), { runs: { small: DEFAULT_RUNS.small }, guided: { baseline: DEFAULT_GUIDED_RUNS.baseline }, guidanceSigma: 3, report: null });
+  assert.deepEqual(bounded.manifest.pipelines.map((p) => [p.name, p.guidance, p.guidanceSigma]), [['baseline-guided', 1, 3], ['small-upscaled', undefined, undefined]]);
   assert.equal(existsSync(join(again, 'models', 'baseline.onnx')), false, 'replaced whole');
 });
 
 test('ssddpm web and serve: --help, and serve prints its URL and serves the site', async () => {
   const web = ssddpm('web', '--help');
   assert.equal(web.status, 0);
-  for (const o of ['--out', '--baseline', '--small', '--upscaler', '--guided-baseline', '--no-guided', '--guidance', '--report', '--no-report', 'Cross-Origin-Embedder-Policy']) assert.ok(web.stdout.includes(o), o);
+  for (const o of ['--out', '--baseline', '--small', '--upscaler', '--guided-baseline', '--no-guided', '--guidance', '--guidance-sigma', '--report', '--no-report', 'Cross-Origin-Embedder-Policy']) assert.ok(web.stdout.includes(o), o);
   const serveHelp = ssddpm('serve', '--help');
   assert.equal(serveHelp.status, 0);
   for (const o of ['--site', '--port', 'Cross-Origin-Opener-Policy: same-origin']) assert.ok(serveHelp.stdout.includes(o), o);

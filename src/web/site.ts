@@ -55,6 +55,8 @@ export interface SiteOptions {
   guided?: Partial<Record<ModelKind, string>> | null;
   /** The guided pipelines' guidance scale until the visitor changes it (default: 1 where the generator predicts v, else 2). */
   guidance?: number;
+  /** The guided pipelines' bound on the noise level σ_t guidance applies at, until the visitor changes it (default: every step). */
+  guidanceSigma?: number;
   /** A report folder written by `ssddpm paper` (results.json, charts, figures); null: no report tab. */
   report?: string | null;
 }
@@ -132,11 +134,11 @@ type ModelSet = Partial<Record<ModelKind, ExportedModel>>;
 const GUIDED = '-guided';
 
 /** The pipelines a set of models makes; a guided set's names end in -guided and carry their guidance scale. */
-function sitePipelines(models: ModelSet, guided: boolean, guidance: number | undefined): SitePipeline[] {
+function sitePipelines(models: ModelSet, guided: boolean, guidance: number | undefined, guidanceSigma: number | undefined): SitePipeline[] {
   const out: SitePipeline[] = [];
   const size = (k: ModelKind) => models[k]!.config.imageSize;
   const suffix = guided ? GUIDED : '';
-  const w = (generator: ExportedModel) => (guided ? { guidance: guidance ?? (generator.config.prediction === 'v' ? 1 : 2) } : {});
+  const w = (generator: ExportedModel) => (guided ? { guidance: guidance ?? (generator.config.prediction === 'v' ? 1 : 2), ...(guidanceSigma === undefined ? {} : { guidanceSigma }) } : {});
   const with_ = guided ? ', guided' : '';
   if (models.baseline) out.push({ name: `baseline${suffix}`, title: `Baseline${with_} (${size('baseline')}×${size('baseline')})`, models: [models.baseline.name], ...w(models.baseline) });
   if (models.small) out.push({ name: `small-upscaled${suffix}`, title: `Small upscaled${with_} (${size('small')}×${size('small')}, then bilinear ×2)`, models: [models.small.name], upscaleTo: 2 * size('small'), ...w(models.small) });
@@ -210,6 +212,7 @@ export async function buildSite(out: string, opts: SiteOptions = {}): Promise<Si
     if (runs.upscaler !== undefined && runs.small === undefined) throw new RunError(`the upscaler samples in a cascade: give the ${guided ? 'guided ' : ''}small model too`);
   }
   if (opts.guidance !== undefined && !(Number.isFinite(opts.guidance) && opts.guidance >= 0)) throw new RunError(`the guidance scale must be a number ≥ 0, got ${opts.guidance}`);
+  if (opts.guidanceSigma !== undefined && !(opts.guidanceSigma > 0)) throw new RunError(`the noise level to guide up to must be a number > 0, got ${opts.guidanceSigma}`);
   const reportDir = opts.report === undefined ? DEFAULT_REPORT : opts.report;
   const results = reportDir === null ? undefined : readReport(reportDir);
   if (existsSync(out) && !(statSync(out).isDirectory() && (isSite(out) || readdirSync(out).length === 0))) {
@@ -231,7 +234,7 @@ export async function buildSite(out: string, opts: SiteOptions = {}): Promise<Si
         models[m.name] = siteModel(m);
         writeFileSync(join(tmp, models[m.name]!.file), m.bytes);
       }
-      pipelines.push(...sitePipelines(exported, guided, opts.guidance));
+      pipelines.push(...sitePipelines(exported, guided, opts.guidance, opts.guidanceSigma));
     }
     const manifest: SiteManifest = {
       format: SITE_FORMAT,

@@ -2,7 +2,7 @@ import { Command } from '@commander-js/extra-typings';
 import { InvalidArgumentError } from 'commander';
 import { DEFAULT_GUIDED_RUNS, DEFAULT_REPORT, DEFAULT_RUNS, buildSite } from '../../web/site.ts';
 import { serveSite } from '../../web/serve.ts';
-import { guidanceScale, nonNegativeInt } from '../parse.ts';
+import { guidanceScale, nonNegativeInt, positiveNumber } from '../parse.ts';
 
 function port(value: string): number {
   const n = nonNegativeInt(value);
@@ -21,6 +21,7 @@ export const webCommand = new Command('web')
   .option('--guided-upscaler <run>', 'the upscaler run trained with --label-dropout', DEFAULT_GUIDED_RUNS.upscaler)
   .option('--no-guided', 'build without the guided pipelines')
   .option('--guidance <w>', "the guided pipelines' scale until the visitor changes it (default: 1 where the generator predicts v, else 2)", guidanceScale)
+  .option('--guidance-sigma <σ>', "the guided pipelines' bound on the noise level σ_t = √((1 − ᾱ_t)/ᾱ_t) guidance applies at, until the visitor changes it (default: every step; e.g. 1 for the cascade, 3 for the baseline)", positiveNumber)
   .option('--report <dir>', 'a report folder written by `ssddpm paper` (results.json, charts, figures)', DEFAULT_REPORT)
   .option('--no-report', 'build without the report tab')
   .addHelpText('after', `
@@ -41,7 +42,7 @@ Examples:
     const started = performance.now();
     const report = o.report === false ? null : o.report;
     const guided = o.guided === false ? null : { baseline: o.guidedBaseline, small: o.guidedSmall, upscaler: o.guidedUpscaler };
-    const site = await buildSite(o.out, { runs: { baseline: o.baseline, small: o.small, upscaler: o.upscaler }, guided, report, ...(o.guidance === undefined ? {} : { guidance: o.guidance }) });
+    const site = await buildSite(o.out, { runs: { baseline: o.baseline, small: o.small, upscaler: o.upscaler }, guided, report, ...(o.guidance === undefined ? {} : { guidance: o.guidance }), ...(o.guidanceSigma === undefined ? {} : { guidanceSigma: o.guidanceSigma }) });
     const mb = (site.bytes / 2 ** 20).toFixed(1);
     console.log(`wrote ${o.out} (${mb} MiB, pipelines: ${site.manifest.pipelines.map((p) => p.name).join(', ')}) in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     console.log(`serve it with: ssddpm serve --site ${o.out}`);

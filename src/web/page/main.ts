@@ -317,6 +317,7 @@ async function main(): Promise<void> {
     c.guidance.disabled = !guided;
     c.guidanceSigma.disabled = !guided;
     c.guidance.value = guided ? String(p.guidance ?? 0) : '0';
+    c.guidanceSigma.value = guided && p.guidanceSigma !== undefined ? String(p.guidanceSigma) : '';
   };
   c.pipeline.addEventListener('change', syncGuidance);
   syncGuidance();

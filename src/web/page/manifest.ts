@@ -48,6 +48,8 @@ export interface SitePipeline {
   upscaleTo?: number;
   /** The classifier-free guidance scale of every model trained with label dropout, unless a request gives one. */
   guidance?: number;
+  /** The page's first bound on the noise level σ_t that guidance applies at (absent: every step). */
+  guidanceSigma?: number;
 }
 
 export interface SiteManifest {
