@@ -102,9 +102,18 @@ export function scheduleTerms(betas: Float64Array): ScheduleTerms {
   };
 }
 
-/** σ_t = √((1 − ᾱ_t)/ᾱ_t) at every timestep: the noise's scale against the signal's (∞ where ᾱ_t = 0). */
-export function noiseLevels(terms: Pick<ScheduleTerms, 'alphasCumprod'>): Float64Array {
-  return terms.alphasCumprod.map((a) => Math.sqrt((1 - a) / a));
+/**
+ * Whether guidance applies at each timestep t: where the noise level σ_t = √((1 − ᾱ_t)/ᾱ_t) (the noise's scale
+ * against the signal's; ∞ where ᾱ_t = 0) lies in the interval (lo, hi] (Kynkäänniemi et al. 2024); every t without one.
+ */
+export function guidedTimesteps(terms: Pick<ScheduleTerms, 'alphasCumprod'>, interval?: readonly [number, number]): boolean[] {
+  if (interval === undefined) return Array.from(terms.alphasCumprod, () => true);
+  const [lo, hi] = interval;
+  if (!(lo >= 0 && hi > lo)) throw new RangeError(`the guidance interval must be noise levels 0 ≤ lo < hi, got ${lo},${hi}`);
+  return Array.from(terms.alphasCumprod, (a) => {
+    const sigma = Math.sqrt((1 - a) / a);
+    return sigma > lo && sigma <= hi;
+  });
 }
 
 /** How a model's β schedule is made: the kind, the number of timesteps T (0..T−1) and the cosine exponent. */

@@ -51,7 +51,7 @@ export class DiffusionModel extends SamplingModel {
     });
   }
 
-  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, guidedTimesteps, loop, plainForward, cudaGraphs }: ReverseProcessInputs): SampleLoopResult {
+  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, guidedAt, loop, plainForward, cudaGraphs }: ReverseProcessInputs): SampleLoopResult {
     const n = labels.length;
     const size = this.config.imageSize;
     const device = this.device;
@@ -71,10 +71,9 @@ export class DiffusionModel extends SamplingModel {
         // Guidance evaluates every sample twice in one batch: with its label, then with the null label.
         const doubled = predictor([...labels, ...labels.map(() => this.config.unet.numClasses)], cond === undefined ? undefined : cat([cond, cond], 0));
         const guided = (xt: Tensor, t: number) => tidy(() => classifierFreeGuidance(doubled(cat([xt, xt], 0), t), n, guidance));
-        if (guidedTimesteps === undefined) return sampleLoop(scheduler, guided, [n, 1, size, size], loop);
-        const [lo, hi] = guidedTimesteps;
+        if (guidedAt === undefined) return sampleLoop(scheduler, guided, [n, 1, size, size], loop);
         const conditional = predictor(labels, cond);
-        const predict = (xt: Tensor, t: number) => (t < lo || t > hi ? conditional(xt, t) : guided(xt, t));
+        const predict = (xt: Tensor, t: number) => (guidedAt[t] ? guided(xt, t) : conditional(xt, t));
         return sampleLoop(scheduler, predict, [n, 1, size, size], loop);
       });
     } finally {

@@ -87,7 +87,7 @@ export class OnnxDiffusionModel extends SamplingModel {
     return 'cpu';
   }
 
-  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, guidedTimesteps, loop }: ReverseProcessInputs): SampleLoopResult {
+  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, guidedAt, loop }: ReverseProcessInputs): SampleLoopResult {
     if (guidance !== undefined && !this.fusedStep) throw new RangeError('guidance on ONNX Runtime needs a graph exported by ssddpm (one that takes the step)');
     const n = labels.length;
     const S = this.config.imageSize;
@@ -97,8 +97,7 @@ export class OnnxDiffusionModel extends SamplingModel {
     if (level !== undefined) fixed[IO.conditioningLevel] = f32(new Float32Array(n).fill(level), [n]);
     const guided = this.fusedStep && this.config.labelDropout !== undefined;
     // The graph evaluates both rows at every step; outside the guidance interval its scale is 0.
-    const [glo, ghi] = guidedTimesteps ?? [0, Infinity];
-    const guidanceAt = (t: number): OrtValue => scalar(t < glo || t > ghi ? 0 : guidance ?? 0);
+    const guidanceAt = (t: number): OrtValue => scalar(guidedAt === undefined || guidedAt[t] ? guidance ?? 0 : 0);
     const timestep = (t: number): OrtValue => ({ type: 'int64', data: new BigInt64Array(n).fill(BigInt(t)), dims: [n] });
     const constrained = scheduler.constraint.kind !== 'none';
     const [lo, hi] = scheduler.constraint.kind === 'clip' ? scheduler.clipRange : [-Infinity, Infinity];

@@ -7,7 +7,7 @@ import { upscale } from '../data/tensor-dataset.ts';
 import { DDIMScheduler } from '../diffusion/ddim.ts';
 import { DDPMScheduler } from '../diffusion/ddpm.ts';
 import type { SampleLoopOptions, SampleLoopResult } from '../diffusion/sample.ts';
-import { NoiseSchedule, noiseLevels } from '../diffusion/schedule.ts';
+import { NoiseSchedule, guidedTimesteps } from '../diffusion/schedule.ts';
 import type { Scheduler } from '../diffusion/scheduler.ts';
 import type { Prediction } from '../diffusion/step-coefficients.ts';
 import type { TimestepSpacing } from '../diffusion/step-coefficients.ts';
@@ -80,8 +80,8 @@ export interface ReverseProcessInputs {
   level?: number;
   /** Classifier-free guidance scale (> 0), for models trained with label dropout. */
   guidance?: number;
-  /** With guidance: the timesteps first ≤ t ≤ last it applies at (default all). */
-  guidedTimesteps?: readonly [number, number];
+  /** With guidance: whether it applies at each timestep t (default: at every one). */
+  guidedAt?: readonly boolean[];
   loop: SampleLoopOptions;
   plainForward?: boolean;
   cudaGraphs?: boolean;
@@ -207,16 +207,6 @@ export abstract class SamplingModel {
   }
 
   /**
-   * The timesteps [first, last] whose noise level σ_t = √((1 − ᾱ_t) / ᾱ_t) lies in the guidance interval
-   * (lo, hi] (σ grows with t); undefined where none does.
-   */
-  guidedTimesteps([lo, hi]: readonly [number, number]): [number, number] | undefined {
-    if (!(lo >= 0 && hi > lo)) throw new RangeError(`the guidance interval must be noise levels 0 ≤ lo < hi, got ${lo},${hi}`);
-    const inside = Array.from(noiseLevels(this.schedule.terms), (sigma, t) => ({ t, sigma })).filter(({ sigma }) => sigma > lo && sigma <= hi);
-    return inside.length === 0 ? undefined : [inside[0]!.t, inside.at(-1)!.t];
-  }
-
-  /**
    * Samples one image per label, in pixel space ([0, 1] up to sampling error; not clamped).
    * The upscaler needs `lowRes`: [N, 1, s, s] images in pixel space (the small model's samples).
    */
@@ -229,10 +219,10 @@ export abstract class SamplingModel {
     const level = opts.conditioningLevel ?? 0;
     if (!(level >= 0 && level <= 1)) throw new RangeError(`conditioning level must be in [0, 1], got ${level}`);
     if (level > 0 && !this.augmentsConditioning) throw new RangeError('a conditioning level needs an upscaler trained with conditioning augmentation');
-    const interval = opts.guidanceInterval === undefined ? undefined : this.guidedTimesteps(opts.guidanceInterval);
+    const guidedAt = opts.guidanceInterval === undefined ? undefined : guidedTimesteps(this.schedule.terms, opts.guidanceInterval);
     const scale = this.guidanceScale(opts.guidance);
     // An interval with none of this model's timesteps leaves it unguided.
-    const guidance = opts.guidanceInterval !== undefined && interval === undefined ? undefined : scale;
+    const guidance = guidedAt !== undefined && !guidedAt.includes(true) ? undefined : scale;
     const scheduler = this.samplingScheduler(opts);
     const device = this.device;
     try {
@@ -244,7 +234,7 @@ export abstract class SamplingModel {
           cond,
           level: this.augmentsConditioning ? level : undefined,
           guidance,
-          guidedTimesteps: guidance === undefined ? undefined : interval,
+          guidedAt: guidance === undefined ? undefined : guidedAt,
           loop: { generator: opts.generator, device, keepTrajectory: opts.keepTrajectory, onStep: opts.onStep },
           plainForward: opts.plainForward,
           cudaGraphs: opts.cudaGraphs,

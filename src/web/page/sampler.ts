@@ -4,7 +4,7 @@
 //
 // Order of the noise draws (as in Node with one generator): per model of the chain, the initial x_T, then one
 // draw per step whose σ > 0.
-import { noiseLevels, scheduleTerms, type ScheduleTerms } from '../../diffusion/schedule.ts';
+import { guidedTimesteps, scheduleTerms, type ScheduleTerms } from '../../diffusion/schedule.ts';
 import { ddimStepCoefficients, ddimTimesteps, ddpmStepCoefficients, linearStep } from '../../diffusion/step-coefficients.ts';
 import type { SiteManifest, SiteModel } from './manifest.ts';
 
@@ -131,10 +131,10 @@ function clamp01(x: Float32Array): Float32Array {
 }
 
 /** The timesteps a model visits and the step coefficients at each (as its Node scheduler gives them). */
-export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sampler' | 'steps' | 'eta' | 'clip'>): { t: number; noiseLevel: number; scalars: StepScalars }[] {
+export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sampler' | 'steps' | 'eta' | 'clip' | 'guidanceInterval'>): { t: number; guided: boolean; scalars: StepScalars }[] {
   const terms: ScheduleTerms = scheduleTerms(Float64Array.from(model.betas));
   const T = terms.betas.length;
-  const sigmas = noiseLevels(terms);
+  const guided = guidedTimesteps(terms, req.guidanceInterval);
   const { mean, std } = model.config.normalization;
   const [clipMin, clipMax] = req.clip ? [(0 - mean) / std, (1 - mean) / std] : [-Infinity, Infinity];
   const eta = req.eta ?? 0;
@@ -143,7 +143,7 @@ export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sample
   return timesteps.map((t, i) => {
     const prediction = model.config.prediction ?? 'epsilon';
     const c = req.sampler === 'ddim' ? ddimStepCoefficients(terms, t, timesteps[i + 1] ?? -1, eta, prediction) : ddpmStepCoefficients(terms, t, { prediction });
-    return { t, noiseLevel: sigmas[t]!, scalars: { ...linearStep(c, req.clip), clipMin, clipMax } };
+    return { t, guided: guided[t]!, scalars: { ...linearStep(c, req.clip), clipMin, clipMax } };
   });
 }
 
@@ -173,8 +173,6 @@ export async function samplePipeline(
   if (n === 0) throw new RangeError('no labels to sample');
   const guidance = req.guidance ?? pipeline.guidance ?? 0;
   if (!(Number.isFinite(guidance) && guidance >= 0)) throw new RangeError(`the guidance scale must be a number ≥ 0, got ${req.guidance}`);
-  const [glo, ghi] = req.guidanceInterval ?? [0, Infinity];
-  if (!(glo >= 0 && ghi > glo)) throw new RangeError(`the guidance interval must be noise levels 0 ≤ lo < hi, got ${glo},${ghi}`);
   const stages: SampleResult['stages'] = [];
   const stepMs: number[] = [];
   let engineMs = 0;
@@ -194,7 +192,7 @@ export async function samplePipeline(
     on.stage?.({ stage, model: name, size: S, steps: schedule.length });
     const zeros = new Float32Array(count);
     let x = draw(count);
-    for (const [i, { t, noiseLevel, scalars }] of schedule.entries()) {
+    for (const [i, { t, guided, scalars }] of schedule.entries()) {
       const noise = scalars.sigma > 0 ? draw(count) : zeros;
       const start = performance.now();
       const out = await engine({
@@ -204,7 +202,7 @@ export async function samplePipeline(
         labels: req.labels,
         conditioning,
         conditioningLevel: config.conditioningNoise === undefined ? undefined : 0,
-        guidance: config.labelDropout === undefined ? undefined : noiseLevel > glo && noiseLevel <= ghi ? guidance : 0,
+        guidance: config.labelDropout === undefined ? undefined : guided ? guidance : 0,
         noise,
         scalars,
       });
