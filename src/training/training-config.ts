@@ -50,6 +50,8 @@ export interface NewRunSpec {
   conditioningNoise?: number;
   /** Classifier-free guidance: drop the label with this probability (see DiffusionModelConfig.labelDropout). */
   labelDropout?: number;
+  /** The schedule's number of timesteps T instead of the preset's (30, 20, 10): the same curve, sampled finer. */
+  numTimesteps?: number;
   /** Cap β_t of the model's cosine schedule here instead of at 0.999 (see ScheduleConfig.maxBeta). */
   maxBeta?: number;
   /** What the network predicts (see DiffusionModelConfig.prediction); absent: ε, as the paper. */
@@ -62,7 +64,7 @@ export interface NewRunSpec {
 }
 
 /** The settings of a NewRunSpec that make the run's model: a resumed run keeps its own. */
-export const MODEL_SETTINGS = ['model', 'dataset', 'conditioningNoise', 'labelDropout', 'maxBeta', 'prediction', 'zeroTerminalSnr', 'baseChannels'] as const satisfies readonly (keyof NewRunSpec)[];
+export const MODEL_SETTINGS = ['model', 'dataset', 'conditioningNoise', 'labelDropout', 'numTimesteps', 'maxBeta', 'prediction', 'zeroTerminalSnr', 'baseChannels'] as const satisfies readonly (keyof NewRunSpec)[];
 
 /**
  * The configuration of a new run, before its data statistics are known (normalisation is measured on the
@@ -81,7 +83,7 @@ export function newRunConfig(spec: NewRunSpec): RunConfig {
   if (spec.prediction !== undefined && !PREDICTIONS.includes(spec.prediction)) throw new RangeError(`prediction must be one of ${PREDICTIONS.join(', ')}, got '${String(spec.prediction)}'`);
   if (spec.zeroTerminalSnr && spec.prediction !== 'v') throw new RangeError('a schedule with zero terminal SNR needs v-prediction (x̂0 cannot be recovered from a noise prediction where ᾱ = 0): add --prediction v');
   const predicted = spec.prediction === 'v' ? { prediction: spec.prediction } : {};
-  const schedule = { ...preset.schedule, ...(spec.maxBeta === undefined ? {} : { maxBeta: spec.maxBeta }), ...(spec.zeroTerminalSnr ? { zeroTerminalSnr: true } : {}) };
+  const schedule = { ...preset.schedule, ...(spec.numTimesteps === undefined ? {} : { numTimesteps: spec.numTimesteps }), ...(spec.maxBeta === undefined ? {} : { maxBeta: spec.maxBeta }), ...(spec.zeroTerminalSnr ? { zeroTerminalSnr: true } : {}) };
   checkScheduleConfig(schedule);
   checkObjectiveTerms(training, schedule.numTimesteps);
   return { format: 'ssddpm-run', version: 2, model: { ...preset, ...augmented, ...guided, ...predicted, schedule, normalization: { mean: 0, std: 1 } }, training };
@@ -94,8 +96,8 @@ export function newRunConfig(spec: NewRunSpec): RunConfig {
 export function runSettings(c: RunConfig): Record<string, unknown> {
   const { normalization: _, kind, ...model } = c.model;
   const t = c.training;
-  // maxBeta, prediction and zeroTerminalSnr also on their own, so that a resumed run's options compare with them.
-  return { model: kind, ...model, baseChannels: c.model.unet.baseChannels, maxBeta: c.model.schedule.maxBeta, prediction: c.model.prediction ?? 'epsilon', zeroTerminalSnr: c.model.schedule.zeroTerminalSnr ?? false, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema, precision: t.precision ?? 'float32', x0DomainLoss: t.x0DomainLoss, nStepLoss: t.nStepLoss };
+  // numTimesteps, maxBeta, prediction and zeroTerminalSnr also on their own, so that a resumed run's options compare with them.
+  return { model: kind, ...model, baseChannels: c.model.unet.baseChannels, numTimesteps: c.model.schedule.numTimesteps, maxBeta: c.model.schedule.maxBeta, prediction: c.model.prediction ?? 'epsilon', zeroTerminalSnr: c.model.schedule.zeroTerminalSnr ?? false, batchSize: t.batchSize, lr: t.lr, seed: t.seed, perClass: t.perClass, subsetSeed: t.subsetSeed, dataScaling: t.dataScaling ?? 'standard', ema: t.ema, precision: t.precision ?? 'float32', x0DomainLoss: t.x0DomainLoss, nStepLoss: t.nStepLoss };
 }
 
 /** The settings of `run` that differ from those `asked` (keys of runSettings), as 'name value (who: value)'. */

@@ -25,6 +25,7 @@ export const trainCommand = new Command('train')
   .addOption(new Option('--data-scaling <kind>', "model space: 'standard' (mean 0, std 1: the paper) or 'unit' ([0, 1]: the paper's public code)").choices(['standard', 'unit'] as const).default('standard' as const))
   .option('--cond-noise <σ>', 'upscaler: conditioning augmentation, training noise up to σ (model space; e.g. 0.5)', positiveNumber)
   .option('--label-dropout <p>', 'classifier-free guidance: train with the label dropped with probability p (e.g. 0.1), so that sampling can take --guidance', probability)
+  .option('--timesteps <T>', "timesteps T of the noise schedule (the paper's: baseline 30, small 20, upscaler 10): the same cosine curve sampled finer; sample such a model with --sampler ddim --steps n to spend n network evaluations", positiveInt)
   .option('--max-beta <β>', "cap β_t of the cosine schedule here (default 0.999, the paper's; a lower cap tames the first reverse step)", probability)
   .option('--base-channels <n>', "width of the U-Net's first block (the paper's: 16; block i has n·2^i channels)", positiveInt)
   .addOption(new Option('--prediction <p>', "what the network predicts: 'epsilon' (the noise: the paper's) or 'v' (the velocity √ᾱ ε − √(1 − ᾱ) x0: no error amplification at the first reverse step)").choices(PREDICTIONS))
@@ -73,6 +74,7 @@ Example:
       dataset: asked('dataset', o.dataset),
       conditioningNoise: o.condNoise,
       labelDropout: o.labelDropout,
+      numTimesteps: o.timesteps,
       maxBeta: o.maxBeta,
       prediction: o.prediction,
       baseChannels: o.baseChannels,
