@@ -96,7 +96,7 @@ export class OnnxDiffusionModel extends SamplingModel {
     if (cond !== undefined) fixed[IO.conditioning] = f32(floats(cond), shape);
     if (level !== undefined) fixed[IO.conditioningLevel] = f32(new Float32Array(n).fill(level), [n]);
     const guided = this.fusedStep && this.config.labelDropout !== undefined;
-    // The graph evaluates both rows at every step; outside the guidance interval its scale is 0.
+    // Outside the guidance interval the scale is 0, and the graph evaluates the conditional rows alone.
     const guidanceAt = (t: number): OrtValue => scalar(guidedAt === undefined || guidedAt[t] ? guidance ?? 0 : 0);
     const timestep = (t: number): OrtValue => ({ type: 'int64', data: new BigInt64Array(n).fill(BigInt(t)), dims: [n] });
     const constrained = scheduler.constraint.kind !== 'none';

@@ -26,13 +26,33 @@ export type ExportedWeights = 'ema' | 'model';
 const DOC = `One reverse step of a class-conditional diffusion model (ssddpm).
 Inputs: ${IO.sample} x_t [N,1,S,S] and ${IO.noise} z [N,1,S,S] in model space ((pixel - mean) / std), ${IO.timestep} t and ${IO.label} (int64 [N]),
 upscalers also ${IO.conditioning} (the low-resolution image upscaled bilinearly to S, model space) and, when trained with
-conditioning augmentation, ${IO.conditioningLevel} [N] in [0, 1]; scalars ${IO.xtScale}, ${IO.epsScale}, ${IO.x0Divisor}, ${IO.x0Coef}, ${IO.xtCoef}, ${IO.epsCoef}, ${IO.sigma}, ${IO.clipMin}, ${IO.clipMax}.
+conditioning augmentation, ${IO.conditioningLevel} [N] in [0, 1]; models trained with label dropout ${IO.guidance} w
+(eps = c + w*(c - u) from the label's and the null label's outputs, u evaluated only where w != 0); scalars ${IO.xtScale}, ${IO.epsScale}, ${IO.x0Divisor}, ${IO.x0Coef}, ${IO.xtCoef}, ${IO.epsCoef}, ${IO.sigma}, ${IO.clipMin}, ${IO.clipMax}.
 Outputs: ${IO.eps} = the network's output (its noise prediction; the velocity for models whose configuration says
 prediction "v"), ${IO.predX0} = clip((xt_scale*x_t - eps_scale*eps) / x0_divisor, clip_min, clip_max),
 ${IO.prevSample} = x0_coef*pred_x0 + xt_coef*x_t + eps_coef*eps + sigma*z.
 DDPM at t: xt_scale = 1, eps_scale = sqrt(1 - abar_t), x0_divisor = sqrt(abar_t) (v-prediction: xt_scale = sqrt(abar_t),
 eps_scale = sqrt(1 - abar_t), x0_divisor = 1), x0_coef and xt_coef the posterior mean's coefficients, eps_coef = 0,
 sigma = sqrt(posterior variance) (0 at t = 0). Metadata ${KEY.schedule} holds the schedule's terms, ${KEY.model} the model configuration.`;
+
+/**
+ * The rows of a guided step: the batch's n rows, then m = n·[w ≠ 0] more with the null label, so that an unguided
+ * step (w = 0, also outside a guidance interval) costs one network row per sample. `head(v)` is v's first m rows;
+ * `split` takes the network's n + m rows apart: the conditional first n, and the last n (the unconditional rows,
+ * or for m = 0 the conditional ones again, which w = 0 ignores).
+ */
+function guidanceRows(g: GraphBuilder, label: string, w: string): { head(v: string): string; split(rows: string): { conditional: string; unconditional: string } } {
+  const n = g.op('Shape', [label], {}, 'n');
+  const [first, axis0] = [g.constant('first', BigInt64Array.of(0n), [1]), g.constant('axis0', BigInt64Array.of(0n), [1])];
+  const m = g.op('Mul', [n, g.op('Cast', [g.op('Not', [g.op('Equal', [w, g.scalar(0)])])], { to: 7 })], {}, 'null_rows');
+  return {
+    head: (v) => g.op('Slice', [v, first, m, axis0]),
+    split: (rows) => ({
+      conditional: g.op('Slice', [rows, first, n, axis0], {}, 'eps_conditional'),
+      unconditional: g.op('Slice', [rows, m, g.op('Add', [m, n]), axis0], {}, 'eps_unconditional'),
+    }),
+  };
+}
 
 /** The model's step graph as ONNX bytes; `weights` says which weights it holds (the moving average or the trained ones). */
 export function diffusionModelToOnnx(model: DiffusionModel, weights: ExportedWeights): Uint8Array {
@@ -48,11 +68,12 @@ export function diffusionModelToOnnx(model: DiffusionModel, weights: ExportedWei
   const level = model.augmentsConditioning ? g.input(IO.conditioningLevel, 'float32', ['batch']) : undefined;
   const noise = g.input(IO.noise, 'float32', image);
   model.unet.eval();
-  // Classifier-free guidance: every row twice in one batch, with its label and with the null label (K).
+  // Classifier-free guidance: the rows with their labels, and with the null label (K) where w ≠ 0.
   const guided = model.config.labelDropout !== undefined;
   const w = guided ? g.input(IO.guidance, 'float32', []) : undefined;
-  const twice = (v: string | undefined) => (v === undefined || !guided ? v : g.op('Concat', [v, v], { axis: 0 }));
-  const rowsLabel = guided ? g.op('Concat', [label, g.op('Add', [g.op('Mul', [label, g.constant('zero', BigInt64Array.of(0n), [])]), g.constant('null_label', BigInt64Array.of(BigInt(K)), [])])], { axis: 0 }, 'row_label') : label;
+  const rows = w === undefined ? undefined : guidanceRows(g, label, w);
+  const twice = (v: string | undefined) => (v === undefined || rows === undefined ? v : g.op('Concat', [v, rows.head(v)], { axis: 0 }));
+  const rowsLabel = rows === undefined ? label : g.op('Concat', [label, rows.head(g.op('Add', [g.op('Mul', [label, g.constant('zero', BigInt64Array.of(0n), [])]), g.constant('null_label', BigInt64Array.of(BigInt(K)), [])]))], { axis: 0 }, 'row_label');
   const [rowsT, rowsCond, rowsLevel] = [twice(t)!, twice(cond), twice(level)];
   // A continuous context (the conditioning level) needs FiLM's MLP; a discrete one is a table lookup.
   const modulation = rowsLevel === undefined
@@ -61,10 +82,10 @@ export function diffusionModelToOnnx(model: DiffusionModel, weights: ExportedWei
   const rowsX = twice(xt)!;
   const input = rowsCond === undefined ? rowsX : g.op('Concat', [rowsX, rowsCond], { axis: 1 }, 'unet_input');
   let eps: string;
-  if (w === undefined) eps = unetGraph(g, model.unet, input, modulation, IO.eps);
+  if (w === undefined || rows === undefined) eps = unetGraph(g, model.unet, input, modulation, IO.eps);
   else {
-    const [conditional, unconditional] = g.opN('Split', [unetGraph(g, model.unet, input, modulation, 'eps_rows')], 2, { axis: 0, num_outputs: 2 }, 'eps_split');
-    eps = g.op('Add', [conditional!, g.op('Mul', [g.op('Sub', [conditional!, unconditional!]), w])], {}, IO.eps);
+    const { conditional, unconditional } = rows.split(unetGraph(g, model.unet, input, modulation, 'eps_rows'));
+    eps = g.op('Add', [conditional, g.op('Mul', [g.op('Sub', [conditional, unconditional]), w])], {}, IO.eps);
   }
   const { prev, x0 } = stepGraph(g, xt, eps, noise);
   g.output(prev, IO.prevSample, 'float32', image);
