@@ -1,5 +1,8 @@
 // Shared test utilities: leak checks, a seeded PRNG, plain-JS array helpers and tolerant comparisons.
 import { NoiseSchedule } from '../src/diffusion/schedule.ts';
+import { disposePipeline, loadPipeline, samplePipeline } from '../src/pipelines/pipeline.ts';
+import type { SamplingOptions } from '../src/pipelines/sampling-model.ts';
+import { Generator as TorchGenerator } from '../src/torch/generator.ts';
 import assert from 'node:assert/strict';
 import { memory, tidy } from '../src/torch/scope.ts';
 import { tensor } from '../src/torch/ops/creation.ts';
@@ -131,4 +134,17 @@ export function assertShape(t: Tensor, shape: readonly number[], what = 'shape')
 /** The paper's cosine schedule (exponent 1.5 unless given) over T timesteps. */
 export function cosineSchedule(numTimesteps: number, power = 1.5): NoiseSchedule {
   return new NoiseSchedule({ kind: 'cosine', numTimesteps, power });
+}
+
+/** The largest difference between `labels` sampled from `runs` on libtorch and on ONNX Runtime, one seed for both. */
+export function engineDifference(runs: string[], labels: readonly number[], opts: SamplingOptions, seed = 4): number {
+  const pipelines = (['libtorch', 'onnxruntime'] as const).map((engine) => loadPipeline({ runs, engine }));
+  try {
+    return tidy(() => {
+      const [x, y] = pipelines.map((p) => samplePipeline(p, labels, { ...opts, generator: new TorchGenerator(seed) }));
+      return x!.sub(y!).abs().max().item() as number;
+    });
+  } finally {
+    pipelines.forEach(disposePipeline);
+  }
 }

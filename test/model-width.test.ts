@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadMnist } from '../src/data/datasets.ts';
-import { disposePipeline, loadPipeline, samplePipeline } from '../src/pipelines/pipeline.ts';
 import { readRunConfig } from '../src/pipelines/run-dir.ts';
-import * as torch from '../src/torch/index.ts';
 import { trainDiffusion } from '../src/training/train-diffusion.ts';
 import { newRunConfig } from '../src/training/training-config.ts';
+import { engineDifference } from './helpers.ts';
 
 test('train --base-channels: the U-Net is that wide, the run keeps it, both engines sample it alike', () => {
   assert.equal(newRunConfig({ model: 'upscaler', baseChannels: 24, conditioningNoise: 0.5 }).model.unet.baseChannels, 24);
@@ -20,16 +19,7 @@ test('train --base-channels: the U-Net is that wide, the run keeps it, both engi
     trainDiffusion({ out: run, model: 'small', baseChannels: 8, images: loadMnist('test'), training: { epochs: 1, perClass: 2, batchSize: 10 } });
     assert.equal(readRunConfig(run).model.unet.baseChannels, 8);
     assert.throws(() => trainDiffusion({ out: run, resume: true, baseChannels: 16 }), /was trained with baseChannels 8 \(asked: 16\)/);
-    const a = loadPipeline({ runs: [run], engine: 'libtorch' });
-    const b = loadPipeline({ runs: [run], engine: 'onnxruntime' });
-    try {
-      const [x, y] = [a, b].map((p) => samplePipeline(p, [1, 6], { clip: true, generator: new torch.Generator(4) }));
-      assert.ok((x!.sub(y!).abs().max().item() as number) <= 1 / 512);
-      torch.dispose([x!, y!]);
-    } finally {
-      disposePipeline(a);
-      disposePipeline(b);
-    }
+    assert.ok(engineDifference([run], [1, 6], { clip: true }) <= 1 / 512);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

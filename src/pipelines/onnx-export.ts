@@ -38,19 +38,20 @@ sigma = sqrt(posterior variance) (0 at t = 0). Metadata ${KEY.schedule} holds th
 /**
  * The rows of a guided step: the batch's n rows, then m = n·[w ≠ 0] more with the null label, so that an unguided
  * step (w = 0, also outside a guidance interval) costs one network row per sample. `head(v)` is v's first m rows;
- * `split` takes the network's n + m rows apart: the conditional first n, and the last n (the unconditional rows,
- * or for m = 0 the conditional ones again, which w = 0 ignores).
+ * `guide(rows, name)` is c + w·(c − u) from the network's n + m rows: c the first n, u the last n (the
+ * unconditional rows, or for m = 0 the conditional ones again, which w = 0 ignores).
  */
-function guidanceRows(g: GraphBuilder, label: string, w: string): { head(v: string): string; split(rows: string): { conditional: string; unconditional: string } } {
+function guidanceRows(g: GraphBuilder, label: string, w: string): { head(v: string): string; guide(rows: string, name: string): string } {
   const n = g.op('Shape', [label], {}, 'n');
   const [first, axis0] = [g.constant('first', BigInt64Array.of(0n), [1]), g.constant('axis0', BigInt64Array.of(0n), [1])];
   const m = g.op('Mul', [n, g.op('Cast', [g.op('Not', [g.op('Equal', [w, g.scalar(0)])])], { to: 7 })], {}, 'null_rows');
   return {
     head: (v) => g.op('Slice', [v, first, m, axis0]),
-    split: (rows) => ({
-      conditional: g.op('Slice', [rows, first, n, axis0], {}, 'eps_conditional'),
-      unconditional: g.op('Slice', [rows, m, g.op('Add', [m, n]), axis0], {}, 'eps_unconditional'),
-    }),
+    guide: (rows, name) => {
+      const c = g.op('Slice', [rows, first, n, axis0], {}, 'eps_conditional');
+      const u = g.op('Slice', [rows, m, g.op('Add', [m, n]), axis0], {}, 'eps_unconditional');
+      return g.op('Add', [c, g.op('Mul', [g.op('Sub', [c, u]), w])], {}, name);
+    },
   };
 }
 
@@ -70,8 +71,7 @@ export function diffusionModelToOnnx(model: DiffusionModel, weights: ExportedWei
   model.unet.eval();
   // Classifier-free guidance: the rows with their labels, and with the null label (K) where w ≠ 0.
   const guided = model.config.labelDropout !== undefined;
-  const w = guided ? g.input(IO.guidance, 'float32', []) : undefined;
-  const rows = w === undefined ? undefined : guidanceRows(g, label, w);
+  const rows = guided ? guidanceRows(g, label, g.input(IO.guidance, 'float32', [])) : undefined;
   const twice = (v: string | undefined) => (v === undefined || rows === undefined ? v : g.op('Concat', [v, rows.head(v)], { axis: 0 }));
   const rowsLabel = rows === undefined ? label : g.op('Concat', [label, rows.head(g.op('Add', [g.op('Mul', [label, g.constant('zero', BigInt64Array.of(0n), [])]), g.constant('null_label', BigInt64Array.of(BigInt(K)), [])]))], { axis: 0 }, 'row_label');
   const [rowsT, rowsCond, rowsLevel] = [twice(t)!, twice(cond), twice(level)];
@@ -81,12 +81,7 @@ export function diffusionModelToOnnx(model: DiffusionModel, weights: ExportedWei
     : filmFromContext(g, model.unet.encoders.map((e) => e.film), contextGraph(g, rowsT, rowsLabel, T, K, rowsLevel));
   const rowsX = twice(xt)!;
   const input = rowsCond === undefined ? rowsX : g.op('Concat', [rowsX, rowsCond], { axis: 1 }, 'unet_input');
-  let eps: string;
-  if (w === undefined || rows === undefined) eps = unetGraph(g, model.unet, input, modulation, IO.eps);
-  else {
-    const { conditional, unconditional } = rows.split(unetGraph(g, model.unet, input, modulation, 'eps_rows'));
-    eps = g.op('Add', [conditional, g.op('Mul', [g.op('Sub', [conditional, unconditional]), w])], {}, IO.eps);
-  }
+  const eps = rows === undefined ? unetGraph(g, model.unet, input, modulation, IO.eps) : rows.guide(unetGraph(g, model.unet, input, modulation, 'eps_rows'), IO.eps);
   const { prev, x0 } = stepGraph(g, xt, eps, noise);
   g.output(prev, IO.prevSample, 'float32', image);
   g.output(x0, IO.predX0, 'float32', image);
