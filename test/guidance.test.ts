@@ -90,7 +90,7 @@ test('label dropout: a model trained with it samples guided on both engines; w =
 test('guidance is refused for a model trained without label dropout', () => {
   const p = loadPipeline({ runs: [join(PRETRAINED, 'baseline-1')], engine: 'libtorch' });
   try {
-    assert.throws(() => samplePipeline(p, [0], { guidance: 2 }), /guidance needs a model trained with label dropout \(train --label-dropout\); this baseline model was not/);
+    assert.throws(() => samplePipeline(p, [0], { guidance: 2 }), /guidance needs a model trained with label dropout \(train --label-dropout\) or a guide model; this baseline model has neither/);
   } finally {
     disposePipeline(p);
   }

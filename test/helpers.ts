@@ -1,6 +1,6 @@
 // Shared test utilities: leak checks, a seeded PRNG, plain-JS array helpers and tolerant comparisons.
 import { NoiseSchedule } from '../src/diffusion/schedule.ts';
-import { disposePipeline, loadPipeline, samplePipeline } from '../src/pipelines/pipeline.ts';
+import { disposePipeline, loadPipeline, samplePipeline, type PipelineSpec } from '../src/pipelines/pipeline.ts';
 import type { SamplingOptions } from '../src/pipelines/sampling-model.ts';
 import { Generator as TorchGenerator } from '../src/torch/generator.ts';
 import assert from 'node:assert/strict';
@@ -137,8 +137,8 @@ export function cosineSchedule(numTimesteps: number, power = 1.5): NoiseSchedule
 }
 
 /** The largest difference between `labels` sampled from `runs` on libtorch and on ONNX Runtime, one seed for both. */
-export function engineDifference(runs: string[], labels: readonly number[], opts: SamplingOptions, seed = 4): number {
-  const pipelines = (['libtorch', 'onnxruntime'] as const).map((engine) => loadPipeline({ runs, engine }));
+export function engineDifference(runs: string[], labels: readonly number[], opts: SamplingOptions, seed = 4, spec: Omit<PipelineSpec, 'runs' | 'engine'> = {}): number {
+  const pipelines = (['libtorch', 'onnxruntime'] as const).map((engine) => loadPipeline({ ...spec, runs, engine }));
   try {
     return tidy(() => {
       const [x, y] = pipelines.map((p) => samplePipeline(p, labels, { ...opts, generator: new TorchGenerator(seed) }));

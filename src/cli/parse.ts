@@ -110,6 +110,13 @@ export function runPair(value: string): [string, string] {
   return [parts[0]!, parts[1]!];
 }
 
+/** Guide runs, one per model of the pipeline: 'RUN', or 'SMALL_GUIDE,UPSCALER_GUIDE' with an empty entry for none. */
+export function guideRuns(value: string): (string | undefined)[] {
+  const parts = value.split(',').map((s) => s.trim());
+  if (parts.length > 2 || parts.every((p) => p === '')) throw new InvalidArgumentError(`expected RUN, or SMALL_GUIDE,UPSCALER_GUIDE for a cascade (one may be empty), got '${value}'`);
+  return parts.map((p) => (p === '' ? undefined : p));
+}
+
 export function device(value: string): string {
   if (!/^(cpu|cuda(:\d+)?)$/.test(value)) throw new InvalidArgumentError(`expected 'cpu', 'cuda' or 'cuda:N', got '${value}'`);
   return value;

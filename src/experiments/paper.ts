@@ -22,7 +22,7 @@ import { sha256 } from '../io/content-hash.ts';
 import { lockFolder } from '../io/lock.ts';
 import { forwardProcessFigure, reverseProcessFigure, sampleGridFigure } from '../pipelines/figures.ts';
 import { generateSet } from '../pipelines/generate.ts';
-import { MODEL_KINDS } from '../pipelines/model-config.ts';
+import { MODEL_KINDS, type ModelKind } from '../pipelines/model-config.ts';
 import { PAPER_PIPELINES, PAPER_PIPELINE_MODELS, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
 import { defaultEngine, disposePipeline, loadModel, loadPipeline, type PipelineSpec } from '../pipelines/pipeline.ts';
 import type { Engine } from '../pipelines/sampling-model.ts';
@@ -117,7 +117,7 @@ async function runProtocol(opts: PaperOptions, selected: readonly Variant[]): Pr
   const progress = opts.progress ?? (() => {});
   const seeds = Array.from({ length: preset.runs }, (_, i) => i + 1);
   const stages: StageTiming[] = [];
-  const sampled = new Set(selected.flatMap((v) => PAPER_PIPELINE_MODELS[v.pipeline].models.map((m) => v.trainings?.[m] ?? m)));
+  const sampled = new Set(selected.flatMap((v) => [...PAPER_PIPELINE_MODELS[v.pipeline].models.map((m) => v.trainings?.[m] ?? m), ...Object.values(v.guides ?? {})]));
 
   // Runs `body` unless the stage `id` is cached under `key`; `outputs` are the files it writes.
   const stage = async <T>(name: string, id: string, key: StageKey, outputs: readonly string[], body: () => T | Promise<T>): Promise<T> => {
@@ -154,13 +154,15 @@ async function runProtocol(opts: PaperOptions, selected: readonly Variant[]): Pr
   const run = (name: string, seed: number) => runs.get(`${name}-${seed}`)!;
   const generationEngine = opts.engine ?? 'libtorch';
   const speedEngine = opts.engine ?? defaultEngine(device);
-  const pipelineSpec = (v: Pick<Variant, 'pipeline' | 'trainings' | 'ema'>, seed: number, engine: Engine): PipelineSpec => {
+  const pipelineSpec = (v: Pick<Variant, 'pipeline' | 'trainings' | 'guides' | 'ema'>, seed: number, engine: Engine): PipelineSpec => {
     const p = PAPER_PIPELINE_MODELS[v.pipeline];
-    return { runs: p.models.map((m) => run(v.trainings?.[m] ?? m, seed).dir), upscale: p.upscale, device, engine, ema: v.ema };
+    const guide = (m: ModelKind) => (v.guides?.[m] === undefined ? undefined : run(v.guides[m], seed).dir);
+    return { runs: p.models.map((m) => run(v.trainings?.[m] ?? m, seed).dir), upscale: p.upscale, device, engine, ema: v.ema, ...(v.guides === undefined ? {} : { guides: p.models.map(guide) }) };
   };
   const pipelineInputs = (v: Variant, seed: number): Record<string, string> => {
     const p = PAPER_PIPELINE_MODELS[v.pipeline];
-    return Object.fromEntries(p.models.map((m) => [m, run(v.trainings?.[m] ?? m, seed).hash]));
+    const guides = Object.entries(v.guides ?? {}).map(([m, t]) => [`${m}-guide`, run(t, seed).hash]);
+    return Object.fromEntries([...p.models.map((m) => [m, run(v.trainings?.[m] ?? m, seed).hash]), ...guides]);
   };
 
   // 2. The real test set every classifier is scored on, and the real anchor.
@@ -313,7 +315,7 @@ async function runProtocol(opts: PaperOptions, selected: readonly Variant[]): Pr
       ...(v.sampling.eta !== undefined ? { eta: v.sampling.eta } : {}),
       ...(m.speed ? { secondsPerSample: m.speed.secondsPerSample, steps: m.speed.steps } : v.sampling.steps !== undefined ? { steps: v.sampling.steps } : {}),
       ...(m.offRange ? { offRange: m.offRange } : {}),
-      ...(v.sampling.guidance !== undefined ? { guidance: v.sampling.guidance as number } : {}),
+      ...(v.sampling.guidance !== undefined ? { guidance: typeof v.sampling.guidance === 'number' ? v.sampling.guidance : [...v.sampling.guidance] } : {}),
       ...(v.sampling.guidanceInterval !== undefined ? { guidanceInterval: [...v.sampling.guidanceInterval] as [number, number] } : {}),
       fidelity: fidelityResult(m.fidelity),
     };

@@ -79,7 +79,7 @@ export interface TrainingSpec extends Pick<NewRunSpec, 'conditioningNoise' | 'la
   epochsFactor?: number;
 }
 
-export type VariantGroup = 'table1' | 'thresholding' | 'ddim' | 'ema' | 'conditioning' | 'first-step' | 'objective' | 'budget' | 'guidance';
+export type VariantGroup = 'table1' | 'thresholding' | 'ddim' | 'ema' | 'conditioning' | 'first-step' | 'objective' | 'budget' | 'guidance' | 'autoguidance';
 
 /** The sampling choices a variant makes (no generator, no callbacks: they are part of its cache key). */
 export type VariantSampling = Pick<SamplingOptions, 'sampler' | 'steps' | 'eta' | 'spacing' | 'clip' | 'dynamicThreshold' | 'conditioningLevel' | 'guidance' | 'guidanceInterval'>;
@@ -92,6 +92,8 @@ export interface Variant {
   pipeline: PaperPipeline;
   /** The training each model of the pipeline comes from (default: the paper's training of that model). */
   trainings?: Partial<Record<ModelKind, string>>;
+  /** Autoguidance: the training of the weaker model that guides a model of the pipeline (the same seed). */
+  guides?: Partial<Record<ModelKind, string>>;
   sampling: VariantSampling;
   /**
    * false: sample the trained weights of runs that also kept an average of them. An average leaves the training
@@ -133,12 +135,15 @@ export interface BeyondSettings {
    * (lo, hi] it applies at (where a sample's label is decided depends on the resolution and the model).
    */
   guidanceInterval: Record<PaperPipeline, { scale: number; sigma: [number, number] }>;
+  /** Autoguidance's scale: the wide models guided by their paper-width twins (Karras et al. 2024). */
+  autoguidance: number;
 }
 
 export const BEYOND_DEFAULTS: BeyondSettings = {
   ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2],
   maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
   guidanceInterval: { baseline: { scale: 3, sigma: [0, 3] }, 'small-upscaled': { scale: 2, sigma: [0, 2] }, cascaded: { scale: 2, sigma: [0, 1] } },
+  autoguidance: 1,
 };
 
 /** The paper's three trainings, then those the experiments beyond it add. */
@@ -280,6 +285,25 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       trainings: runs,
       sampling: { sampler: 'ddim', eta: 0, ...lowNoise(pipeline).sampling, clip: true },
     })),
+    // Autoguidance, DDIM over every step: the wide model pushed away from the paper-width model of the same recipe
+    // and seed (the cascade's small model; its upscaler unguided).
+    {
+      name: `baseline-v-wide-ema-ddim-autoguided-w${s.autoguidance}-clip`,
+      group: 'autoguidance',
+      label: `baseline, v-prediction, a U-Net ${s.baseChannels / 16}× as wide, EMA of weights (decay ${s.emaDecay}), guided w = ${s.autoguidance} by the paper-width model of the same recipe, ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+      pipeline: 'baseline',
+      trainings: { baseline: 'baseline-v-wide-ema' },
+      guides: { baseline: 'baseline-v-ema' },
+      sampling: { sampler: 'ddim', eta: 0, guidance: s.autoguidance, clip: true },
+    },
+    {
+      ...wideAugmentedCascade(true),
+      name: `cascaded-wide-vcfg-aug-ema-ddim-autoguided-w${s.autoguidance}-clip`,
+      group: 'autoguidance',
+      label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide guided w = ${s.autoguidance} by the paper-width small model of the same recipe, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), label dropout ${s.labelDropout} (unused), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+      guides: { small: 'small-vcfg-ema' },
+      sampling: { sampler: 'ddim', eta: 0, guidance: [s.autoguidance, 0], clip: true },
+    },
     ...[false, true].map((clip): Variant => ({
       name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,
       group: 'first-step',

@@ -1,7 +1,7 @@
 // A trained diffusion model on libtorch: the U-Net plus what sampling needs (SamplingModel). It trains, and it
 // samples through the U-Net's prepared inference form, on the CPU or a GPU.
 import { classifierFreeGuidance } from '../diffusion/guidance.ts';
-import { sampleLoop, type SampleLoopResult } from '../diffusion/sample.ts';
+import { sampleLoop, type NoisePredictor, type SampleLoopResult } from '../diffusion/sample.ts';
 import type { Scheduler } from '../diffusion/scheduler.ts';
 import { UNet, unetContext } from '../models/unet.ts';
 import { InferenceUNet } from '../models/unet-inference.ts';
@@ -11,7 +11,7 @@ import { cat } from '../torch/ops/shape.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { DiffusionModelConfig } from './model-config.ts';
-import { SamplingModel, type ReverseProcessInputs } from './sampling-model.ts';
+import { SamplingModel, type PredictorInputs, type ReverseProcessInputs } from './sampling-model.ts';
 
 export class DiffusionModel extends SamplingModel {
   readonly unet: UNet;
@@ -51,31 +51,41 @@ export class DiffusionModel extends SamplingModel {
     });
   }
 
-  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, guidedAt, loop, plainForward, cudaGraphs }: ReverseProcessInputs): SampleLoopResult {
+  protected reverseProcess(scheduler: Scheduler, inputs: ReverseProcessInputs): SampleLoopResult {
+    const { labels, cond, guidance, guidedAt, loop } = inputs;
     const n = labels.length;
-    const size = this.config.imageSize;
+    const shape = [n, 1, this.config.imageSize, this.config.imageSize];
+    return this.#withPredictors(inputs, (predictor) => {
+      if (guidance === undefined) return sampleLoop(scheduler, predictor(labels, cond), shape, loop);
+      // Guidance evaluates every sample twice in one batch: with its label, then with the null label.
+      const doubled = predictor([...labels, ...labels.map(() => this.config.unet.numClasses)], cond === undefined ? undefined : cat([cond, cond], 0));
+      const guided = (xt: Tensor, t: number) => tidy(() => classifierFreeGuidance(doubled(cat([xt, xt], 0), t), n, guidance));
+      if (guidedAt === undefined) return sampleLoop(scheduler, guided, shape, loop);
+      const conditional = predictor(labels, cond);
+      return sampleLoop(scheduler, (xt, t) => (guidedAt[t] ? guided(xt, t) : conditional(xt, t)), shape, loop);
+    });
+  }
+
+  protected withPredictor<R>(_scheduler: Scheduler, inputs: PredictorInputs, body: (predict: NoisePredictor) => R): R {
+    return this.#withPredictors(inputs, (predictor) => body(predictor(inputs.labels, inputs.cond)));
+  }
+
+  // Runs `body` with a maker of ε̂ for rows (labels, conditioning) of a batch, and releases the inference form
+  // and CUDA graphs it made afterwards.
+  #withPredictors<R>({ level, plainForward, cudaGraphs }: PredictorInputs, body: (predictor: (rows: readonly number[], condRows: Tensor | undefined) => NoisePredictor) => R): R {
     const device = this.device;
     this.unet.eval();
     const net = plainForward ? undefined : new InferenceUNet(this.unet);
     const graphs = (cudaGraphs ?? true) && device.startsWith('cuda') && cudaGraphsAvailable();
     try {
-      return tidy(() => {
-        // ε̂ of the rows (labels, conditioning) for a batch of x_t with as many rows.
-        const predictor = (rows: readonly number[], condRows: Tensor | undefined): ((xt: Tensor, t: number) => Tensor) => {
+      return tidy(() =>
+        body((rows, condRows) => {
           if (net !== undefined) return this.#inferencePredictor(net, rows, condRows, level, graphs);
           const labelTensor = int64(rows, { device });
           const levelRows = level === undefined ? undefined : full([rows.length], level, { device });
           return (xt, t) => tidy(() => this.predictNoise(xt, full([rows.length], t, { dtype: 'int64', device }), labelTensor, condRows, levelRows));
-        };
-        if (guidance === undefined) return sampleLoop(scheduler, predictor(labels, cond), [n, 1, size, size], loop);
-        // Guidance evaluates every sample twice in one batch: with its label, then with the null label.
-        const doubled = predictor([...labels, ...labels.map(() => this.config.unet.numClasses)], cond === undefined ? undefined : cat([cond, cond], 0));
-        const guided = (xt: Tensor, t: number) => tidy(() => classifierFreeGuidance(doubled(cat([xt, xt], 0), t), n, guidance));
-        if (guidedAt === undefined) return sampleLoop(scheduler, guided, [n, 1, size, size], loop);
-        const conditional = predictor(labels, cond);
-        const predict = (xt: Tensor, t: number) => (guidedAt[t] ? guided(xt, t) : conditional(xt, t));
-        return sampleLoop(scheduler, predict, [n, 1, size, size], loop);
-      });
+        }),
+      );
     } finally {
       for (const g of this.#graphs.splice(0)) g.dispose();
       net?.dispose();
@@ -84,7 +94,7 @@ export class DiffusionModel extends SamplingModel {
 
   // ε̂ per step through the inference form, with the FiLM modulation of every (step, label) computed up front.
   // As a CUDA graph, the step's rows of the modulation are picked inside it by an index tensor.
-  #inferencePredictor(net: InferenceUNet, labels: readonly number[], cond: Tensor | undefined, level: number | undefined, graphs: boolean): (xt: Tensor, t: number) => Tensor {
+  #inferencePredictor(net: InferenceUNet, labels: readonly number[], cond: Tensor | undefined, level: number | undefined, graphs: boolean): NoisePredictor {
     const n = labels.length;
     const T = this.numTimesteps;
     const device = this.device;

@@ -3,7 +3,7 @@
 // (e.g. PyTorch's export of the same U-Net) runs inside our libtorch sampling loop instead, as does dynamic
 // thresholding, whose per-sample percentile is not in the graph. Noise is drawn from the same libtorch
 // generator in the same order as on the libtorch engine, so both engines give the same samples from one seed.
-import { nonFiniteNoiseError, sampleLoop, type SampleLoopResult } from '../diffusion/sample.ts';
+import { nonFiniteNoiseError, sampleLoop, type NoisePredictor, type SampleLoopResult } from '../diffusion/sample.ts';
 import type { Scheduler } from '../diffusion/scheduler.ts';
 import { linearStep } from '../diffusion/step-coefficients.ts';
 import { OrtSession, type OrtValue } from '../onnx/runtime.ts';
@@ -14,7 +14,7 @@ import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { DiffusionModelConfig } from './model-config.ts';
 import { describeOnnxModel, type ExportedWeights } from './onnx-export.ts';
-import { SamplingModel, type ReverseProcessInputs } from './sampling-model.ts';
+import { SamplingModel, type PredictorInputs, type ReverseProcessInputs } from './sampling-model.ts';
 
 export interface OnnxModelOptions {
   /** Threads ONNX Runtime uses for one operator (default 1). */
@@ -23,6 +23,7 @@ export interface OnnxModelOptions {
 
 const f32 = (data: Float32Array, dims: readonly number[]): OrtValue => ({ type: 'float32', data, dims });
 const scalar = (v: number): OrtValue => f32(Float32Array.of(v), []);
+const timestep = (n: number, t: number): OrtValue => ({ type: 'int64', data: new BigInt64Array(n).fill(BigInt(t)), dims: [n] });
 
 function floats(t: Tensor): Float32Array {
   return t.contiguous().data() as Float32Array;
@@ -87,49 +88,16 @@ export class OnnxDiffusionModel extends SamplingModel {
     return 'cpu';
   }
 
-  protected reverseProcess(scheduler: Scheduler, { labels, cond, level, guidance, guidedAt, loop }: ReverseProcessInputs): SampleLoopResult {
+  protected reverseProcess(scheduler: Scheduler, inputs: ReverseProcessInputs): SampleLoopResult {
+    const { labels, guidance, loop } = inputs;
     if (guidance !== undefined && !this.fusedStep) throw new RangeError('guidance on ONNX Runtime needs a graph exported by ssddpm (one that takes the step)');
     const n = labels.length;
     const S = this.config.imageSize;
     const shape = [n, 1, S, S];
-    const fixed: Record<string, OrtValue> = { [IO.label]: { type: 'int64', data: BigInt64Array.from(labels, BigInt), dims: [n] } };
-    if (cond !== undefined) fixed[IO.conditioning] = f32(floats(cond), shape);
-    if (level !== undefined) fixed[IO.conditioningLevel] = f32(new Float32Array(n).fill(level), [n]);
-    const guided = this.fusedStep && this.config.labelDropout !== undefined;
-    // Outside the guidance interval the scale is 0, and the graph evaluates the conditional rows alone.
-    const guidanceAt = (t: number): OrtValue => scalar(guidedAt === undefined || guidedAt[t] ? guidance ?? 0 : 0);
-    const timestep = (t: number): OrtValue => ({ type: 'int64', data: new BigInt64Array(n).fill(BigInt(t)), dims: [n] });
-    const constrained = scheduler.constraint.kind !== 'none';
-    const [lo, hi] = scheduler.constraint.kind === 'clip' ? scheduler.clipRange : [-Infinity, Infinity];
-    // Everything but x_t and the noise is known before the first step: prepared once, as the runtime's tensors.
-    const stepFeeds = new Map(Array.from(this.fusedStep ? scheduler.timesteps : [], (t) => {
-      const c = linearStep(scheduler.stepCoefficients(t), constrained);
-      const feeds: Record<string, OrtValue> = {
-        ...fixed,
-        ...(guided ? { [IO.guidance]: guidanceAt(t) } : {}),
-        [IO.timestep]: timestep(t),
-        [IO.xtScale]: scalar(c.xtScale),
-        [IO.epsScale]: scalar(c.epsScale),
-        [IO.x0Divisor]: scalar(c.x0Divisor),
-        [IO.x0Coef]: scalar(c.x0Coef),
-        [IO.xtCoef]: scalar(c.xtCoef),
-        [IO.epsCoef]: scalar(c.epsCoef),
-        [IO.sigma]: scalar(c.sigma),
-        [IO.clipMin]: scalar(lo),
-        [IO.clipMax]: scalar(hi),
-      };
-      for (const k of Object.keys(feeds)) feeds[k] = OrtSession.prepare(feeds[k]!);
-      return [t, { feeds, sigma: c.sigma }];
-    }));
+    // The noise prediction only; the step is the scheduler's, on libtorch.
+    if (!this.fusedStep || scheduler.constraint.kind === 'dynamic') return sampleLoop(scheduler, this.#noisePredictor(scheduler, inputs), shape, loop);
+    const stepFeeds = this.#stepFeeds(scheduler, inputs);
     const zeros = new Float32Array(n * S * S);
-    if (!this.fusedStep || scheduler.constraint.kind === 'dynamic') {
-      // The noise prediction only; the step is the scheduler's, on libtorch.
-      const predict = (xt: Tensor, t: number): Tensor => {
-        const feeds = { ...(this.fusedStep ? { ...stepFeeds.get(t)!.feeds, [IO.noise]: f32(zeros, shape) } : { ...fixed, [IO.timestep]: timestep(t) }), [IO.sample]: f32(floats(xt), shape) };
-        return tensor(this.#session.run(feeds, [IO.eps])[IO.eps]!.data as Float32Array, { shape });
-      };
-      return sampleLoop(scheduler, predict, shape, loop);
-    }
     return tidy(() => {
       const draw = () => {
         const z = randn(shape, { generator: loop.generator });
@@ -157,6 +125,70 @@ export class OnnxDiffusionModel extends SamplingModel {
       }
       return { sample: tensor(x, { shape }), trajectory };
     });
+  }
+
+  protected withPredictor<R>(scheduler: Scheduler, inputs: PredictorInputs, body: (predict: NoisePredictor) => R): R {
+    return body(this.#noisePredictor(scheduler, inputs));
+  }
+
+  // The network's output (ε̂ or v̂, guided where `inputs` say) for a batch of x_t at each of the scheduler's timesteps.
+  #noisePredictor(scheduler: Scheduler, inputs: PredictorInputs & Pick<ReverseProcessInputs, 'guidance' | 'guidedAt'>): NoisePredictor {
+    const n = inputs.labels.length;
+    const S = this.config.imageSize;
+    const shape = [n, 1, S, S];
+    if (!this.fusedStep) {
+      const fixed = this.#fixedFeeds(inputs);
+      return (xt, t) => this.#eps({ ...fixed, [IO.timestep]: timestep(n, t), [IO.sample]: f32(floats(xt), shape) }, shape);
+    }
+    const stepFeeds = this.#stepFeeds(scheduler, inputs);
+    const zeros = f32(new Float32Array(n * S * S), shape);
+    return (xt, t) => this.#eps({ ...stepFeeds.get(t)!.feeds, [IO.noise]: zeros, [IO.sample]: f32(floats(xt), shape) }, shape);
+  }
+
+  #eps(feeds: Record<string, OrtValue>, shape: number[]): Tensor {
+    return tensor(this.#session.run(feeds, [IO.eps])[IO.eps]!.data as Float32Array, { shape });
+  }
+
+  // The inputs that are the same at every step: labels, conditioning and its level.
+  #fixedFeeds({ labels, cond, level }: PredictorInputs): Record<string, OrtValue> {
+    const n = labels.length;
+    const S = this.config.imageSize;
+    const fixed: Record<string, OrtValue> = { [IO.label]: { type: 'int64', data: BigInt64Array.from(labels, BigInt), dims: [n] } };
+    if (cond !== undefined) fixed[IO.conditioning] = f32(floats(cond), [n, 1, S, S]);
+    if (level !== undefined) fixed[IO.conditioningLevel] = f32(new Float32Array(n).fill(level), [n]);
+    return fixed;
+  }
+
+  // Everything a fused step takes but x_t and the noise, for each of the scheduler's timesteps: known before the
+  // first step, so prepared once, as the runtime's tensors.
+  #stepFeeds(scheduler: Scheduler, inputs: PredictorInputs & Pick<ReverseProcessInputs, 'guidance' | 'guidedAt'>): Map<number, { feeds: Record<string, OrtValue>; sigma: number }> {
+    const { guidance, guidedAt } = inputs;
+    const n = inputs.labels.length;
+    const fixed = this.#fixedFeeds(inputs);
+    const guided = this.config.labelDropout !== undefined;
+    // Outside the guidance interval the scale is 0, and the graph evaluates the conditional rows alone.
+    const guidanceAt = (t: number): OrtValue => scalar(guidedAt === undefined || guidedAt[t] ? guidance ?? 0 : 0);
+    const constrained = scheduler.constraint.kind !== 'none';
+    const [lo, hi] = scheduler.constraint.kind === 'clip' ? scheduler.clipRange : [-Infinity, Infinity];
+    return new Map(Array.from(scheduler.timesteps, (t) => {
+      const c = linearStep(scheduler.stepCoefficients(t), constrained);
+      const feeds: Record<string, OrtValue> = {
+        ...fixed,
+        ...(guided ? { [IO.guidance]: guidanceAt(t) } : {}),
+        [IO.timestep]: timestep(n, t),
+        [IO.xtScale]: scalar(c.xtScale),
+        [IO.epsScale]: scalar(c.epsScale),
+        [IO.x0Divisor]: scalar(c.x0Divisor),
+        [IO.x0Coef]: scalar(c.x0Coef),
+        [IO.xtCoef]: scalar(c.xtCoef),
+        [IO.epsCoef]: scalar(c.epsCoef),
+        [IO.sigma]: scalar(c.sigma),
+        [IO.clipMin]: scalar(lo),
+        [IO.clipMax]: scalar(hi),
+      };
+      for (const k of Object.keys(feeds)) feeds[k] = OrtSession.prepare(feeds[k]!);
+      return [t, { feeds, sigma: c.sigma }];
+    }));
   }
 
   dispose(): void {

@@ -14,7 +14,7 @@ import { DiffusionModel } from './diffusion-model.ts';
 import { OnnxDiffusionModel } from './onnx-diffusion-model.ts';
 import { ONNX_MODEL_FILE, diffusionModelToOnnx, type ExportedWeights } from './onnx-export.ts';
 import { RunError, checkCheckpointModel, latestCheckpoint, noCheckpointReason, readRunConfig, type RunConfig } from './run-dir.ts';
-import type { Engine, SamplingModel, SamplingOptions } from './sampling-model.ts';
+import { article, type Engine, type SamplingModel, type SamplingOptions } from './sampling-model.ts';
 
 /**
  * Loads a run's model from its newest checkpoint (or `checkpoint`), in evaluation mode: the moving average of
@@ -88,6 +88,8 @@ export function defaultEngine(device?: string): Engine {
 export interface Pipeline {
   /** A generator, then upscalers: model i > 0 is conditioned on model i − 1's samples. */
   models: readonly SamplingModel[];
+  /** Autoguidance: for model i, a weaker model of the same task whose prediction guidance pushes away from. */
+  guides?: readonly (SamplingModel | undefined)[];
   /** Upscale the last model's samples bilinearly to this size. */
   upscaleTo?: number;
 }
@@ -102,9 +104,12 @@ export interface PipelineSpec {
   ema?: boolean;
   /** The engine that evaluates the networks (default: defaultEngine(device)). */
   engine?: Engine;
+  /**
+   * Autoguidance (Karras et al. 2024): a run folder per model (undefined for none) whose model, weaker at the
+   * same task, guidance pushes the prediction away from instead of the prediction without the label.
+   */
+  guides?: readonly (string | undefined)[];
 }
-
-const article = (word: string) => (/^[aeiou]/.test(word) ? 'an' : 'a');
 
 export function loadPipeline(spec: PipelineSpec): Pipeline {
   const { runs } = spec;
@@ -112,10 +117,13 @@ export function loadPipeline(spec: PipelineSpec): Pipeline {
   if (spec.upscale && runs.length > 1) throw new RunError('upscaling (--upscale) is for a single small model; a cascade ends with its upscaler');
   const engine = spec.engine ?? defaultEngine(spec.device);
   if (engine === 'onnxruntime' && spec.device !== undefined && spec.device !== 'cpu') throw new RunError(`the onnxruntime engine samples on the CPU; use --engine libtorch for ${spec.device}`);
+  if (spec.guides !== undefined && spec.guides.length !== runs.length) throw new RunError(`give one guide model per model of the pipeline (${runs.length}; an empty entry for none), not ${spec.guides.length}`);
+  const load = (run: string) => (engine === 'onnxruntime' ? loadOnnxModel(run, { ema: spec.ema }) : loadModel(run, { device: spec.device, ema: spec.ema }));
   const models: SamplingModel[] = [];
+  const guides: (SamplingModel | undefined)[] = [];
   try {
     for (const [i, run] of runs.entries()) {
-      const m = engine === 'onnxruntime' ? loadOnnxModel(run, { ema: spec.ema }) : loadModel(run, { device: spec.device, ema: spec.ema });
+      const m = load(run);
       models.push(m);
       const prev = models[i - 1];
       const problem =
@@ -124,12 +132,18 @@ export function loadPipeline(spec: PipelineSpec): Pipeline {
         prev !== undefined && m.config.lowResSize !== prev.config.imageSize ? `the upscaler expects ${m.config.lowResSize}×${m.config.lowResSize} inputs but ${runs[i - 1]} makes ${prev.config.imageSize}×${prev.config.imageSize}` :
         undefined;
       if (problem !== undefined) throw new RunError(problem);
+      const guideRun = spec.guides?.[i];
+      const g = guideRun === undefined ? undefined : load(guideRun);
+      guides.push(g);
+      const mismatch = g === undefined ? undefined : m.guideProblem(g);
+      if (mismatch !== undefined) throw new RunError(`${guideRun} cannot guide ${run}: ${mismatch}`);
     }
   } catch (err) {
-    for (const m of models) m.dispose();
+    for (const m of [...models, ...guides]) m?.dispose();
     throw err;
   }
-  return spec.upscale ? { models, upscaleTo: 2 * models[0]!.config.imageSize } : { models };
+  const withGuides = guides.some((g) => g !== undefined) ? { guides } : {};
+  return spec.upscale ? { models, ...withGuides, upscaleTo: 2 * models[0]!.config.imageSize } : { models, ...withGuides };
 }
 
 export function pipelineImageSize(p: Pipeline): number {
@@ -152,7 +166,7 @@ export function pipelineSteps(p: Pipeline, opts: Pick<SamplingOptions, 'sampler'
 }
 
 export function disposePipeline(p: Pipeline): void {
-  for (const m of p.models) m.dispose();
+  for (const m of [...p.models, ...(p.guides ?? [])]) m?.dispose();
 }
 
 /**
@@ -170,6 +184,9 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
   }
   const guidanceOf = (i: number) => (typeof scales === 'number' || scales === undefined ? scales : scales.length === 1 ? scales[0] : scales[i]);
   if (opts.guidanceInterval !== undefined && !p.models.some((_, i) => (guidanceOf(i) ?? 0) > 0)) throw new RangeError('a guidance interval needs a guidance scale > 0');
+  for (const [i, g] of (p.guides ?? []).entries()) {
+    if (g !== undefined && !((guidanceOf(i) ?? 0) > 0)) throw new RangeError(`model ${i + 1} of the pipeline has a guide model but no guidance scale > 0 (--guidance)`);
+  }
   return tidy(() => {
     let x: Tensor | undefined;
     let done = 0;
@@ -179,6 +196,7 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
         ...opts,
         conditioningLevel: m.isUpscaler ? opts.conditioningLevel : undefined,
         guidance: guidanceOf(i),
+        guide: p.guides?.[i],
         keepTrajectory: false,
         lowRes: x,
         onStep: (d) => opts.onStep?.(offset + d, total),

@@ -6,11 +6,13 @@
 import { upscale } from '../data/tensor-dataset.ts';
 import { DDIMScheduler } from '../diffusion/ddim.ts';
 import { DDPMScheduler } from '../diffusion/ddpm.ts';
-import type { SampleLoopOptions, SampleLoopResult } from '../diffusion/sample.ts';
+import { guide } from '../diffusion/guidance.ts';
+import { sampleLoop, type NoisePredictor, type SampleLoopOptions, type SampleLoopResult } from '../diffusion/sample.ts';
 import { NoiseSchedule, guidedTimesteps } from '../diffusion/schedule.ts';
 import type { Scheduler } from '../diffusion/scheduler.ts';
 import type { Prediction } from '../diffusion/step-coefficients.ts';
 import type { TimestepSpacing } from '../diffusion/step-coefficients.ts';
+import { canonicalJson } from '../io/content-hash.ts';
 import type { Generator } from '../torch/generator.ts';
 import { full } from '../torch/ops/creation.ts';
 import { randn } from '../torch/ops/random.ts';
@@ -71,20 +73,24 @@ export interface SamplingOptions {
 export const ENGINES = ['onnxruntime', 'libtorch'] as const;
 export type Engine = (typeof ENGINES)[number];
 
-/** What one reverse process needs besides the scheduler, in model space. */
-export interface ReverseProcessInputs {
+/** What a model's noise prediction for one batch needs, in model space. */
+export interface PredictorInputs {
   labels: readonly number[];
   /** Upscalers: the conditioning image [N, 1, S, S]. */
   cond?: Tensor;
   /** Augmented upscalers: the conditioning's noise level, one for the batch. */
   level?: number;
+  plainForward?: boolean;
+  cudaGraphs?: boolean;
+}
+
+/** What one reverse process needs besides the scheduler, in model space. */
+export interface ReverseProcessInputs extends PredictorInputs {
   /** Classifier-free guidance scale (> 0), for models trained with label dropout. */
   guidance?: number;
   /** With guidance: whether it applies at each timestep t (default: at every one). */
   guidedAt?: readonly boolean[];
   loop: SampleLoopOptions;
-  plainForward?: boolean;
-  cudaGraphs?: boolean;
 }
 
 export abstract class SamplingModel {
@@ -106,6 +112,12 @@ export abstract class SamplingModel {
 
   /** Runs the engine's denoising loop from pure noise (model space in, model space out). */
   protected abstract reverseProcess(scheduler: Scheduler, inputs: ReverseProcessInputs): SampleLoopResult;
+
+  /**
+   * Runs `body` with the network's prediction for the batch with its labels (one row per sample, unguided) at
+   * the scheduler's timesteps, and releases what the engine prepared for it afterwards.
+   */
+  protected abstract withPredictor<R>(scheduler: Scheduler, inputs: PredictorInputs, body: (predict: NoisePredictor) => R): R;
 
   abstract dispose(): void;
 
@@ -197,20 +209,44 @@ export abstract class SamplingModel {
     });
   }
 
-  /** The guidance scale asked for, checked: undefined for none (0), else a positive scale this model can take. */
-  guidanceScale(asked: number | readonly number[] | undefined): number | undefined {
+  /**
+   * The guidance scale asked for, checked: undefined for none (0), else a positive scale this model can take:
+   * by a guide model (`byModel`), or without its label, which needs training with label dropout.
+   */
+  guidanceScale(asked: number | readonly number[] | undefined, byModel = false): number | undefined {
     if (typeof asked !== 'number' && asked !== undefined && asked.length !== 1) throw new RangeError('one guidance scale per model is for pipelines; a model takes one');
     const w = typeof asked === 'number' ? asked : asked?.[0] ?? 0;
     if (!(w >= 0) || !Number.isFinite(w)) throw new RangeError(`the guidance scale must be a number ≥ 0, got ${w}`);
-    if (w > 0 && this.config.labelDropout === undefined) throw new RangeError(`guidance needs a model trained with label dropout (train --label-dropout); this ${this.config.kind} model was not`);
+    if (w > 0 && !byModel && this.config.labelDropout === undefined) throw new RangeError(`guidance needs a model trained with label dropout (train --label-dropout) or a guide model; this ${this.config.kind} model has neither`);
     return w > 0 ? w : undefined;
+  }
+
+  /**
+   * Why `g` cannot guide this model (autoguidance), or undefined where it can: it must be a model of the same
+   * kind, images, noise schedule, prediction, normalisation, labels and conditioning, on the same device, so
+   * that their predictions at a step are of one quantity.
+   */
+  guideProblem(g: SamplingModel): string | undefined {
+    const a = this.config;
+    const b = g.config;
+    return (
+      b.kind !== a.kind ? `it is ${article(b.kind)} ${b.kind} model, this ${article(a.kind)} ${a.kind} one` :
+      b.imageSize !== a.imageSize || b.lowResSize !== a.lowResSize ? `it makes ${b.imageSize}×${b.imageSize} images${b.lowResSize === undefined ? '' : ` from ${b.lowResSize}×${b.lowResSize}`}, this ${a.imageSize}×${a.imageSize}${a.lowResSize === undefined ? '' : ` from ${a.lowResSize}×${a.lowResSize}`}` :
+      canonicalJson(b.schedule) !== canonicalJson(a.schedule) ? `its noise schedule (${canonicalJson(b.schedule)}) is not this one's (${canonicalJson(a.schedule)})` :
+      g.prediction !== this.prediction ? `it predicts ${g.prediction}, this ${this.prediction}` :
+      canonicalJson(b.normalization) !== canonicalJson(a.normalization) ? 'its data were normalised otherwise' :
+      b.unet.numClasses !== a.unet.numClasses ? `it knows ${b.unet.numClasses} labels, this ${a.unet.numClasses}` :
+      b.conditioningNoise !== a.conditioningNoise ? `its conditioning augmentation (${b.conditioningNoise ?? 'none'}) is not this one's (${a.conditioningNoise ?? 'none'})` :
+      g.device !== this.device ? `it is on ${g.device}, this on ${this.device}` :
+      undefined
+    );
   }
 
   /**
    * Samples one image per label, in pixel space ([0, 1] up to sampling error; not clamped).
    * The upscaler needs `lowRes`: [N, 1, s, s] images in pixel space (the small model's samples).
    */
-  sample(labels: readonly number[], opts: SamplingOptions & { lowRes?: Tensor } = {}): SampleLoopResult {
+  sample(labels: readonly number[], opts: SamplingOptions & { lowRes?: Tensor; guide?: SamplingModel } = {}): SampleLoopResult {
     const n = labels.length;
     for (const l of labels) {
       if (!Number.isInteger(l) || l < 0 || l >= this.config.unet.numClasses) throw new RangeError(`label ${l} is outside 0..${this.config.unet.numClasses - 1}`);
@@ -220,7 +256,11 @@ export abstract class SamplingModel {
     if (!(level >= 0 && level <= 1)) throw new RangeError(`conditioning level must be in [0, 1], got ${level}`);
     if (level > 0 && !this.augmentsConditioning) throw new RangeError('a conditioning level needs an upscaler trained with conditioning augmentation');
     const guidedAt = opts.guidanceInterval === undefined ? undefined : guidedTimesteps(this.schedule.terms, opts.guidanceInterval);
-    const scale = this.guidanceScale(opts.guidance);
+    const guideModel = opts.guide;
+    const problem = guideModel === undefined ? undefined : this.guideProblem(guideModel);
+    if (problem !== undefined) throw new RangeError(`the guide model cannot guide this ${this.config.kind} model: ${problem}`);
+    const scale = this.guidanceScale(opts.guidance, guideModel !== undefined);
+    if (guideModel !== undefined && scale === undefined) throw new RangeError('a guide model needs a guidance scale > 0');
     // An interval with none of this model's timesteps leaves it unguided.
     const guidance = guidedAt !== undefined && !guidedAt.includes(true) ? undefined : scale;
     const scheduler = this.samplingScheduler(opts);
@@ -229,16 +269,11 @@ export abstract class SamplingModel {
       return tidy(() => {
         let cond = opts.lowRes === undefined ? undefined : this.conditioning(opts.lowRes);
         if (cond !== undefined && this.augmentsConditioning && level > 0) cond = this.corruptConditioning(cond, full([n], level, { device }), opts.generator);
-        const result = this.reverseProcess(scheduler, {
-          labels,
-          cond,
-          level: this.augmentsConditioning ? level : undefined,
-          guidance,
-          guidedAt: guidance === undefined ? undefined : guidedAt,
-          loop: { generator: opts.generator, device, keepTrajectory: opts.keepTrajectory, onStep: opts.onStep },
-          plainForward: opts.plainForward,
-          cudaGraphs: opts.cudaGraphs,
-        });
+        const inputs: PredictorInputs = { labels, cond, level: this.augmentsConditioning ? level : undefined, plainForward: opts.plainForward, cudaGraphs: opts.cudaGraphs };
+        const loop = { generator: opts.generator, device, keepTrajectory: opts.keepTrajectory, onStep: opts.onStep };
+        const result =
+          guideModel !== undefined && guidance !== undefined ? this.#autoguidedProcess(scheduler, guideModel, inputs, guidance, guidedAt, loop) :
+          this.reverseProcess(scheduler, { ...inputs, guidance, guidedAt: guidance === undefined ? undefined : guidedAt, loop });
         const sample = this.toPixelSpace(result.sample);
         result.sample.dispose();
         const trajectory = result.trajectory && {
@@ -252,4 +287,18 @@ export abstract class SamplingModel {
       scheduler.dispose();
     }
   }
+
+  // Autoguidance: each (guided) step's prediction pushed away from the guide model's, both with the labels.
+  #autoguidedProcess(scheduler: Scheduler, g: SamplingModel, inputs: PredictorInputs, w: number, guidedAt: readonly boolean[] | undefined, loop: SampleLoopOptions): SampleLoopResult {
+    const S = this.config.imageSize;
+    return this.withPredictor(scheduler, inputs, (predict) =>
+      g.withPredictor(scheduler, inputs, (reference) => {
+        const guided = (xt: Tensor, t: number) => (guidedAt === undefined || guidedAt[t] ? tidy(() => guide(predict(xt, t), reference(xt, t), w)) : predict(xt, t));
+        return sampleLoop(scheduler, guided, [inputs.labels.length, 1, S, S], loop);
+      }),
+    );
+  }
 }
+
+/** 'a' or 'an' before `word`. */
+export const article = (word: string): string => (/^[aeiou]/.test(word) ? 'an' : 'a');

@@ -212,13 +212,13 @@ export async function ddimCharts(results: PaperResults): Promise<{ cas: string; 
 
 /** The guidance sweep (beyond the paper): CAS and Fréchet distance against the guidance scale w, one line per guided model (guided at every step). */
 export async function guidanceCharts(results: PaperResults): Promise<{ cas: string; frechet: string } | undefined> {
-  const guided = (results.beyond ?? []).filter((b) => b.group === 'guidance' && b.guidance !== undefined && b.guidanceInterval === undefined).sort((a, b) => a.guidance! - b.guidance!);
+  const guided = (results.beyond ?? []).flatMap((b) => (b.group === 'guidance' && typeof b.guidance === 'number' && b.guidanceInterval === undefined ? [{ ...b, guidance: b.guidance }] : [])).sort((a, b) => a.guidance - b.guidance);
   if (guided.length === 0) return undefined;
   // `cascaded-cfg-w2-clip` is drawn on the line "cascaded", `cascaded-vcfg-w2-clip` on "cascaded, v-prediction".
   const lineOf = (name: string) => name.replace(/-w[^-]+-clip$/, '').replace(/-vcfg-ema$/, ', v-prediction, EMA').replace(/-vcfg$/, ', v-prediction').replace(/-cfg$/, '');
   const lines = [...new Set(guided.map((b) => lineOf(b.name)))];
   const series = (y: (b: (typeof guided)[number]) => number | undefined): LineSeries[] =>
-    lines.map((line) => ({ name: line, points: guided.filter((b) => lineOf(b.name) === line && y(b) !== undefined).map((b): [number, number] => [b.guidance!, y(b)!]) }));
+    lines.map((line) => ({ name: line, points: guided.filter((b) => lineOf(b.name) === line && y(b) !== undefined).map((b): [number, number] => [b.guidance, y(b)!]) }));
   const [cas, frechet] = await Promise.all([
     lineChart(series((b) => b.cas.mean), { title: 'CAS against the guidance scale (x̂0 clipped)', xTitle: 'guidance scale w', yTitle: 'CAS' }),
     lineChart(series((b) => b.fidelity?.frechetDistance), { title: 'Fréchet distance against the guidance scale (x̂0 clipped)', xTitle: 'guidance scale w', yTitle: 'Fréchet distance (judge features)' }),

@@ -384,6 +384,12 @@ const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string
     intro: 'Models trained with the label replaced by a null label 10 % of the time, sampled with ε̃ = (1 + w) ε̂(label) − w ε̂(∅) (Ho & Salimans 2022) at every model of the pipeline, x̂0 clipped. w = 0 is the conditional model alone; larger w trades diversity (recall) for fidelity. The v-prediction rows guide models that predict v, which also removes the first step’s error amplification; the EMA rows sample such models from a moving average of their weights. A row guided at low noise levels only (σ_t = √((1 − ᾱ_t)/ᾱ_t) in the stated interval; Kynkäänniemi et al. 2024) keeps the diversity that guidance at high noise removes.',
     reference: [['baseline', 'clip'], ['small-upscaled', 'clip'], ['cascaded', 'clip']],
   },
+  {
+    group: 'autoguidance',
+    title: 'Autoguidance',
+    intro: 'A model guided by a weaker model of the same task instead of by its own prediction without the label (Karras et al. 2024): ε̃ = (1 + w) ε̂(label) − w ε̂_weak(label). The wide models are guided by the paper-width models of the same recipe and seed (for the cascade, its small model; its upscaler is unguided). Where classifier-free guidance buys fidelity with diversity, this pushes the samples away from the weaker model’s errors and keeps both.',
+    reference: [['baseline', 'clip'], ['cascaded', 'clip']],
+  },
 ];
 
 function beyondBlocks(r: PaperResults): Block[] {

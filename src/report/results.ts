@@ -71,7 +71,7 @@ export interface Toy1dResult {
 }
 
 /** The experiments beyond the paper (src/experiments/protocol.ts), grouped as the report shows them. */
-export type BeyondGroup = 'thresholding' | 'ddim' | 'ema' | 'conditioning' | 'first-step' | 'objective' | 'budget' | 'guidance';
+export type BeyondGroup = 'thresholding' | 'ddim' | 'ema' | 'conditioning' | 'first-step' | 'objective' | 'budget' | 'guidance' | 'autoguidance';
 
 /**
  * What CAS forgives, judged by the CAS network trained on the real training set: the share of images it labels as
@@ -99,8 +99,8 @@ export interface BeyondResult {
   /** How x̂0 was kept in range while sampling. */
   x0: X0ConstraintKind;
   offRange?: OffRange;
-  /** The classifier-free guidance scale, for guided variants. */
-  guidance?: number;
+  /** The guidance scale, for guided variants: one for every model of the pipeline, or one per model. */
+  guidance?: number | number[];
   /** The noise levels σ in (lo, hi] it was applied at, for variants guided in an interval. */
   guidanceInterval?: [number, number];
   /** Absent in results made before the metrics existed. */

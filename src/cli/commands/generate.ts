@@ -35,7 +35,7 @@ export const generateCommand = withSamplingOptions(withPipelineOptions(
         onProgress: (done) => progress.update(done),
       });
       progress.stop();
-      const source = o.cascade ? { cascade: o.cascade } : { run: o.run, upscale: o.upscale ?? false };
+      const source = { ...(o.cascade ? { cascade: o.cascade } : { run: o.run, upscale: o.upscale ?? false }), ...(o.guideModel ? { guideModel: o.guideModel.map((g) => g ?? null) } : {}) };
       writeGeneratedSet(o.out, set, { ...source, seed: o.seed, engine: pipeline.models[0]!.engine, ...sampling });
       const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
       console.log(`wrote ${o.out}: ${set.count} images ${set.height}×${set.width} in ${((performance.now() - started) / 1000).toFixed(1)} s on ${pipeline.models[0]!.engine}; ` +
