@@ -143,7 +143,7 @@ export const BEYOND_DEFAULTS: BeyondSettings = {
   ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2],
   maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
   guidanceInterval: { baseline: { scale: 3, sigma: [0, 3] }, 'small-upscaled': { scale: 2, sigma: [0, 2] }, cascaded: { scale: 2, sigma: [0, 1] } },
-  autoguidance: 1,
+  autoguidance: 2,
 };
 
 /** The paper's three trainings, then those the experiments beyond it add. */
