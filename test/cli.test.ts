@@ -52,10 +52,10 @@ function ssddpmAll(invocations: readonly string[][]): Promise<Result[]> {
 const HELP: Record<string, string[]> = {
   train: ['--model', '--out', '--epochs', '--seed', '--dataset', '--batch-size', '--lr', '--per-class', '--checkpoint-every', '--resume', '--device'],
   sample: ['--run', '--cascade', '--upscale', '--labels', '--per-label', '--out', '--seed', '--clip', '--dynamic-threshold', '--sampler', '--steps', '--eta', '--variance', '--scale', '--device', '--engine'],
-  generate: ['--run', '--cascade', '--upscale', '--out', '--count', '--seed', '--batch-size', '--clip', '--dynamic-threshold', '--sampler', '--steps', '--eta', '--variance', '--device', '--engine'],
+  generate: ['--run', '--cascade', '--upscale', '--guide-model', '--out', '--count', '--seed', '--batch-size', '--clip', '--dynamic-threshold', '--sampler', '--steps', '--eta', '--variance', '--device', '--engine'],
   forward: ['--run', '--out', '--count', '--seed', '--scale'],
   reverse: ['--run', '--out', '--labels', '--seed', '--clip', '--scale'],
-  speed: ['--run', '--cascade', '--upscale', '--no-ema', '--samples', '--device', '--engine'],
+  speed: ['--run', '--cascade', '--upscale', '--guide-model', '--no-ema', '--samples', '--device', '--engine'],
   report: ['--results', '--out'],
   export: ['--run', '--out', '--format', '--no-ema'],
   fidelity: ['--set', '--dataset', '--cache', '--json', '--device'],
@@ -108,6 +108,7 @@ test('bad arguments exit non-zero with a one-line message, no stack trace, and w
     [['sample', '--run', run, '--sampler', 'ddim', '--eta', '2', '--out', png], /--eta.*'2'/],
     [['generate', '--run', run, '--clip', '--dynamic-threshold', '0.99', '--out', join(dir, 'set')], /--clip and --dynamic-threshold exclude each other/],
     [['generate', '--run', run, '--guidance', '1', '--guidance-interval', '5,2', '--out', join(dir, 'set')], /--guidance-interval.*0 ≤ lo < hi.*'5,2'/],
+    [['generate', '--run', run, '--guide-model', 'a,b,c', '--guidance', '1', '--out', join(dir, 'set')], /--guide-model.*expected RUN, or SMALL_GUIDE,UPSCALER_GUIDE.*'a,b,c'/],
     [['paper', '--preset', 'ci', '--device', 'gpu', '--work', join(dir, 'work'), '--out', join(dir, 'report')], /--device.*'gpu'/],
   ];
   const results = await ssddpmAll(cases.map(([args]) => args));
@@ -160,7 +161,15 @@ test('end to end: train small (4 per class, 1 epoch), sample --upscale to a PNG,
   assert.equal(info.upscale, true);
   const off = info.offRange as { pixels: number; samples: number };
   assert.match(r.stdout, new RegExp(`clamped to \\[0, 1\\]: ${(100 * off.pixels).toFixed(1)} % of pixels`), 'the summary line reports the recorded share');
-  assert.deepEqual(readdirSync(sets), ['gen'], 'no temporary folder left');
+
+  // Guided by itself (autoguidance with no weaker model): the same images, the guide recorded.
+  const selfGuided = join(sets, 'self-guided');
+  const a = ssddpm('generate', '--run', run, '--upscale', '--guide-model', run, '--guidance', '2', '--count', '20', '--batch-size', '8', '--out', selfGuided);
+  assert.equal(a.status, 0, a.stderr);
+  assert.deepEqual((JSON.parse(readFileSync(join(selfGuided, 'generated.json'), 'utf8')) as Record<string, unknown>).guideModel, [run]);
+  const guidedSet = readImageSet(join(selfGuided, 'train-images-idx3-ubyte'), join(selfGuided, 'train-labels-idx1-ubyte'));
+  assert.ok(guidedSet.images.every((v, i) => Math.abs(v - set.images[i]!) <= 1), 'ε + w (ε − ε) = ε, to a grey level');
+  assert.deepEqual(readdirSync(sets).sort(), ['gen', 'self-guided'], 'no temporary folder left');
 });
 
 test('report renders a report folder again from its results.json, and refuses one whose figures are missing', () => {

@@ -103,7 +103,7 @@ export const speedCommand = withSamplerOptions(withPipelineOptions(
       const progress = createProgress('speed', o.samples);
       const m = measureSamplingSpeed(pipeline, { samples: o.samples, sampler, steps, eta, spacing, clip, dynamicThreshold, conditioningLevel, guidance, guidanceInterval, cudaGraphs, onSample: (d) => progress.update(d) });
       progress.stop();
-      console.log(`${(m.secondsPerSample * 1000).toFixed(2)} ms per sample (${m.steps} network evaluations, batch size 1, ${m.samples} samples, on ${pipeline.models[0]!.engine})`);
+      console.log(`${(m.secondsPerSample * 1000).toFixed(2)} ms per sample (${m.steps} network evaluations${pipeline.guides === undefined ? '' : ', and a guide model\'s at each guided one'}, batch size 1, ${m.samples} samples, on ${pipeline.models[0]!.engine})`);
     } finally {
       disposePipeline(pipeline);
     }
