@@ -80,6 +80,7 @@ export interface PredictorInputs {
   cond?: Tensor;
   /** Augmented upscalers: the conditioning's noise level, one for the batch. */
   level?: number;
+  /** libtorch only: as in SamplingOptions. */
   plainForward?: boolean;
   cudaGraphs?: boolean;
 }
