@@ -155,10 +155,13 @@ test("the page's seeded noise: the same seed gives the same draws, and they are 
 
 test('the site: manifest, models, runtime files and report, served with COOP/COEP and the right MIME types', async () => {
   const manifest = JSON.parse(readFileSync(join(siteDir, MANIFEST_FILE), 'utf8')) as SiteManifest;
-  // The guided pipelines first (the page opens on them), each with its default scale: 1 for v-prediction models.
+  // The guided pipelines first (the page opens on them), each at its low-noise recipe: DDIM, a scale at σ_t ≤ a bound.
   assert.deepEqual(
-    manifest.pipelines.map((p) => [p.name, p.guidance]),
-    [['baseline-guided', 1], ['small-upscaled-guided', 1], ['cascaded-guided', 1], ['baseline', undefined], ['small-upscaled', undefined], ['cascaded', undefined]],
+    manifest.pipelines.map((p) => [p.name, p.sampler, p.guidance, p.guidanceSigma]),
+    [
+      ['baseline-guided', 'ddim', 3, 3], ['small-upscaled-guided', 'ddim', 2, 2], ['cascaded-guided', 'ddim', 2, 1],
+      ['baseline', undefined, undefined, undefined], ['small-upscaled', undefined, undefined, undefined], ['cascaded', undefined, undefined, undefined],
+    ],
   );
   assert.deepEqual(Object.keys(manifest.models).sort(), ['baseline', 'baseline-guided', 'small', 'small-guided', 'upscaler', 'upscaler-guided']);
   for (const [name, m] of Object.entries(manifest.models)) {
@@ -216,11 +219,13 @@ test('the page loads without console errors, samples on load and says it runs on
 test('each control works: label, seed, sampler, steps, η, clipping, delay, pipeline, guidance, grid, tabs', async () => {
   const { page, errors } = await openPage(`${server.url}?autostart=0`);
   await page.waitForFunction(() => document.body.dataset.state === 'ready');
-  // The page opens on a guided pipeline at its scale; the paper's models take none.
+  // The page opens on a guided pipeline at its recipe (DDIM over every step, its scale and bound); the paper's
+  // models take no guidance and start with DDPM.
   assert.equal(await page.inputValue('#pipeline'), 'baseline-guided');
-  assert.equal(await page.inputValue('#guidance'), '1');
+  assert.deepEqual(await Promise.all(['#sampler', '#steps', '#eta', '#guidance', '#guidance-sigma'].map((id) => page.inputValue(id))), ['ddim', '30', '0', '3', '3']);
   await page.selectOption('#pipeline', 'baseline');
   assert.equal(await page.isDisabled('#guidance'), true);
+  assert.equal(await page.inputValue('#sampler'), 'ddpm');
   // The URL may choose the pipeline and its scale.
   const linked = await openPage(`${server.url}?autostart=0&pipeline=cascaded-guided&guidance=2.5`);
   await linked.page.waitForFunction(() => document.body.dataset.state === 'ready');
@@ -275,7 +280,8 @@ test('each control works: label, seed, sampler, steps, η, clipping, delay, pipe
   await page.selectOption('#pipeline', 'baseline-guided');
   assert.equal(await page.isDisabled('#guidance'), false);
   await sampleInPage(page);
-  assert.match((await page.textContent('#result-caption'))!, /guided .*label 7, 28×28, guidance w = 1$/);
+  assert.match((await page.textContent('#result-caption'))!, /guided .*label 7, 28×28, guidance w = 3 at σ ≤ 3$/);
+  assert.match((await page.textContent('#status'))!, /30 network evaluations/);
   const guided = await readCanvas(page, 'result');
   await page.fill('#guidance', '0');
   await sampleInPage(page);
@@ -297,7 +303,7 @@ test('each control works: label, seed, sampler, steps, η, clipping, delay, pipe
   assert.match((await page.textContent('#error'))!, /guidance scale must be a number ≥ 0, got '-1'/);
   await page.fill('#guidance', '3');
   await page.selectOption('#pipeline', 'cascaded-guided');
-  assert.equal(await page.inputValue('#guidance'), '1', 'each pipeline starts at its own scale');
+  assert.deepEqual(await Promise.all(['#sampler', '#steps', '#guidance', '#guidance-sigma'].map((id) => page.inputValue(id))), ['ddim', '20', '2', '1'], 'each pipeline starts at its own recipe');
   // The cascade: the 14×14 stage, then the upscaler.
   await page.selectOption('#pipeline', 'cascaded');
   await sampleInPage(page);
@@ -369,7 +375,7 @@ test('every pipeline draws every label recognisably (a classifier trained on rea
   await page.waitForFunction(() => document.body.dataset.state === 'ready');
   // Twenty samples per label: a label is recognised when the classifier's mean probability over them is highest
   // for it (the weak baseline draws some labels badly, as the paper found). Ten for the guided pipelines, which
-  // run every sample twice (with and without its label) and draw each label clearly.
+  // draw each label clearly.
   const rowsOf = (pipeline: string) => (pipeline.endsWith('-guided') ? 10 : 20);
   await page.check('#grid');
   await page.fill('#rows', String(rowsOf('baseline')));
@@ -541,7 +547,10 @@ test('ssddpm web refuses a run that does not exist, or of the wrong kind, and wr
   assert.deepEqual(rebuilt.manifest.pipelines.map((p) => p.name), ['small-upscaled']);
   // The guided pipelines carry the page's first σ bound; the others have none.
   const bounded = await buildSite(join(root, 'bounded'), { runs: { small: DEFAULT_RUNS.small }, guided: { baseline: DEFAULT_GUIDED_RUNS.baseline }, guidanceSigma: 3, report: null });
-  assert.deepEqual(bounded.manifest.pipelines.map((p) => [p.name, p.guidance, p.guidanceSigma]), [['baseline-guided', 1, 3], ['small-upscaled', undefined, undefined]]);
+  assert.deepEqual(bounded.manifest.pipelines.map((p) => [p.name, p.guidance, p.guidanceSigma]), [['baseline-guided', 3, 3], ['small-upscaled', undefined, undefined]]);
+  // A scale given replaces the recipe's scale and bound: guided at every step.
+  const scaled = await buildSite(join(root, 'scaled'), { runs: {}, guided: { baseline: DEFAULT_GUIDED_RUNS.baseline }, guidance: 1, report: null });
+  assert.deepEqual(scaled.manifest.pipelines.map((p) => [p.name, p.sampler, p.guidance, p.guidanceSigma]), [['baseline-guided', 'ddim', 1, undefined]]);
   assert.equal(existsSync(join(again, 'models', 'baseline.onnx')), false, 'replaced whole');
 });
 

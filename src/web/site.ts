@@ -11,7 +11,9 @@ import { removeStaleTemporaries, nameTheTarget } from '../io/atomic.ts';
 import { sha256 } from '../io/content-hash.ts';
 import { lockFolder } from '../io/lock.ts';
 import { NoiseSchedule } from '../diffusion/schedule.ts';
+import { BEYOND_DEFAULTS } from '../experiments/protocol.ts';
 import type { DiffusionModelConfig, ModelKind } from '../pipelines/model-config.ts';
+import type { PaperPipeline } from '../pipelines/paper-pipelines.ts';
 import { ONNX_MODEL_FILE, describeOnnxModel, diffusionModelToOnnx } from '../pipelines/onnx-export.ts';
 import { loadModel } from '../pipelines/pipeline.ts';
 import { RunError, latestCheckpoint, noCheckpointReason, readRunConfig } from '../pipelines/run-dir.ts';
@@ -29,14 +31,15 @@ export const DEFAULT_RUNS: Readonly<Record<ModelKind, string>> = {
   upscaler: 'pretrained/mnist/upscaler-1',
 };
 /**
- * The shipped runs trained with label dropout, sampled with classifier-free guidance: digits a person recognises
- * (the README's "Samples a person recognises"). The cascade's two sample from moving averages of their weights,
- * which bring its guided samples nearest real digits.
+ * The shipped runs trained with label dropout, sampled with classifier-free guidance at low noise levels only:
+ * digits a person recognises, their variety kept (the README's "Samples a person recognises"). They are the
+ * models of the protocol's low-noise recipes, sampled from moving averages of their weights: the v-prediction
+ * baseline, and a small model twice as wide with an upscaler trained under conditioning augmentation.
  */
 export const DEFAULT_GUIDED_RUNS: Readonly<Record<ModelKind, string>> = {
-  baseline: 'pretrained/mnist/baseline-vcfg-1',
-  small: 'pretrained/mnist/small-vcfg-ema-1',
-  upscaler: 'pretrained/mnist/upscaler-vcfg-ema-1',
+  baseline: 'pretrained/mnist/baseline-vcfg-ema-1',
+  small: 'pretrained/mnist/small-wide-vcfg-ema-1',
+  upscaler: 'pretrained/mnist/upscaler-vcfg-aug-ema-1',
 };
 export const DEFAULT_REPORT = 'docs/paper-report';
 
@@ -53,9 +56,12 @@ export interface SiteOptions {
   runs?: Partial<Record<ModelKind, string>>;
   /** Runs trained with label dropout, offered as guided pipelines beside those of `runs`; null: none. */
   guided?: Partial<Record<ModelKind, string>> | null;
-  /** The guided pipelines' guidance scale until the visitor changes it (default: 1 where the generator predicts v, else 2). */
+  /**
+   * The guided pipelines' guidance scale until the visitor changes it, at every step unless `guidanceSigma` bounds
+   * it. Default: each pipeline's low-noise recipe (BEYOND_DEFAULTS.guidanceInterval, DDIM over every step).
+   */
   guidance?: number;
-  /** The guided pipelines' bound on the noise level σ_t guidance applies at, until the visitor changes it (default: every step). */
+  /** The guided pipelines' bound on the noise level σ_t guidance applies at, until the visitor changes it. */
   guidanceSigma?: number;
   /** A report folder written by `ssddpm paper` (results.json, charts, figures); null: no report tab. */
   report?: string | null;
@@ -138,13 +144,20 @@ function sitePipelines(models: ModelSet, guided: boolean, guidance: number | und
   const out: SitePipeline[] = [];
   const size = (k: ModelKind) => models[k]!.config.imageSize;
   const suffix = guided ? GUIDED : '';
-  const w = (generator: ExportedModel) => (guided ? { guidance: guidance ?? (generator.config.prediction === 'v' ? 1 : 2), ...(guidanceSigma === undefined ? {} : { guidanceSigma }) } : {});
+  // Each guided pipeline starts at its recipe: DDIM over every step, its scale at σ_t ≤ its bound. A scale given
+  // replaces the recipe's scale and bound (guided at every step unless a bound is given too).
+  const w = (pipeline: PaperPipeline) => {
+    if (!guided) return {};
+    const recipe = BEYOND_DEFAULTS.guidanceInterval[pipeline];
+    const sigma = guidanceSigma ?? (guidance === undefined ? recipe.sigma[1] : undefined);
+    return { guidance: guidance ?? recipe.scale, ...(sigma === undefined ? {} : { guidanceSigma: sigma }), sampler: 'ddim' as const };
+  };
   const with_ = guided ? ', guided' : '';
-  if (models.baseline) out.push({ name: `baseline${suffix}`, title: `Baseline${with_} (${size('baseline')}×${size('baseline')})`, models: [models.baseline.name], ...w(models.baseline) });
-  if (models.small) out.push({ name: `small-upscaled${suffix}`, title: `Small upscaled${with_} (${size('small')}×${size('small')}, then bilinear ×2)`, models: [models.small.name], upscaleTo: 2 * size('small'), ...w(models.small) });
+  if (models.baseline) out.push({ name: `baseline${suffix}`, title: `Baseline${with_} (${size('baseline')}×${size('baseline')})`, models: [models.baseline.name], ...w('baseline') });
+  if (models.small) out.push({ name: `small-upscaled${suffix}`, title: `Small upscaled${with_} (${size('small')}×${size('small')}, then bilinear ×2)`, models: [models.small.name], upscaleTo: 2 * size('small'), ...w('small-upscaled') });
   if (models.small && models.upscaler) {
     if (models.upscaler.config.lowResSize !== size('small')) throw new RunError(`the upscaler (${models.upscaler.run}) expects ${models.upscaler.config.lowResSize}×${models.upscaler.config.lowResSize} inputs but the small model (${models.small.run}) makes ${size('small')}×${size('small')}`);
-    out.push({ name: `cascaded${suffix}`, title: `Cascaded${with_} (${size('small')}×${size('small')}, then the upscaler)`, models: [models.small.name, models.upscaler.name], ...w(models.small) });
+    out.push({ name: `cascaded${suffix}`, title: `Cascaded${with_} (${size('small')}×${size('small')}, then the upscaler)`, models: [models.small.name, models.upscaler.name], ...w('cascaded') });
   }
   return out;
 }

@@ -16,12 +16,12 @@ export const webCommand = new Command('web')
   .option('--baseline <run>', 'the baseline run folder (or an ONNX export of it)', DEFAULT_RUNS.baseline)
   .option('--small <run>', 'the small (14×14) model run folder', DEFAULT_RUNS.small)
   .option('--upscaler <run>', 'the upscaler run folder (the cascade is small, then upscaler)', DEFAULT_RUNS.upscaler)
-  .option('--guided-baseline <run>', 'the baseline run trained with --label-dropout, for the guided pipelines', DEFAULT_GUIDED_RUNS.baseline)
+  .option('--guided-baseline <run>', 'the baseline run trained with --label-dropout, for the guided pipelines (their defaults: the low-noise recipes\' models)', DEFAULT_GUIDED_RUNS.baseline)
   .option('--guided-small <run>', 'the small run trained with --label-dropout', DEFAULT_GUIDED_RUNS.small)
   .option('--guided-upscaler <run>', 'the upscaler run trained with --label-dropout', DEFAULT_GUIDED_RUNS.upscaler)
   .option('--no-guided', 'build without the guided pipelines')
-  .option('--guidance <w>', "the guided pipelines' scale until the visitor changes it (default: 1 where the generator predicts v, else 2)", guidanceScale)
-  .option('--guidance-sigma <σ>', "the guided pipelines' bound on the noise level σ_t = √((1 − ᾱ_t)/ᾱ_t) guidance applies at, until the visitor changes it (default: every step; e.g. 1 for the cascade, 3 for the baseline)", positiveNumber)
+  .option('--guidance <w>', "the guided pipelines' scale until the visitor changes it, at every step unless --guidance-sigma bounds it (default: each pipeline's low-noise recipe, DDIM over every step: the baseline w = 3 at σ_t ≤ 3, small upscaled 2 at σ_t ≤ 2, the cascade 2 at σ_t ≤ 1)", guidanceScale)
+  .option('--guidance-sigma <σ>', "the guided pipelines' bound on the noise level σ_t = √((1 − ᾱ_t)/ᾱ_t) guidance applies at, until the visitor changes it", positiveNumber)
   .option('--report <dir>', 'a report folder written by `ssddpm paper` (results.json, charts, figures)', DEFAULT_REPORT)
   .option('--no-report', 'build without the report tab')
   .addHelpText('after', `
@@ -29,8 +29,9 @@ The site holds the page and its bundled scripts (app/), onnxruntime-web's WebAss
 exported as one ONNX graph per reverse step (models/), manifest.json (configurations, schedules, pipelines) and
 the report (report/). Nothing is fetched from elsewhere: it works offline and on any static host. Pipelines:
 baseline, small upscaled (the small model then bilinear ×2) and cascaded (small, then upscaler), each twice: with
-the paper's models, and with models trained with label dropout sampled with classifier-free guidance (the
-digits a person recognises; the page opens on them and lets the visitor set the scale). The page uses
+the paper's models, and with models trained with label dropout sampled with classifier-free guidance at low
+noise levels (the digits a person recognises, their variety kept; the page opens on them and lets the visitor
+set the sampler, the scale and the bound). The page uses
 WebGPU where the browser offers it, WebAssembly otherwise; WebAssembly threads need the page served with
 Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp (ssddpm serve sends both).
 

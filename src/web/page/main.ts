@@ -310,7 +310,8 @@ async function main(): Promise<void> {
   for (let l = 0; l < numClasses; l++) c.label.add(new Option(String(l), String(l)));
   if (params.has('pipeline')) c.pipeline.value = params.get('pipeline')!;
   if (params.has('label')) c.label.value = params.get('label')!;
-  // Guidance applies to pipelines of models trained with label dropout; each starts at its own scale.
+  // Each pipeline starts at its own sampler (DDIM over every step of its models, η = 0, or DDPM) and, where its
+  // models were trained with label dropout, its own guidance scale and bound.
   const syncGuidance = () => {
     const p = manifest.pipelines.find((q) => q.name === c.pipeline.value);
     const guided = p !== undefined && p.models.some((m) => manifest.models[m]?.config.labelDropout !== undefined);
@@ -318,6 +319,12 @@ async function main(): Promise<void> {
     c.guidanceSigma.disabled = !guided;
     c.guidance.value = guided ? String(p.guidance ?? 0) : '0';
     c.guidanceSigma.value = guided && p.guidanceSigma !== undefined ? String(p.guidanceSigma) : '';
+    c.sampler.value = p?.sampler ?? 'ddpm';
+    if (p?.sampler === 'ddim') {
+      c.steps.value = String(Math.max(...p.models.map((m) => manifest.models[m]!.config.schedule.numTimesteps)));
+      c.eta.value = '0';
+    }
+    syncSampler();
   };
   c.pipeline.addEventListener('change', syncGuidance);
   syncGuidance();

@@ -50,6 +50,8 @@ export interface SitePipeline {
   guidance?: number;
   /** The page's first bound on the noise level σ_t that guidance applies at (absent: every step). */
   guidanceSigma?: number;
+  /** The page's first sampler: 'ddim' over every step of each model, η = 0 (absent: DDPM). */
+  sampler?: 'ddim';
 }
 
 export interface SiteManifest {
