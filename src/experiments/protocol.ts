@@ -135,15 +135,19 @@ export interface BeyondSettings {
    * (lo, hi] it applies at (where a sample's label is decided depends on the resolution and the model).
    */
   guidanceInterval: Record<PaperPipeline, { scale: number; sigma: [number, number] }>;
-  /** Autoguidance's scale: the wide models guided by their paper-width twins (Karras et al. 2024). */
+  /**
+   * Autoguidance (Karras et al. 2024): its scale, and the width of the U-Net that guides the paper-width baseline
+   * (the wide models are guided by their paper-width twins).
+   */
   autoguidance: number;
+  guideChannels: number;
 }
 
 export const BEYOND_DEFAULTS: BeyondSettings = {
   ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2],
   maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
   guidanceInterval: { baseline: { scale: 3, sigma: [0, 3] }, 'small-upscaled': { scale: 2, sigma: [0, 2] }, cascaded: { scale: 2, sigma: [0, 1] } },
-  autoguidance: 2,
+  autoguidance: 2, guideChannels: 8,
 };
 
 /** The paper's three trainings, then those the experiments beyond it add. */
@@ -173,6 +177,8 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     { name: 'small-wide-vcfg-ema', model: 'small', prediction: 'v', labelDropout: s.labelDropout, baseChannels: s.baseChannels, ema: s.emaDecay },
     // Its upscaler trained with conditioning augmentation too (sampled on clean conditioning).
     { name: 'upscaler-vcfg-aug-ema', model: 'upscaler', prediction: 'v', labelDropout: s.labelDropout, conditioningNoise: s.conditioningNoise, ema: s.emaDecay },
+    // The guide of the paper-width v-prediction baseline: the same recipe in a narrower U-Net.
+    { name: 'baseline-v-narrow-ema', model: 'baseline', prediction: 'v', baseChannels: s.guideChannels, ema: s.emaDecay },
   ];
 }
 
@@ -285,8 +291,26 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       trainings: runs,
       sampling: { sampler: 'ddim', eta: 0, ...lowNoise(pipeline).sampling, clip: true },
     })),
-    // Autoguidance, DDIM over every step: the wide model pushed away from the paper-width model of the same recipe
-    // and seed (the cascade's small model; its upscaler unguided).
+    // Autoguidance, DDIM over every step: a model pushed away from a narrower model of the same recipe and seed
+    // (the cascade's small model; its upscaler unguided).
+    {
+      name: `baseline-v-ema-ddim-autoguided-w${s.autoguidance}-clip`,
+      group: 'autoguidance',
+      label: `baseline, v-prediction, EMA of weights (decay ${s.emaDecay}), guided w = ${s.autoguidance} by a U-Net of the same recipe ${16 / s.guideChannels}× narrower, ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+      pipeline: 'baseline',
+      trainings: { baseline: 'baseline-v-ema' },
+      guides: { baseline: 'baseline-v-narrow-ema' },
+      sampling: { sampler: 'ddim', eta: 0, guidance: s.autoguidance, clip: true },
+    },
+    {
+      name: `small-upscaled-wide-vcfg-ema-ddim-autoguided-w${s.autoguidance}-clip`,
+      group: 'autoguidance',
+      label: `small upscaled, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide guided w = ${s.autoguidance} by the paper-width small model of the same recipe, EMA of weights (decay ${s.emaDecay}), label dropout ${s.labelDropout} (unused), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+      pipeline: 'small-upscaled',
+      trainings: { small: 'small-wide-vcfg-ema' },
+      guides: { small: 'small-vcfg-ema' },
+      sampling: { sampler: 'ddim', eta: 0, guidance: s.autoguidance, clip: true },
+    },
     {
       name: `baseline-v-wide-ema-ddim-autoguided-w${s.autoguidance}-clip`,
       group: 'autoguidance',

@@ -387,8 +387,8 @@ const BEYOND_GROUPS: readonly { group: BeyondGroup; title: string; intro: string
   {
     group: 'autoguidance',
     title: 'Autoguidance',
-    intro: 'A model guided by a weaker model of the same task instead of by its own prediction without the label (Karras et al. 2024): ε̃ = (1 + w) ε̂(label) − w ε̂_weak(label). The wide models are guided by the paper-width models of the same recipe and seed (for the cascade, its small model; its upscaler is unguided). Where classifier-free guidance buys fidelity with diversity, this pushes the samples away from the weaker model’s errors and keeps both.',
-    reference: [['baseline', 'clip'], ['cascaded', 'clip']],
+    intro: 'A model guided by a weaker model of the same task instead of by its own prediction without the label (Karras et al. 2024): ε̃ = (1 + w) ε̂(label) − w ε̂_weak(label). The wide models are guided by the paper-width models of the same recipe and seed (for the cascade, its small model; its upscaler is unguided), the paper-width v-prediction baseline by a U-Net of its recipe half as wide. Where classifier-free guidance buys fidelity with diversity, this pushes the samples away from the weaker model’s errors and keeps both.',
+    reference: [['baseline', 'clip'], ['small-upscaled', 'clip'], ['cascaded', 'clip']],
   },
 ];
 
