@@ -2,7 +2,7 @@
 // named once), the trainings, and one list of variants — a pipeline, the runs it is built from and how it samples.
 // Table 1 is the variants of group 'table1'; the stage runner (paper.ts) treats every variant alike.
 import type { ModelKind } from '../pipelines/model-config.ts';
-import { PAPER_PIPELINES, PAPER_PIPELINE_MODELS, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
+import { LOW_NOISE_GUIDANCE, PAPER_PIPELINES, PAPER_PIPELINE_MODELS, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
 import type { TrainingConfig } from '../pipelines/run-dir.ts';
 import type { NewRunSpec } from '../training/training-config.ts';
 import type { SamplingOptions } from '../pipelines/sampling-model.ts';
@@ -146,7 +146,7 @@ export interface BeyondSettings {
 export const BEYOND_DEFAULTS: BeyondSettings = {
   ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2],
   maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
-  guidanceInterval: { baseline: { scale: 3, sigma: [0, 3] }, 'small-upscaled': { scale: 2, sigma: [0, 2] }, cascaded: { scale: 2, sigma: [0, 1] } },
+  guidanceInterval: LOW_NOISE_GUIDANCE,
   autoguidance: 2, guideChannels: 8,
 };
 

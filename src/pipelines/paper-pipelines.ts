@@ -12,3 +12,14 @@ export const PAPER_PIPELINE_MODELS: Readonly<Record<PaperPipeline, { models: rea
   'small-upscaled': { models: ['small'], upscale: true },
   cascaded: { models: ['small', 'upscaler'], upscale: false },
 };
+
+/**
+ * Classifier-free guidance at low noise only, per pipeline: the scale, and the noise levels σ_t = √((1 − ᾱ_t)/ᾱ_t)
+ * in (lo, hi] it applies at (where a sample's label is settled depends on the resolution and the model). Measured
+ * on the v-prediction models trained with label dropout (the protocol's low-noise variants); the page starts there.
+ */
+export const LOW_NOISE_GUIDANCE: Readonly<Record<PaperPipeline, { scale: number; sigma: [number, number] }>> = {
+  baseline: { scale: 3, sigma: [0, 3] },
+  'small-upscaled': { scale: 2, sigma: [0, 2] },
+  cascaded: { scale: 2, sigma: [0, 1] },
+};

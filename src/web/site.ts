@@ -11,9 +11,8 @@ import { removeStaleTemporaries, nameTheTarget } from '../io/atomic.ts';
 import { sha256 } from '../io/content-hash.ts';
 import { lockFolder } from '../io/lock.ts';
 import { NoiseSchedule } from '../diffusion/schedule.ts';
-import { BEYOND_DEFAULTS } from '../experiments/protocol.ts';
 import type { DiffusionModelConfig, ModelKind } from '../pipelines/model-config.ts';
-import type { PaperPipeline } from '../pipelines/paper-pipelines.ts';
+import { LOW_NOISE_GUIDANCE, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
 import { ONNX_MODEL_FILE, describeOnnxModel, diffusionModelToOnnx } from '../pipelines/onnx-export.ts';
 import { loadModel } from '../pipelines/pipeline.ts';
 import { RunError, latestCheckpoint, noCheckpointReason, readRunConfig } from '../pipelines/run-dir.ts';
@@ -58,7 +57,7 @@ export interface SiteOptions {
   guided?: Partial<Record<ModelKind, string>> | null;
   /**
    * The guided pipelines' guidance scale until the visitor changes it, at every step unless `guidanceSigma` bounds
-   * it. Default: each pipeline's low-noise recipe (BEYOND_DEFAULTS.guidanceInterval, DDIM over every step).
+   * it. Default: each pipeline's low-noise recipe (LOW_NOISE_GUIDANCE, DDIM over every step).
    */
   guidance?: number;
   /** The guided pipelines' bound on the noise level σ_t guidance applies at, until the visitor changes it. */
@@ -148,7 +147,7 @@ function sitePipelines(models: ModelSet, guided: boolean, guidance: number | und
   // replaces the recipe's scale and bound (guided at every step unless a bound is given too).
   const w = (pipeline: PaperPipeline) => {
     if (!guided) return {};
-    const recipe = BEYOND_DEFAULTS.guidanceInterval[pipeline];
+    const recipe = LOW_NOISE_GUIDANCE[pipeline];
     const sigma = guidanceSigma ?? (guidance === undefined ? recipe.sigma[1] : undefined);
     return { guidance: guidance ?? recipe.scale, ...(sigma === undefined ? {} : { guidanceSigma: sigma }), sampler: 'ddim' as const };
   };
