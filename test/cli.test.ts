@@ -159,6 +159,7 @@ test('end to end: train small (4 per class, 1 epoch), sample --upscale to a PNG,
   const info = JSON.parse(readFileSync(join(gen, 'generated.json'), 'utf8')) as Record<string, unknown>;
   assert.equal(info.count, 20);
   assert.equal(info.upscale, true);
+  assert.equal(info.dataset, 'mnist', 'the models\' dataset: cas and fidelity score against it by default');
   const off = info.offRange as { pixels: number; samples: number };
   assert.match(r.stdout, new RegExp(`clamped to \\[0, 1\\]: ${(100 * off.pixels).toFixed(1)} % of pixels`), 'the summary line reports the recorded share');
 

@@ -11,7 +11,7 @@ import { downscale } from '../src/data/tensor-dataset.ts';
 import { DDPMScheduler } from '../src/diffusion/ddpm.ts';
 import { DiffusionModel } from '../src/pipelines/diffusion-model.ts';
 import { presetModel, type ModelKind } from '../src/pipelines/model-config.ts';
-import { readOffRange, writeGeneratedSet } from '../src/data/generated-set.ts';
+import { generatedSetDataset, readOffRange, writeGeneratedSet } from '../src/data/generated-set.ts';
 import { DataError } from '../src/data/idx.ts';
 import { balancedLabels, generateSet } from '../src/pipelines/generate.ts';
 import { disposePipeline, loadModel, loadPipeline, pipelineImageSize, pipelineSteps, samplePipeline } from '../src/pipelines/pipeline.ts';
@@ -302,6 +302,12 @@ test('generateSet balances labels (25 → counts within 1) and writeGeneratedSet
     assert.deepEqual(info.offRange, set.offRange);
     assert.deepEqual(readOffRange([out, out]), set.offRange);
     assert.equal(readOffRange([out, parent]), undefined, 'a set without the measurement gives none');
+    // The dataset the set records (generate writes its models'), which cas and fidelity score against by default.
+    assert.equal(generatedSetDataset(out), undefined, 'none recorded');
+    const fashion = join(parent, 'fashion');
+    writeGeneratedSet(fashion, set, { dataset: 'fashion-mnist' });
+    assert.equal(generatedSetDataset(fashion), 'fashion-mnist');
+    rmSync(fashion, { recursive: true });
     assert.deepEqual(readdirSync(parent), ['gen'], 'no temporary folder is left');
     assert.throws(() => writeGeneratedSet(out, set, {}), (e: unknown) => e instanceof DataError && /already exists/.test(e.message));
     assert.deepEqual(readdirSync(parent), ['gen']);

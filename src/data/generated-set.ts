@@ -4,6 +4,7 @@ import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { readInputFile } from '../io/input-file.ts';
 import { basename, dirname, join } from 'node:path';
 import { nameTheTarget, removeStaleTemporaries, writeFileAtomic } from '../io/atomic.ts';
+import { DATASET_NAMES, type DatasetName } from './datasets.ts';
 import { DataError } from './idx.ts';
 import { writeImageSet, type ImageSet } from './image-set.ts';
 
@@ -46,17 +47,26 @@ export function writeGeneratedSet(dir: string, set: ImageSet | GeneratedSet, inf
   }
 }
 
+// A set folder's generated.json, or undefined where it has none.
+function readGeneratedInfo(dir: string): { offRange?: OffRange; dataset?: unknown } | undefined {
+  const file = join(dir, GENERATED_INFO_FILE);
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readInputFile(file, (m) => new DataError(`${file}: ${m}`), 1 << 20).toString('utf8')) as { offRange?: OffRange; dataset?: unknown };
+  } catch (err) {
+    throw err instanceof SyntaxError ? new DataError(`${file}: not valid JSON (${err.message}); write the set again`) : err;
+  }
+}
+
+/** The dataset whose models generated the set, as its generated.json records; undefined where it does not. */
+export function generatedSetDataset(dir: string): DatasetName | undefined {
+  const dataset = readGeneratedInfo(dir)?.dataset;
+  return (DATASET_NAMES as readonly unknown[]).includes(dataset) ? (dataset as DatasetName) : undefined;
+}
+
 /** The mean off-range shares of generated sets (their generated.json), or undefined when any set lacks them. */
 export function readOffRange(dirs: readonly string[]): OffRange | undefined {
-  const all = dirs.map((d) => {
-    const file = join(d, GENERATED_INFO_FILE);
-    if (!existsSync(file)) return undefined;
-    try {
-      return (JSON.parse(readInputFile(file, (m) => new DataError(`${file}: ${m}`), 1 << 20).toString('utf8')) as { offRange?: OffRange }).offRange;
-    } catch (err) {
-      throw err instanceof SyntaxError ? new DataError(`${file}: not valid JSON (${err.message}); write the set again`) : err;
-    }
-  });
+  const all = dirs.map((d) => readGeneratedInfo(d)?.offRange);
   if (all.length === 0 || all.some((o) => o === undefined)) return undefined;
   const mean = (k: keyof OffRange) => all.reduce((a, o) => a + o![k], 0) / all.length;
   return { pixels: mean('pixels'), samples: mean('samples') };

@@ -1,6 +1,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { DATASET_NAMES, loadDataset } from '../../data/datasets.ts';
 import { readImageSetDir } from '../../data/image-set.ts';
+import { generatedSetDataset } from '../../data/generated-set.ts';
 import { classificationAccuracyScore } from '../../eval/cas.ts';
 import { classifierFeatures, fidelity } from '../../eval/fidelity.ts';
 import { referenceClassifier, referenceClassifierPath } from '../../eval/reference-classifier.ts';
@@ -18,7 +19,7 @@ import { samplingFrom, withSamplerOptions } from '../sampling-options.ts';
 export const casCommand = new Command('cas')
   .description('Classification Accuracy Score of a labelled image set: train classifiers on it, score them on the real test set')
   .requiredOption('--set <dir>', 'folder with *-images-idx3-ubyte and *-labels-idx1-ubyte (as written by `generate`, or MNIST itself)')
-  .addOption(new Option('--test <dataset>', 'the real test set').choices(DATASET_NAMES).default('mnist' as const))
+  .addOption(new Option('--test <dataset>', 'the real test set (default: the dataset of the models that generated the set, as its generated.json records; else mnist)').choices(DATASET_NAMES))
   .option('--classifiers <m>', 'classifiers to train (the paper: 5)', positiveInt, 5)
   .option('--epochs <n>', 'epochs per classifier (the paper: 5)', positiveInt, 5)
   .option('--seed <n>', 'seed of classifier k is seed + k', nonNegativeInt, 0)
@@ -28,7 +29,7 @@ export const casCommand = new Command('cas')
   .action((o) => {
     if (o.json !== undefined) checkOutputFile(o.json);
     const train = readImageSetDir(o.set);
-    const test = loadDataset(o.test, 'test');
+    const test = loadDataset(o.test ?? generatedSetDataset(o.set) ?? 'mnist', 'test');
     let progress: Progress | undefined;
     const score = classificationAccuracyScore(train, test, {
       classifiers: o.classifiers,
@@ -49,7 +50,7 @@ export const casCommand = new Command('cas')
 export const fidelityCommand = new Command('fidelity')
   .description('conditional accuracy, Fréchet distance and precision/recall of a labelled image set, judged by a classifier trained on the real training set (trained once, then cached)')
   .requiredOption('--set <dir>', 'folder with *-images-idx3-ubyte and *-labels-idx1-ubyte (as written by `generate`)')
-  .addOption(new Option('--dataset <dataset>', 'the real data: its training set trains the judge, its test set is the reference').choices(DATASET_NAMES).default('mnist' as const))
+  .addOption(new Option('--dataset <dataset>', 'the real data: its training set trains the judge, its test set is the reference (default: the dataset of the models that generated the set, as its generated.json records; else mnist)').choices(DATASET_NAMES))
   .option('--cache <dir>', 'where the trained judge is kept (default: $XDG_CACHE_HOME/ssddpm or ~/.cache/ssddpm)')
   .option('--json <file>', 'also write the result as JSON')
   .option('--device <dev>', "'cpu' or 'cuda[:N]'", device)
@@ -65,9 +66,10 @@ Example:
   .action((o) => {
     if (o.json !== undefined) checkOutputFile(o.json);
     const set = readImageSetDir(o.set);
+    const dataset = o.dataset ?? generatedSetDataset(o.set) ?? 'mnist';
     let progress: Progress | undefined;
     const judge = referenceClassifier({
-      dataset: o.dataset,
+      dataset,
       cacheDir: o.cache,
       device: o.device,
       onStep: (step, total, loss) => {
@@ -76,15 +78,15 @@ Example:
         if (step === total) progress.stop();
       },
     });
-    const reference = classifierFeatures(judge, loadDataset(o.dataset, 'test'));
+    const reference = classifierFeatures(judge, loadDataset(dataset, 'test'));
     try {
       const score = fidelity(judge, set, reference);
-      const floor = fidelity(judge, balancedSubset(loadDataset(o.dataset, 'train'), Math.floor(Math.min(set.count, 10000) / set.numClasses), 1), reference);
+      const floor = fidelity(judge, balancedSubset(loadDataset(dataset, 'train'), Math.floor(Math.min(set.count, 10000) / set.numClasses), 1), reference);
       const line = (name: string, s: typeof score) =>
         `${name}: conditional accuracy ${s.conditionalAccuracy.toFixed(4)}, Fréchet distance ${s.frechetDistance.toFixed(3)}, precision ${s.precision.toFixed(3)}, recall ${s.recall.toFixed(3)}`;
       console.log(line(`${o.set} (${set.count} images)`, score));
       console.log(line('real training images (the floor)', floor));
-      if (o.json !== undefined) writeFileAtomic(o.json, `${JSON.stringify({ set: o.set, ...score, realTrain: floor, judge: referenceClassifierPath({ dataset: o.dataset, cacheDir: o.cache }) }, null, 2)}\n`);
+      if (o.json !== undefined) writeFileAtomic(o.json, `${JSON.stringify({ set: o.set, ...score, realTrain: floor, judge: referenceClassifierPath({ dataset, cacheDir: o.cache }) }, null, 2)}\n`);
     } finally {
       reference.features.dispose();
       judge.model.dispose();

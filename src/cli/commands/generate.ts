@@ -36,7 +36,7 @@ export const generateCommand = withSamplingOptions(withPipelineOptions(
       });
       progress.stop();
       const source = { ...(o.cascade ? { cascade: o.cascade } : { run: o.run, upscale: o.upscale ?? false }), ...(o.guideModel ? { guideModel: o.guideModel.map((g) => g ?? null) } : {}) };
-      writeGeneratedSet(o.out, set, { ...source, seed: o.seed, engine: pipeline.models[0]!.engine, ...sampling });
+      writeGeneratedSet(o.out, set, { ...source, dataset: pipeline.models[0]!.config.dataset, seed: o.seed, engine: pipeline.models[0]!.engine, ...sampling });
       const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
       console.log(`wrote ${o.out}: ${set.count} images ${set.height}×${set.width} in ${((performance.now() - started) / 1000).toFixed(1)} s on ${pipeline.models[0]!.engine}; ` +
         `clamped to [0, 1]: ${pct(set.offRange.pixels)} of pixels (> ½ gray level off), ${pct(set.offRange.samples)} of samples (> 0.1 off)`);
