@@ -293,33 +293,22 @@ export function variants(beyond?: BeyondSettings): Variant[] {
     })),
     // Autoguidance, DDIM over every step: a model pushed away from a narrower model of the same recipe and seed
     // (the cascade's small model; its upscaler unguided).
-    {
-      name: `baseline-v-ema-ddim-autoguided-w${s.autoguidance}-clip`,
-      group: 'autoguidance',
-      label: `baseline, v-prediction, EMA of weights (decay ${s.emaDecay}), guided w = ${s.autoguidance} by a U-Net of the same recipe ${16 / s.guideChannels}× narrower, ${DDIM_ALL_STEPS}, ${CLIPPED}`,
-      pipeline: 'baseline',
-      trainings: { baseline: 'baseline-v-ema' },
-      guides: { baseline: 'baseline-v-narrow-ema' },
-      sampling: { sampler: 'ddim', eta: 0, guidance: s.autoguidance, clip: true },
-    },
-    {
-      name: `small-upscaled-wide-vcfg-ema-ddim-autoguided-w${s.autoguidance}-clip`,
-      group: 'autoguidance',
-      label: `small upscaled, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide guided w = ${s.autoguidance} by the paper-width small model of the same recipe, EMA of weights (decay ${s.emaDecay}), label dropout ${s.labelDropout} (unused), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
-      pipeline: 'small-upscaled',
-      trainings: { small: 'small-wide-vcfg-ema' },
-      guides: { small: 'small-vcfg-ema' },
-      sampling: { sampler: 'ddim', eta: 0, guidance: s.autoguidance, clip: true },
-    },
-    {
-      name: `baseline-v-wide-ema-ddim-autoguided-w${s.autoguidance}-clip`,
-      group: 'autoguidance',
-      label: `baseline, v-prediction, a U-Net ${s.baseChannels / 16}× as wide, EMA of weights (decay ${s.emaDecay}), guided w = ${s.autoguidance} by the paper-width model of the same recipe, ${DDIM_ALL_STEPS}, ${CLIPPED}`,
-      pipeline: 'baseline',
-      trainings: { baseline: 'baseline-v-wide-ema' },
-      guides: { baseline: 'baseline-v-ema' },
-      sampling: { sampler: 'ddim', eta: 0, guidance: s.autoguidance, clip: true },
-    },
+    ...([
+      ['baseline-v-ema', 'baseline', 'baseline-v-ema', 'baseline-v-narrow-ema', `baseline, v-prediction, EMA of weights (decay ${s.emaDecay}), guided w = ${s.autoguidance} by a U-Net of the same recipe ${16 / s.guideChannels}× narrower`],
+      ['small-upscaled-wide-vcfg-ema', 'small-upscaled', 'small-wide-vcfg-ema', 'small-vcfg-ema', `small upscaled, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide guided w = ${s.autoguidance} by the paper-width small model of the same recipe, EMA of weights (decay ${s.emaDecay}), label dropout ${s.labelDropout} (unused)`],
+      ['baseline-v-wide-ema', 'baseline', 'baseline-v-wide-ema', 'baseline-v-ema', `baseline, v-prediction, a U-Net ${s.baseChannels / 16}× as wide, EMA of weights (decay ${s.emaDecay}), guided w = ${s.autoguidance} by the paper-width model of the same recipe`],
+    ] as const).map(([name, pipeline, training, guide, what]): Variant => {
+      const model = PAPER_PIPELINE_MODELS[pipeline].models[0]!;
+      return {
+        name: `${name}-ddim-autoguided-w${s.autoguidance}-clip`,
+        group: 'autoguidance',
+        label: `${what}, ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+        pipeline,
+        trainings: { [model]: training },
+        guides: { [model]: guide },
+        sampling: { sampler: 'ddim', eta: 0, guidance: s.autoguidance, clip: true },
+      };
+    }),
     {
       ...wideAugmentedCascade(true),
       name: `cascaded-wide-vcfg-aug-ema-ddim-autoguided-w${s.autoguidance}-clip`,
