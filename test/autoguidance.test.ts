@@ -1,5 +1,6 @@
 // Autoguidance (Karras et al. 2024): a model's prediction pushed away from a weaker model's, both with the label;
-// its arithmetic, both engines, the cascade's per-model guides, and the refusals.
+// its arithmetic (also under classifier-free guidance of the model's own prediction), both engines, the cascade's
+// per-model guides, and the refusals.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +25,7 @@ before(() => {
   const tiny = (name: string, opts: Partial<TrainDiffusionOptions>) =>
     trainDiffusion({ out: run(name), model: 'small', prediction: 'v', baseChannels: 4, images, training: { epochs: 1, perClass: 3, batchSize: 10 }, ...opts });
   tiny('small', {});
+  tiny('small-cfg', { labelDropout: 0.5 });
   // The weaker models: narrower, another seed.
   const weaker = { baseChannels: 2, training: { epochs: 1, perClass: 3, batchSize: 10, seed: 2 } };
   tiny('weak', weaker);
@@ -76,6 +78,30 @@ test('one deterministic DDIM step is linear in the prediction: the guided sample
   });
 });
 
+test('label guidance under autoguidance: the one step is (1 + w)·own classifier-free guided − w·guide\'s, on both engines', () => {
+  withPipeline({ runs: [run('small-cfg')], guides: [run('weak')] }, (p) => {
+    tidy(() => {
+      const [model] = p.models;
+      const guideModel = p.guides![0]!;
+      const step = { sampler: 'ddim', steps: 1, eta: 0 } as const;
+      const weak = guideModel.sample(labels, { ...step, generator: new Generator(7) }).sample;
+      const w = 2;
+      const autoguided = model!.sample(labels, { ...step, guidance: w, guide: guideModel, generator: new Generator(7) }).sample;
+      for (const wLabel of [2, 8]) {
+        const cfg = model!.sample(labels, { ...step, guidance: wLabel, generator: new Generator(7) }).sample;
+        const both = model!.sample(labels, { ...step, guidance: w, guide: guideModel, labelGuidance: wLabel, generator: new Generator(7) }).sample;
+        assert.ok(maxAbsDiff(both, cfg.mul(1 + w).sub(weak.mul(w))) < 1e-4, `label guidance ${wLabel}`);
+        assert.ok(maxAbsDiff(both, autoguided) > 1e-3, 'label guidance changes the sample');
+      }
+      // Outside its interval, label guidance leaves autoguidance alone.
+      const outside = model!.sample(labels, { ...step, guidance: w, guide: guideModel, labelGuidance: 3, labelGuidanceInterval: [1e6, Infinity], generator: new Generator(7) }).sample;
+      assert.ok(maxAbsDiff(outside, autoguided) < 1e-6);
+    });
+  });
+  const opts = { sampler: 'ddim', steps: 6, clip: true, guidance: 1, labelGuidance: 2, labelGuidanceInterval: [0, 2] } as const;
+  assert.ok(engineDifference([run('small-cfg')], labels, opts, 4, { guides: [run('weak')] }) <= 1 / 512);
+});
+
 test('a model guided by itself samples as unguided; a guide changes the samples alike on both engines', () => {
   const opts = { sampler: 'ddim', steps: 6, clip: true } as const;
   const plain = withPipeline({ runs: [run('small')] }, (p) => pixels(p, opts));
@@ -116,6 +142,12 @@ test('guides that cannot guide are refused with the reason, before sampling', ()
   assert.throws(() => loadPipeline({ runs: [run('small'), run('upscaler')], guides: [undefined, run('weak')], engine: 'libtorch' }), /weak cannot guide .*upscaler: it is a small model, this an upscaler one/);
   withPipeline({ runs: [run('small')], guides: [run('weak')] }, (p) => {
     assert.throws(() => samplePipeline(p, labels, {}), /has a guide model but no guidance scale > 0 \(--guidance\)/);
+  });
+  // Label guidance is for autoguided models trained with label dropout.
+  withPipeline({ runs: [run('small-cfg')] }, (p) => assert.throws(() => samplePipeline(p, labels, { guidance: 1, labelGuidance: 1 }), /model 1 of the pipeline has a label guidance scale but no guide model/));
+  withPipeline({ runs: [run('small')], guides: [run('weak')] }, (p) => {
+    assert.throws(() => samplePipeline(p, labels, { guidance: 1, labelGuidance: 1 }), /label dropout \(train --label-dropout\)/);
+    assert.throws(() => samplePipeline(p, labels, { guidance: 1, labelGuidanceInterval: [0, 1] }), /a label guidance interval needs a label guidance scale > 0/);
   });
   // Without a guide, guidance still needs label dropout.
   withPipeline({ runs: [run('small')] }, (p) => assert.throws(() => samplePipeline(p, labels, { guidance: 1 }), /label dropout \(train --label-dropout\) or a guide model/));

@@ -108,6 +108,7 @@ test('bad arguments exit non-zero with a one-line message, no stack trace, and w
     [['sample', '--run', run, '--sampler', 'ddim', '--eta', '2', '--out', png], /--eta.*'2'/],
     [['generate', '--run', run, '--clip', '--dynamic-threshold', '0.99', '--out', join(dir, 'set')], /--clip and --dynamic-threshold exclude each other/],
     [['generate', '--run', run, '--guidance', '1', '--guidance-interval', '5,2', '--out', join(dir, 'set')], /--guidance-interval.*0 ≤ lo < hi.*'5,2'/],
+    [['generate', '--run', run, '--guide-model', run, '--guidance', '1', '--label-guidance', '1', '--label-guidance-interval', '2,1', '--out', join(dir, 'set')], /--label-guidance-interval.*0 ≤ lo < hi.*'2,1'/],
     [['generate', '--run', run, '--guide-model', 'a,b,c', '--guidance', '1', '--out', join(dir, 'set')], /--guide-model.*expected RUN, or SMALL_GUIDE,UPSCALER_GUIDE.*'a,b,c'/],
     [['paper', '--preset', 'ci', '--device', 'gpu', '--work', join(dir, 'work'), '--out', join(dir, 'report')], /--device.*'gpu'/],
   ];

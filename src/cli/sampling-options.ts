@@ -21,6 +21,8 @@ export const samplingOptionList = {
   conditioningLevel: () => new Option('--cond-level <l>', 'upscalers trained with --cond-noise: conditioning noise level in [0, 1] at sampling (default 0)').argParser(unitInterval),
   guidance: () => new Option('--guidance <w>', 'classifier-free guidance scale (models trained with --label-dropout); a cascade takes one for both models or one each (e.g. 3,1)').argParser(guidanceScales),
   guidanceInterval: () => new Option('--guidance-interval <lo,hi>', 'guide only at the timesteps whose noise level σ = √((1 − ᾱ)/ᾱ) lies in (lo, hi] (Kynkäänniemi et al. 2024; e.g. 0.5,5; hi may be inf), the label alone elsewhere').argParser(noiseInterval),
+  labelGuidance: () => new Option('--label-guidance <w>', 'with --guide-model: classifier-free guidance of the guided model first (trained with --label-dropout), then autoguidance of the result; one scale, or one per model of a cascade').argParser(guidanceScales),
+  labelGuidanceInterval: () => new Option('--label-guidance-interval <lo,hi>', 'where --label-guidance applies, as --guidance-interval for --guidance (e.g. 0,1: at low noise only)').argParser(noiseInterval),
   cudaGraphs: () => new Option('--no-cuda-graphs', "libtorch on a GPU: launch every kernel eagerly instead of replaying each network evaluation as one CUDA graph (the default where the addon can capture them; same samples)"),
   authorX0: () => new Option('--author-x0', "DDPM: estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison)"),
 };
@@ -28,7 +30,7 @@ export const samplingOptionList = {
 /** Adds the sampler and x̂0-constraint options every sampling command takes. */
 export function withSamplerOptions<Args extends unknown[], Opts extends OptionValues, Globals extends OptionValues>(cmd: Command<Args, Opts, Globals>) {
   const o = samplingOptionList;
-  return cmd.addOption(o.sampler()).addOption(o.steps()).addOption(o.eta()).addOption(o.spacing()).addOption(o.clip()).addOption(o.dynamicThreshold()).addOption(o.conditioningLevel()).addOption(o.guidance()).addOption(o.guidanceInterval()).addOption(o.cudaGraphs());
+  return cmd.addOption(o.sampler()).addOption(o.steps()).addOption(o.eta()).addOption(o.spacing()).addOption(o.clip()).addOption(o.dynamicThreshold()).addOption(o.conditioningLevel()).addOption(o.guidance()).addOption(o.guidanceInterval()).addOption(o.labelGuidance()).addOption(o.labelGuidanceInterval()).addOption(o.cudaGraphs());
 }
 
 /** withSamplerOptions plus the DDPM author-code variants (for commands that make images). */
@@ -48,6 +50,8 @@ export interface ParsedSampling {
   condLevel?: number;
   guidance?: number[];
   guidanceInterval?: [number, number];
+  labelGuidance?: number[];
+  labelGuidanceInterval?: [number, number];
   cudaGraphs?: boolean;
 }
 
@@ -68,6 +72,8 @@ export function samplingFrom(o: ParsedSampling): SamplingOptions {
     conditioningLevel: o.condLevel,
     guidance: o.guidance,
     guidanceInterval: o.guidanceInterval,
+    labelGuidance: o.labelGuidance,
+    labelGuidanceInterval: o.labelGuidanceInterval,
     cudaGraphs: o.cudaGraphs,
   };
 }

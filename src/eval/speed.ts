@@ -5,7 +5,7 @@ import { pipelineDevice, samplePipeline, pipelineSteps, type Pipeline } from '..
 import { Generator } from '../torch/generator.ts';
 import { cuda } from '../torch/runtime.ts';
 
-export interface SpeedOptions extends Pick<SamplingOptions, 'clip' | 'dynamicThreshold' | 'sampler' | 'steps' | 'eta' | 'conditioningLevel' | 'guidance' | 'guidanceInterval' | 'spacing' | 'cudaGraphs'> {
+export interface SpeedOptions extends Omit<SamplingOptions, 'generator' | 'keepTrajectory' | 'onStep'> {
   /** Samples timed (the paper: 1000). */
   samples: number;
   /** Untimed samples first (allocator and caches warm up). */
@@ -24,8 +24,7 @@ export interface SpeedMeasurement {
 export function measureSamplingSpeed(p: Pipeline, opts: SpeedOptions): SpeedMeasurement {
   if (!Number.isInteger(opts.samples) || opts.samples < 1) throw new RangeError(`samples must be a positive integer, got ${opts.samples}`);
   const generator = new Generator(opts.seed ?? 0, pipelineDevice(p));
-  const { clip, dynamicThreshold, sampler, steps, eta, spacing, conditioningLevel, guidance, guidanceInterval, cudaGraphs } = opts;
-  const sampling = { clip, dynamicThreshold, sampler, steps, eta, spacing, conditioningLevel, guidance, guidanceInterval, cudaGraphs };
+  const { samples: _samples, warmup: _warmup, seed: _seed, onSample: _onSample, ...sampling } = opts;
   const one = (i: number) => samplePipeline(p, [i % 10], { ...sampling, generator }).dispose();
   for (let i = 0; i < (opts.warmup ?? 5); i++) one(i);
   cuda.synchronize();

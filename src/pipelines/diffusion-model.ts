@@ -11,7 +11,7 @@ import { cat } from '../torch/ops/shape.ts';
 import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { DiffusionModelConfig } from './model-config.ts';
-import { SamplingModel, type PredictorInputs, type ReverseProcessInputs } from './sampling-model.ts';
+import { SamplingModel, type GuidedPredictorInputs, type PredictorInputs, type ReverseProcessInputs } from './sampling-model.ts';
 
 export class DiffusionModel extends SamplingModel {
   readonly unet: UNet;
@@ -52,22 +52,22 @@ export class DiffusionModel extends SamplingModel {
   }
 
   protected reverseProcess(scheduler: Scheduler, inputs: ReverseProcessInputs): SampleLoopResult {
-    const { labels, cond, guidance, guidedAt, loop } = inputs;
+    const shape = [inputs.labels.length, 1, this.config.imageSize, this.config.imageSize];
+    return this.withPredictor(scheduler, inputs, (predict) => sampleLoop(scheduler, predict, shape, inputs.loop));
+  }
+
+  protected withPredictor<R>(_scheduler: Scheduler, inputs: GuidedPredictorInputs, body: (predict: NoisePredictor) => R): R {
+    const { labels, cond, guidance, guidedAt } = inputs;
     const n = labels.length;
-    const shape = [n, 1, this.config.imageSize, this.config.imageSize];
     return this.#withPredictors(inputs, (predictor) => {
-      if (guidance === undefined) return sampleLoop(scheduler, predictor(labels, cond), shape, loop);
+      if (guidance === undefined) return body(predictor(labels, cond));
       // Guidance evaluates every sample twice in one batch: with its label, then with the null label.
       const doubled = predictor([...labels, ...labels.map(() => this.config.unet.numClasses)], cond === undefined ? undefined : cat([cond, cond], 0));
       const guided = (xt: Tensor, t: number) => tidy(() => classifierFreeGuidance(doubled(cat([xt, xt], 0), t), n, guidance));
-      if (guidedAt === undefined) return sampleLoop(scheduler, guided, shape, loop);
+      if (guidedAt === undefined) return body(guided);
       const conditional = predictor(labels, cond);
-      return sampleLoop(scheduler, (xt, t) => (guidedAt[t] ? guided(xt, t) : conditional(xt, t)), shape, loop);
+      return body((xt, t) => (guidedAt[t] ? guided(xt, t) : conditional(xt, t)));
     });
-  }
-
-  protected withPredictor<R>(_scheduler: Scheduler, inputs: PredictorInputs, body: (predict: NoisePredictor) => R): R {
-    return this.#withPredictors(inputs, (predictor) => body(predictor(inputs.labels, inputs.cond)));
   }
 
   // Runs `body` with a maker of ε̂ for rows (labels, conditioning) of a batch, and releases the inference form

@@ -14,7 +14,7 @@ import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { DiffusionModelConfig } from './model-config.ts';
 import { describeOnnxModel, type ExportedWeights } from './onnx-export.ts';
-import { SamplingModel, type PredictorInputs, type ReverseProcessInputs } from './sampling-model.ts';
+import { SamplingModel, type GuidedPredictorInputs, type PredictorInputs, type ReverseProcessInputs } from './sampling-model.ts';
 
 export interface OnnxModelOptions {
   /** Threads ONNX Runtime uses for one operator (default 1). */
@@ -89,8 +89,7 @@ export class OnnxDiffusionModel extends SamplingModel {
   }
 
   protected reverseProcess(scheduler: Scheduler, inputs: ReverseProcessInputs): SampleLoopResult {
-    const { labels, guidance, loop } = inputs;
-    if (guidance !== undefined && !this.fusedStep) throw new RangeError('guidance on ONNX Runtime needs a graph exported by ssddpm (one that takes the step)');
+    const { labels, loop } = inputs;
     const n = labels.length;
     const S = this.config.imageSize;
     const shape = [n, 1, S, S];
@@ -127,16 +126,17 @@ export class OnnxDiffusionModel extends SamplingModel {
     });
   }
 
-  protected withPredictor<R>(scheduler: Scheduler, inputs: PredictorInputs, body: (predict: NoisePredictor) => R): R {
+  protected withPredictor<R>(scheduler: Scheduler, inputs: GuidedPredictorInputs, body: (predict: NoisePredictor) => R): R {
     return body(this.#noisePredictor(scheduler, inputs));
   }
 
   // The network's output (ε̂ or v̂, guided where `inputs` say) for a batch of x_t at each of the scheduler's timesteps.
-  #noisePredictor(scheduler: Scheduler, inputs: PredictorInputs & Pick<ReverseProcessInputs, 'guidance' | 'guidedAt'>): NoisePredictor {
+  #noisePredictor(scheduler: Scheduler, inputs: GuidedPredictorInputs): NoisePredictor {
     const n = inputs.labels.length;
     const S = this.config.imageSize;
     const shape = [n, 1, S, S];
     if (!this.fusedStep) {
+      if (inputs.guidance !== undefined) throw new RangeError('guidance on ONNX Runtime needs a graph exported by ssddpm (one that takes the step)');
       const fixed = this.#fixedFeeds(inputs);
       return (xt, t) => this.#eps({ ...fixed, [IO.timestep]: timestep(n, t), [IO.sample]: f32(floats(xt), shape) }, shape);
     }
@@ -161,7 +161,7 @@ export class OnnxDiffusionModel extends SamplingModel {
 
   // Everything a fused step takes but x_t and the noise, for each of the scheduler's timesteps: known before the
   // first step, so prepared once, as the runtime's tensors.
-  #stepFeeds(scheduler: Scheduler, inputs: PredictorInputs & Pick<ReverseProcessInputs, 'guidance' | 'guidedAt'>): Map<number, { feeds: Record<string, OrtValue>; sigma: number }> {
+  #stepFeeds(scheduler: Scheduler, inputs: GuidedPredictorInputs): Map<number, { feeds: Record<string, OrtValue>; sigma: number }> {
     const { guidance, guidedAt } = inputs;
     const n = inputs.labels.length;
     const fixed = this.#fixedFeeds(inputs);

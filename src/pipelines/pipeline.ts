@@ -178,12 +178,13 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
     throw new RangeError('a conditioning level needs an upscaler trained with conditioning augmentation');
   }
   const total = pipelineSteps(p, opts);
-  const scales = opts.guidance;
-  if (typeof scales !== 'number' && scales !== undefined && scales.length !== 1 && scales.length !== p.models.length) {
-    throw new RangeError(`give one guidance scale, or one per model of the pipeline (${p.models.length}), not ${scales.length}`);
-  }
-  const guidanceOf = (i: number) => (typeof scales === 'number' || scales === undefined ? scales : scales.length === 1 ? scales[0] : scales[i]);
+  const guidanceOf = perModel(p, opts.guidance, 'guidance scale');
+  const labelGuidanceOf = perModel(p, opts.labelGuidance, 'label guidance scale');
   if (opts.guidanceInterval !== undefined && !p.models.some((_, i) => (guidanceOf(i) ?? 0) > 0)) throw new RangeError('a guidance interval needs a guidance scale > 0');
+  if (opts.labelGuidanceInterval !== undefined && !p.models.some((_, i) => (labelGuidanceOf(i) ?? 0) > 0)) throw new RangeError('a label guidance interval needs a label guidance scale > 0');
+  for (const [i] of p.models.entries()) {
+    if ((labelGuidanceOf(i) ?? 0) > 0 && p.guides?.[i] === undefined) throw new RangeError(`model ${i + 1} of the pipeline has a label guidance scale but no guide model: label guidance is classifier-free guidance under autoguidance (without a guide model, --guidance is classifier-free)`);
+  }
   for (const [i, g] of (p.guides ?? []).entries()) {
     if (g !== undefined && !((guidanceOf(i) ?? 0) > 0)) throw new RangeError(`model ${i + 1} of the pipeline has a guide model but no guidance scale > 0 (--guidance)`);
   }
@@ -196,6 +197,7 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
         ...opts,
         conditioningLevel: m.isUpscaler ? opts.conditioningLevel : undefined,
         guidance: guidanceOf(i),
+        labelGuidance: labelGuidanceOf(i),
         guide: p.guides?.[i],
         keepTrajectory: false,
         lowRes: x,
@@ -207,4 +209,12 @@ export function samplePipeline(p: Pipeline, labels: readonly number[], opts: Sam
     }
     return p.upscaleTo === undefined ? x! : upscale(x!, p.upscaleTo).clamp_(0, 1);
   });
+}
+
+// A pipeline's option given once for all its models or once per model, as model i's value.
+function perModel(p: Pipeline, values: number | readonly number[] | undefined, what: string): (i: number) => number | undefined {
+  if (typeof values !== 'number' && values !== undefined && values.length !== 1 && values.length !== p.models.length) {
+    throw new RangeError(`give one ${what}, or one per model of the pipeline (${p.models.length}), not ${values.length}`);
+  }
+  return (i) => (typeof values === 'number' || values === undefined ? values : values.length === 1 ? values[0] : values[i]);
 }

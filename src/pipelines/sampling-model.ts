@@ -51,6 +51,14 @@ export interface SamplingOptions {
    * elsewhere. The same σ scale for every model, whatever its T. Default: guided at every timestep.
    */
   guidanceInterval?: readonly [number, number];
+  /**
+   * With a guide model (autoguidance): classifier-free guidance of the guided model's own prediction first, at this
+   * scale (models trained with label dropout), then autoguidance of the result:
+   * ε̃ = (1 + w) ε̂_cfg − w ε̂_guide, ε̂_cfg = (1 + w_label) ε̂(label) − w_label ε̂(∅). One scale, or one per model.
+   */
+  labelGuidance?: number | readonly number[];
+  /** Where `labelGuidance` applies, as `guidanceInterval` does for `guidance`. Default: at every timestep. */
+  labelGuidanceInterval?: readonly [number, number];
   /** Reverse-step variance: β̃ ('posterior', default) or β ('beta'). */
   variance?: 'posterior' | 'beta';
   /** Estimate x̂0 with √α_t where √ᾱ_t belongs, as the paper's public code did (for comparison only). */
@@ -85,12 +93,16 @@ export interface PredictorInputs {
   cudaGraphs?: boolean;
 }
 
-/** What one reverse process needs besides the scheduler, in model space. */
-export interface ReverseProcessInputs extends PredictorInputs {
+/** A model's prediction for one batch, classifier-free guided where asked, in model space. */
+export interface GuidedPredictorInputs extends PredictorInputs {
   /** Classifier-free guidance scale (> 0), for models trained with label dropout. */
   guidance?: number;
   /** With guidance: whether it applies at each timestep t (default: at every one). */
   guidedAt?: readonly boolean[];
+}
+
+/** What one reverse process needs besides the scheduler, in model space. */
+export interface ReverseProcessInputs extends GuidedPredictorInputs {
   loop: SampleLoopOptions;
 }
 
@@ -115,10 +127,10 @@ export abstract class SamplingModel {
   protected abstract reverseProcess(scheduler: Scheduler, inputs: ReverseProcessInputs): SampleLoopResult;
 
   /**
-   * Runs `body` with the network's prediction for the batch with its labels (one row per sample, unguided) at
-   * the scheduler's timesteps, and releases what the engine prepared for it afterwards.
+   * Runs `body` with the network's prediction for the batch with its labels at the scheduler's timesteps
+   * (classifier-free guided where `inputs` say), and releases what the engine prepared for it afterwards.
    */
-  protected abstract withPredictor<R>(scheduler: Scheduler, inputs: PredictorInputs, body: (predict: NoisePredictor) => R): R;
+  protected abstract withPredictor<R>(scheduler: Scheduler, inputs: GuidedPredictorInputs, body: (predict: NoisePredictor) => R): R;
 
   abstract dispose(): void;
 
@@ -256,14 +268,15 @@ export abstract class SamplingModel {
     const level = opts.conditioningLevel ?? 0;
     if (!(level >= 0 && level <= 1)) throw new RangeError(`conditioning level must be in [0, 1], got ${level}`);
     if (level > 0 && !this.augmentsConditioning) throw new RangeError('a conditioning level needs an upscaler trained with conditioning augmentation');
-    const guidedAt = opts.guidanceInterval === undefined ? undefined : guidedTimesteps(this.schedule.terms, opts.guidanceInterval);
     const guideModel = opts.guide;
     const problem = guideModel === undefined ? undefined : this.guideProblem(guideModel);
     if (problem !== undefined) throw new RangeError(`the guide model cannot guide this ${this.config.kind} model: ${problem}`);
     const scale = this.guidanceScale(opts.guidance, guideModel !== undefined);
     if (guideModel !== undefined && scale === undefined) throw new RangeError('a guide model needs a guidance scale > 0');
-    // An interval with none of this model's timesteps leaves it unguided.
-    const guidance = guidedAt !== undefined && !guidedAt.includes(true) ? undefined : scale;
+    const labelScale = this.guidanceScale(opts.labelGuidance);
+    if (guideModel === undefined && labelScale !== undefined) throw new RangeError('label guidance is classifier-free guidance under autoguidance: it needs a guide model (without one, guidance is classifier-free)');
+    const [guidance, guidedAt] = this.#guidedSteps(scale, opts.guidanceInterval);
+    const [labelGuidance, labelGuidedAt] = this.#guidedSteps(labelScale, opts.labelGuidanceInterval);
     const scheduler = this.samplingScheduler(opts);
     const device = this.device;
     try {
@@ -273,8 +286,8 @@ export abstract class SamplingModel {
         const inputs: PredictorInputs = { labels, cond, level: this.augmentsConditioning ? level : undefined, plainForward: opts.plainForward, cudaGraphs: opts.cudaGraphs };
         const loop = { generator: opts.generator, device, keepTrajectory: opts.keepTrajectory, onStep: opts.onStep };
         const result =
-          guideModel !== undefined && guidance !== undefined ? this.#autoguidedProcess(scheduler, guideModel, inputs, guidance, guidedAt, loop) :
-          this.reverseProcess(scheduler, { ...inputs, guidance, guidedAt: guidance === undefined ? undefined : guidedAt, loop });
+          guideModel !== undefined && guidance !== undefined ? this.#autoguidedProcess(scheduler, guideModel, { ...inputs, guidance: labelGuidance, guidedAt: labelGuidedAt }, guidance, guidedAt, loop) :
+          this.reverseProcess(scheduler, { ...inputs, guidance, guidedAt, loop });
         const sample = this.toPixelSpace(result.sample);
         result.sample.dispose();
         const trajectory = result.trajectory && {
@@ -289,11 +302,19 @@ export abstract class SamplingModel {
     }
   }
 
-  // Autoguidance: each (guided) step's prediction pushed away from the guide model's, both with the labels.
-  #autoguidedProcess(scheduler: Scheduler, g: SamplingModel, inputs: PredictorInputs, w: number, guidedAt: readonly boolean[] | undefined, loop: SampleLoopOptions): SampleLoopResult {
+  // A scale and where it applies ([undefined, undefined] for none): an interval with none of this model's
+  // timesteps leaves it unguided.
+  #guidedSteps(scale: number | undefined, interval: readonly [number, number] | undefined): [number | undefined, readonly boolean[] | undefined] {
+    const at = interval === undefined ? undefined : guidedTimesteps(this.schedule.terms, interval);
+    return scale === undefined || (at !== undefined && !at.includes(true)) ? [undefined, undefined] : [scale, at];
+  }
+
+  // Autoguidance: each (guided) step's prediction (classifier-free guided where `inputs` say) pushed away from
+  // the guide model's, both with the labels.
+  #autoguidedProcess(scheduler: Scheduler, g: SamplingModel, inputs: GuidedPredictorInputs, w: number, guidedAt: readonly boolean[] | undefined, loop: SampleLoopOptions): SampleLoopResult {
     const S = this.config.imageSize;
     return this.withPredictor(scheduler, inputs, (predict) =>
-      g.withPredictor(scheduler, inputs, (reference) => {
+      g.withPredictor(scheduler, { ...inputs, guidance: undefined, guidedAt: undefined }, (reference) => {
         const guided = (xt: Tensor, t: number) => (guidedAt === undefined || guidedAt[t] ? tidy(() => guide(predict(xt, t), reference(xt, t), w)) : predict(xt, t));
         return sampleLoop(scheduler, guided, [inputs.labels.length, 1, S, S], loop);
       }),

@@ -99,11 +99,11 @@ export const speedCommand = withSamplerOptions(withPipelineOptions(
     .option('--samples <n>', 'samples timed', positiveInt, 1000)
 )
   .action((o) => {
-    const { sampler, steps, eta, spacing, clip, dynamicThreshold, conditioningLevel, guidance, guidanceInterval, cudaGraphs } = samplingFrom({ ...o, variance: undefined, authorX0: undefined });
+    const sampling = samplingFrom({ ...o, variance: undefined, authorX0: undefined });
     const pipeline = loadPipelineFrom(o);
     try {
       const progress = createProgress('speed', o.samples);
-      const m = measureSamplingSpeed(pipeline, { samples: o.samples, sampler, steps, eta, spacing, clip, dynamicThreshold, conditioningLevel, guidance, guidanceInterval, cudaGraphs, onSample: (d) => progress.update(d) });
+      const m = measureSamplingSpeed(pipeline, { ...sampling, samples: o.samples, onSample: (d) => progress.update(d) });
       progress.stop();
       console.log(`${(m.secondsPerSample * 1000).toFixed(2)} ms per sample (${m.steps} network evaluations${pipeline.guides === undefined ? '' : ', and a guide model\'s at each guided one'}, batch size 1, ${m.samples} samples, on ${pipeline.models[0]!.engine})`);
     } finally {
