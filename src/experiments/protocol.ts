@@ -126,6 +126,8 @@ export interface BeyondSettings {
   nStepLoss: { steps: number; weight: number };
   /** Beyond the paper's budget: a U-Net this wide, and a training this many times as long. */
   baseChannels: number;
+  /** The cascade's small model wider still (its autoguidance then has the wide model to be guided by). */
+  widerChannels: number;
   epochsFactor: number;
   /** Classifier-free guidance: the label dropout of its trainings and the scales sampled (the sweep). */
   labelDropout: number;
@@ -145,7 +147,7 @@ export interface BeyondSettings {
 
 export const BEYOND_DEFAULTS: BeyondSettings = {
   ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2],
-  maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
+  maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, widerChannels: 64, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
   guidanceInterval: LOW_NOISE_GUIDANCE,
   autoguidance: 2, guideChannels: 8,
 };
@@ -175,6 +177,7 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     ...(['baseline', 'small', 'upscaler'] as const).map((model): TrainingSpec => ({ name: `${model}-vcfg-ema`, model, prediction: 'v', labelDropout: s.labelDropout, ema: s.emaDecay })),
     // The cascade's budget: its small model as wide as the wide baseline (the upscaler as it is).
     { name: 'small-wide-vcfg-ema', model: 'small', prediction: 'v', labelDropout: s.labelDropout, baseChannels: s.baseChannels, ema: s.emaDecay },
+    { name: 'small-wider-vcfg-ema', model: 'small', prediction: 'v', labelDropout: s.labelDropout, baseChannels: s.widerChannels, ema: s.emaDecay },
     // Its upscaler trained with conditioning augmentation too (sampled on clean conditioning).
     { name: 'upscaler-vcfg-aug-ema', model: 'upscaler', prediction: 'v', labelDropout: s.labelDropout, conditioningNoise: s.conditioningNoise, ema: s.emaDecay },
     // The guide of the paper-width v-prediction baseline: the same recipe in a narrower U-Net.
@@ -317,6 +320,15 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       guides: { small: 'small-vcfg-ema' },
       sampling: { sampler: 'ddim', eta: 0, guidance: [s.autoguidance, 0], clip: true },
     },
+    // The small model wider still, unguided and guided by the wide one or the paper-width one.
+    ...([[undefined, ''], ['small-wide-vcfg-ema', 'half as wide'], ['small-vcfg-ema', 'of the paper\'s width']] as const).map(([guide, what]): Variant => ({
+      ...wideAugmentedCascade(true),
+      name: `cascaded-wider-vcfg-aug-ema-ddim${guide === undefined ? '' : `-autoguided${guide === 'small-vcfg-ema' ? '-narrow' : ''}-w${s.autoguidance}`}-clip`,
+      group: guide === undefined ? 'budget' : 'autoguidance',
+      label: `cascaded, v-prediction, a small U-Net ${s.widerChannels / 16}× as wide${guide === undefined ? '' : ` guided w = ${s.autoguidance} by the small model of the same recipe ${what}`}, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), label dropout ${s.labelDropout} (unused), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+      trainings: { small: 'small-wider-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
+      ...(guide === undefined ? {} : { guides: { small: guide }, sampling: { sampler: 'ddim', eta: 0, guidance: [s.autoguidance, 0], clip: true } }),
+    })),
     ...[false, true].map((clip): Variant => ({
       name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,
       group: 'first-step',
