@@ -110,9 +110,9 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['autoguidance', 'budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 5 + 4 + 8 + 4 + 16 + 6 + 6 + 6 + 3 + 4,
+    assert.equal(beyond.length, 3 + 4 + 5 + 4 + 8 + 4 + 17 + 6 + 6 + 6 + 3 + 6,
       'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA (ε, v-prediction) ×2 + v-prediction with DDIM, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
-        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales, guidance at low noise only ×3 pipelines, autoguidance (the paper-width and the wide baseline, the wide small model upscaled and in the cascade)');
+        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM + the cascade with a wider small model with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales, guidance at low noise only ×3 pipelines, autoguidance (the paper-width and the wide baseline, the wide small model upscaled and in the cascade, the wider small model in the cascade by two guides)');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
     const lowNoise = beyond.filter((b) => b.guidanceInterval !== undefined);
     assert.deepEqual(lowNoise.map((b) => [b.name, b.guidance, b.guidanceInterval]), [
@@ -127,6 +127,7 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     assert.equal(config('baseline-x0loss').training.x0DomainLoss, BEYOND_DEFAULTS.x0DomainLoss);
     assert.deepEqual(config('baseline-nstep').training.nStepLoss, BEYOND_DEFAULTS.nStepLoss);
     assert.equal(config('baseline-wide').model.unet.baseChannels, BEYOND_DEFAULTS.baseChannels);
+    assert.equal(config('small-wider-vcfg-ema').model.unet.baseChannels, BEYOND_DEFAULTS.widerChannels);
     assert.equal(config('baseline-long').training.epochs, PRESETS.ci.epochs * BEYOND_DEFAULTS.epochsFactor);
     for (const t of ['baseline-v-long-ema', 'baseline-v-wide-ema']) {
       assert.equal(config(t).model.prediction, 'v');
@@ -167,9 +168,12 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
       [`small-upscaled-wide-vcfg-ema-ddim-autoguided-w${w}-clip`, w],
       [`baseline-v-wide-ema-ddim-autoguided-w${w}-clip`, w],
       [`cascaded-wide-vcfg-aug-ema-ddim-autoguided-w${w}-clip`, [w, 0]],
+      [`cascaded-wider-vcfg-aug-ema-ddim-autoguided-w${w}-clip`, [w, 0]],
+      [`cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w${w}-clip`, [w, 0]],
     ]);
     assert.equal(config('baseline-v-narrow-ema').model.unet.baseChannels, BEYOND_DEFAULTS.guideChannels);
-    for (const ddim of ['baseline-v-ema-ddim-clip', 'baseline-v-wide-ema-ddim-clip', 'cascaded-wide-vcfg-aug-ema-ddim-clip']) {
+    assert.ok(!setImages(`cascaded-wider-vcfg-aug-ema-ddim-autoguided-w${w}-clip`).equals(setImages(`cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w${w}-clip`)), 'the two guides guide differently');
+    for (const ddim of ['baseline-v-ema-ddim-clip', 'baseline-v-wide-ema-ddim-clip', 'cascaded-wide-vcfg-aug-ema-ddim-clip', 'cascaded-wider-vcfg-aug-ema-ddim-clip']) {
       assert.ok(!setImages(ddim).equals(setImages(ddim.replace(/-clip$/, `-autoguided-w${w}-clip`))), `autoguidance changes the samples of ${ddim}`);
     }
     for (const ddpm of ['baseline-v-ema-clip', 'baseline-v-wide-ema-clip', 'cascaded-wide-vcfg-aug-ema-clip']) {
