@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { guideRuns } from '../src/cli/parse.ts';
 import { loadMnist } from '../src/data/datasets.ts';
 import { disposePipeline, loadPipeline, samplePipeline, type Pipeline, type PipelineSpec } from '../src/pipelines/pipeline.ts';
-import type { SamplingOptions } from '../src/pipelines/sampling-model.ts';
+import type { SamplingModel, SamplingOptions } from '../src/pipelines/sampling-model.ts';
 import { Generator } from '../src/torch/generator.ts';
 import { tidy } from '../src/torch/scope.ts';
 import type { Tensor } from '../src/torch/tensor.ts';
@@ -60,17 +60,19 @@ function maxAbsDiff(a: Float32Array | Tensor, b: Float32Array | Tensor): number 
   return x!.reduce((m, v, i) => Math.max(m, Math.abs(v - y![i]!)), 0);
 }
 
+// One deterministic DDIM step from the same x_{T−1}, in unclamped pixel space (the model's own samples): affine in ε̂ or v̂.
+const oneStep = (m: SamplingModel, opts: Parameters<SamplingModel['sample']>[1] = {}): Tensor =>
+  m.sample(labels, { sampler: 'ddim', steps: 1, eta: 0, ...opts, generator: new Generator(7) }).sample;
+
 test('one deterministic DDIM step is linear in the prediction: the guided sample is (1 + w)·own − w·guide\'s', () => {
   withPipeline({ runs: [run('small')], guides: [run('weak')] }, (p) => {
     tidy(() => {
-      const [model] = p.models;
+      const model = p.models[0]!;
       const guideModel = p.guides![0]!;
-      // Unclamped pixel space (the model's own samples): one step from x_{T−1} to x_0 is affine in ε̂ or v̂.
-      const step = { sampler: 'ddim', steps: 1, eta: 0 } as const;
-      const own = model!.sample(labels, { ...step, generator: new Generator(7) }).sample;
-      const weak = guideModel.sample(labels, { ...step, generator: new Generator(7) }).sample;
+      const own = oneStep(model);
+      const weak = oneStep(guideModel);
       for (const w of [0.5, 2]) {
-        const guided = model!.sample(labels, { ...step, guidance: w, guide: guideModel, generator: new Generator(7) }).sample;
+        const guided = oneStep(model, { guidance: w, guide: guideModel });
         assert.ok(maxAbsDiff(guided, own.mul(1 + w).sub(weak.mul(w))) < 1e-4, `w = ${w}`);
         assert.ok(maxAbsDiff(guided, own) > 1e-3, 'the guide changes the sample');
       }
@@ -81,20 +83,19 @@ test('one deterministic DDIM step is linear in the prediction: the guided sample
 test('label guidance under autoguidance: the one step is (1 + w)·own classifier-free guided − w·guide\'s, on both engines', () => {
   withPipeline({ runs: [run('small-cfg')], guides: [run('weak')] }, (p) => {
     tidy(() => {
-      const [model] = p.models;
+      const model = p.models[0]!;
       const guideModel = p.guides![0]!;
-      const step = { sampler: 'ddim', steps: 1, eta: 0 } as const;
-      const weak = guideModel.sample(labels, { ...step, generator: new Generator(7) }).sample;
+      const weak = oneStep(guideModel);
       const w = 2;
-      const autoguided = model!.sample(labels, { ...step, guidance: w, guide: guideModel, generator: new Generator(7) }).sample;
+      const autoguided = oneStep(model, { guidance: w, guide: guideModel });
       for (const wLabel of [2, 8]) {
-        const cfg = model!.sample(labels, { ...step, guidance: wLabel, generator: new Generator(7) }).sample;
-        const both = model!.sample(labels, { ...step, guidance: w, guide: guideModel, labelGuidance: wLabel, generator: new Generator(7) }).sample;
+        const cfg = oneStep(model, { guidance: wLabel });
+        const both = oneStep(model, { guidance: w, guide: guideModel, labelGuidance: wLabel });
         assert.ok(maxAbsDiff(both, cfg.mul(1 + w).sub(weak.mul(w))) < 1e-4, `label guidance ${wLabel}`);
         assert.ok(maxAbsDiff(both, autoguided) > 1e-3, 'label guidance changes the sample');
       }
       // Outside its interval, label guidance leaves autoguidance alone.
-      const outside = model!.sample(labels, { ...step, guidance: w, guide: guideModel, labelGuidance: 3, labelGuidanceInterval: [1e6, Infinity], generator: new Generator(7) }).sample;
+      const outside = oneStep(model, { guidance: w, guide: guideModel, labelGuidance: 3, labelGuidanceInterval: [1e6, Infinity] });
       assert.ok(maxAbsDiff(outside, autoguided) < 1e-6);
     });
   });
