@@ -13,6 +13,7 @@ import { classificationAccuracyScore, combineBalanced } from '../src/eval/cas.ts
 import { runPaper } from '../src/experiments/paper.ts';
 import { BEYOND_DEFAULTS, PRESETS, SEEDS } from '../src/experiments/protocol.ts';
 import { readRunConfig } from '../src/pipelines/run-dir.ts';
+import { autoguidanceSweep } from '../src/report/charts.ts';
 import { TABLE1_ROWS, TABLE1_COLUMNS } from '../src/report/render.ts';
 import type { PaperResults, StageTiming } from '../src/report/results.ts';
 
@@ -107,12 +108,12 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
   try {
     const out = join(root, 'report');
     const work = join(root, 'work');
-    const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2] } });
+    const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2], autoguidanceSweep: [1] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['autoguidance', 'budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 5 + 4 + 8 + 4 + 17 + 6 + 6 + 6 + 3 + 6,
+    assert.equal(beyond.length, 3 + 4 + 5 + 4 + 8 + 4 + 17 + 6 + 6 + 6 + 3 + 7,
       'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA (ε, v-prediction) ×2 + v-prediction with DDIM, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
-        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM + the cascade with a wider small model with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales, guidance at low noise only ×3 pipelines, autoguidance (the paper-width and the wide baseline, the wide small model upscaled and in the cascade, the wider small model in the cascade by two guides)');
+        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM + the cascade with a wider small model with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales, guidance at low noise only ×3 pipelines, autoguidance (the paper-width and the wide baseline, the wide small model upscaled and in the cascade, the wider small model in the cascade by two guides, by the paper-width one at a second scale)');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
     const lowNoise = beyond.filter((b) => b.guidanceInterval !== undefined);
     assert.deepEqual(lowNoise.map((b) => [b.name, b.guidance, b.guidanceInterval]), [
@@ -170,6 +171,7 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
       [`cascaded-wide-vcfg-aug-ema-ddim-autoguided-w${w}-clip`, [w, 0]],
       [`cascaded-wider-vcfg-aug-ema-ddim-autoguided-w${w}-clip`, [w, 0]],
       [`cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w${w}-clip`, [w, 0]],
+      ['cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w1-clip', [1, 0]],
     ]);
     assert.equal(config('baseline-v-narrow-ema').model.unet.baseChannels, BEYOND_DEFAULTS.guideChannels);
     assert.ok(!setImages(`cascaded-wider-vcfg-aug-ema-ddim-autoguided-w${w}-clip`).equals(setImages(`cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w${w}-clip`)), 'the two guides guide differently');
@@ -190,6 +192,14 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const guidanceChart = readFileSync(join(out, 'guidance-cas.svg'), 'utf8');
     for (const line of ['baseline', 'small-upscaled', 'cascaded', 'baseline, v-prediction', 'cascaded, v-prediction', 'cascaded, v-prediction, EMA']) assert.ok(guidanceChart.includes(`>${line}<`), `guidance chart line '${line}'`);
     assert.ok(!guidanceChart.includes('sigma'), 'the sweep chart leaves out the variants guided in an interval');
+    const autoguidanceChart = readFileSync(join(out, 'autoguidance-cas.svg'), 'utf8');
+    assert.ok(md.includes('autoguidance-cas.svg') && md.includes('autoguidance-frechet.svg'), 'the report shows the autoguidance sweep');
+    assert.deepEqual([...autoguidanceChart.matchAll(/>(cascaded[^<]*)</g)].map((m) => m[1]), ['cascaded-wider, narrower guide'], 'one line: the only model and guide sampled at two scales');
+    assert.deepEqual(autoguidanceSweep(results).map((p) => [p.w, p.entry.name]), [
+      [0, 'cascaded-wider-vcfg-aug-ema-ddim-clip'],
+      [w, `cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w${w}-clip`],
+      [1, 'cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w1-clip'],
+    ], 'the sweep starts from the same sampling unguided');
     for (const b of beyond) assert.ok(md.includes(b.label.replace(/\|/g, '\\|')), `report.md lists '${b.label}'`);
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -143,13 +143,15 @@ export interface BeyondSettings {
    */
   autoguidance: number;
   guideChannels: number;
+  /** Further scales the cascade with the wider small model, guided by the paper-width one, is sampled at (its sweep). */
+  autoguidanceSweep: number[];
 }
 
 export const BEYOND_DEFAULTS: BeyondSettings = {
   ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2],
   maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, widerChannels: 64, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
   guidanceInterval: LOW_NOISE_GUIDANCE,
-  autoguidance: 2, guideChannels: 8,
+  autoguidance: 2, guideChannels: 8, autoguidanceSweep: [1, 1.5, 3],
 };
 
 /** The paper's three trainings, then those the experiments beyond it add. */
@@ -320,14 +322,18 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       guides: { small: 'small-vcfg-ema' },
       sampling: { sampler: 'ddim', eta: 0, guidance: [s.autoguidance, 0], clip: true },
     },
-    // The small model wider still, unguided and guided by the wide one or the paper-width one.
-    ...([[undefined, ''], ['small-wide-vcfg-ema', 'half as wide'], ['small-vcfg-ema', 'of the paper\'s width']] as const).map(([guide, what]): Variant => ({
+    // The small model wider still, unguided and guided by the wide one or the paper-width one (the latter at every scale of the sweep).
+    ...([
+      [undefined, '', 0],
+      ['small-wide-vcfg-ema', 'half as wide', s.autoguidance],
+      ...[s.autoguidance, ...s.autoguidanceSweep].map((w) => ['small-vcfg-ema', 'of the paper\'s width', w] as const),
+    ] as const).map(([guide, what, w]): Variant => ({
       ...wideAugmentedCascade(true),
-      name: `cascaded-wider-vcfg-aug-ema-ddim${guide === undefined ? '' : `-autoguided${guide === 'small-vcfg-ema' ? '-narrow' : ''}-w${s.autoguidance}`}-clip`,
+      name: `cascaded-wider-vcfg-aug-ema-ddim${guide === undefined ? '' : `-autoguided${guide === 'small-vcfg-ema' ? '-narrow' : ''}-w${w}`}-clip`,
       group: guide === undefined ? 'budget' : 'autoguidance',
-      label: `cascaded, v-prediction, a small U-Net ${s.widerChannels / 16}× as wide${guide === undefined ? '' : ` guided w = ${s.autoguidance} by the small model of the same recipe ${what}`}, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), label dropout ${s.labelDropout} (unused), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+      label: `cascaded, v-prediction, a small U-Net ${s.widerChannels / 16}× as wide${guide === undefined ? '' : ` guided w = ${w} by the small model of the same recipe ${what}`}, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), label dropout ${s.labelDropout} (unused), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
       trainings: { small: 'small-wider-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
-      ...(guide === undefined ? {} : { guides: { small: guide }, sampling: { sampler: 'ddim', eta: 0, guidance: [s.autoguidance, 0], clip: true } }),
+      ...(guide === undefined ? {} : { guides: { small: guide }, sampling: { sampler: 'ddim', eta: 0, guidance: [w, 0], clip: true } }),
     })),
     ...[false, true].map((clip): Variant => ({
       name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,

@@ -4,7 +4,7 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import { PAPER_PIPELINES } from '../pipelines/paper-pipelines.ts';
-import { speedOf, type CasDatasetName, type CasResult, type PaperResults, type Table1X0 } from './results.ts';
+import { speedOf, type BeyondResult, type CasDatasetName, type CasResult, type PaperResults, type Table1X0 } from './results.ts';
 import { PAPER_TABLE1 } from './results.ts';
 
 /** Font named in the SVG text; DejaVu Sans is the usual fallback font on Linux. */
@@ -211,17 +211,60 @@ export async function ddimCharts(results: PaperResults): Promise<{ cas: string; 
 }
 
 /** The guidance sweep (beyond the paper): CAS and Fréchet distance against the guidance scale w, one line per guided model (guided at every step). */
-export async function guidanceCharts(results: PaperResults): Promise<{ cas: string; frechet: string } | undefined> {
-  const guided = (results.beyond ?? []).flatMap((b) => (b.group === 'guidance' && typeof b.guidance === 'number' && b.guidanceInterval === undefined ? [{ ...b, guidance: b.guidance }] : [])).sort((a, b) => a.guidance - b.guidance);
-  if (guided.length === 0) return undefined;
+export async function guidanceCharts(results: PaperResults): Promise<SweepCharts | undefined> {
   // `cascaded-cfg-w2-clip` is drawn on the line "cascaded", `cascaded-vcfg-w2-clip` on "cascaded, v-prediction".
   const lineOf = (name: string) => name.replace(/-w[^-]+-clip$/, '').replace(/-vcfg-ema$/, ', v-prediction, EMA').replace(/-vcfg$/, ', v-prediction').replace(/-cfg$/, '');
-  const lines = [...new Set(guided.map((b) => lineOf(b.name)))];
-  const series = (y: (b: (typeof guided)[number]) => number | undefined): LineSeries[] =>
-    lines.map((line) => ({ name: line, points: guided.filter((b) => lineOf(b.name) === line && y(b) !== undefined).map((b): [number, number] => [b.guidance, y(b)!]) }));
+  const guided = (results.beyond ?? []).flatMap((b) => (b.group === 'guidance' && typeof b.guidance === 'number' && b.guidanceInterval === undefined ? [{ line: lineOf(b.name), w: b.guidance, entry: b }] : []));
+  return sweepCharts(guided, 'guidance scale');
+}
+
+/**
+ * The autoguidance sweep: its points, one line per model and guide sampled at more than one scale w (of the first
+ * model, for a cascade), from w = 0 (the same sampling unguided) where that was run; empty when nothing was swept.
+ */
+export function autoguidanceSweep(results: PaperResults): SweepPoint[] {
+  const beyond = results.beyond ?? [];
+  const guided = beyond.flatMap((b) => {
+    const w = Array.isArray(b.guidance) ? b.guidance[0] : b.guidance;
+    // `cascaded-wider-…-ddim-autoguided-narrow-w2-clip` is drawn on the line "cascaded-wider, narrower guide" (recipe parts left out: legends are short), from `cascaded-wider-…-ddim-clip` at w = 0.
+    const m = /^(.*)-autoguided(.*)-w[^-]+-clip$/.exec(b.name);
+    return b.group === 'autoguidance' && m !== null && w !== undefined ? [{ line: `${m[1].replace(/-(vcfg|aug|ema|ddim)(?=-|$)/g, '')}${m[2] === '-narrow' ? ', narrower guide' : ''}`, unguided: `${m[1]}-clip`, w, entry: b }] : [];
+  });
+  const swept = [...new Set(guided.map((g) => g.line))].filter((line) => guided.filter((g) => g.line === line).length > 1);
+  const points = guided.filter((g) => swept.includes(g.line));
+  const unguided = swept.flatMap((line) => {
+    const entry = beyond.find((b) => b.name === points.find((g) => g.line === line)!.unguided);
+    return entry === undefined ? [] : [{ line, w: 0, entry }];
+  });
+  return [...unguided, ...points];
+}
+
+/** CAS and Fréchet distance against the autoguidance scale. */
+export async function autoguidanceCharts(results: PaperResults): Promise<SweepCharts | undefined> {
+  return sweepCharts(autoguidanceSweep(results), 'autoguidance scale');
+}
+
+interface SweepPoint {
+  line: string;
+  w: number;
+  entry: BeyondResult;
+}
+
+export interface SweepCharts {
+  cas: string;
+  frechet: string;
+}
+
+/** CAS and Fréchet distance of sets against a scale, one line each (undefined when there is nothing to draw). */
+async function sweepCharts(points: SweepPoint[], scale: string): Promise<SweepCharts | undefined> {
+  if (points.length === 0) return undefined;
+  const sorted = [...points].sort((a, b) => a.w - b.w);
+  const lines = [...new Set(sorted.map((p) => p.line))];
+  const series = (y: (b: BeyondResult) => number | undefined): LineSeries[] =>
+    lines.map((line) => ({ name: line, points: sorted.filter((p) => p.line === line && y(p.entry) !== undefined).map((p): [number, number] => [p.w, y(p.entry)!]) }));
   const [cas, frechet] = await Promise.all([
-    lineChart(series((b) => b.cas.mean), { title: 'CAS against the guidance scale (x̂0 clipped)', xTitle: 'guidance scale w', yTitle: 'CAS' }),
-    lineChart(series((b) => b.fidelity?.frechetDistance), { title: 'Fréchet distance against the guidance scale (x̂0 clipped)', xTitle: 'guidance scale w', yTitle: 'Fréchet distance (judge features)' }),
+    lineChart(series((b) => b.cas.mean), { title: `CAS against the ${scale} (x̂0 clipped)`, xTitle: `${scale} w`, yTitle: 'CAS' }),
+    lineChart(series((b) => b.fidelity?.frechetDistance), { title: `Fréchet distance against the ${scale} (x̂0 clipped)`, xTitle: `${scale} w`, yTitle: 'Fréchet distance (judge features)' }),
   ]);
   return { cas, frechet };
 }

@@ -4,7 +4,7 @@
 import { PAPER_PIPELINES, type PaperPipeline } from '../pipelines/paper-pipelines.ts';
 import type { BeyondGroup, CasDatasetName, CasResult, FidelityResult, OffRange, PaperResults, Table1X0, Toy1dResult } from './results.ts';
 import { PAPER_TABLE1, speedOf } from './results.ts';
-import { CAS_DATASETS, X0_NAMES, casLabel } from './charts.ts';
+import { CAS_DATASETS, X0_NAMES, autoguidanceSweep, casLabel } from './charts.ts';
 
 /** File names of the charts that writeReport puts beside the report. */
 export const CAS_CHART_FILE = 'figure1-cas.svg';
@@ -13,6 +13,8 @@ export const DDIM_CAS_CHART_FILE = 'ddim-cas.svg';
 export const DDIM_SPEED_CHART_FILE = 'ddim-speed.svg';
 export const GUIDANCE_CAS_CHART_FILE = 'guidance-cas.svg';
 export const GUIDANCE_FD_CHART_FILE = 'guidance-frechet.svg';
+export const AUTOGUIDANCE_CAS_CHART_FILE = 'autoguidance-cas.svg';
+export const AUTOGUIDANCE_FD_CHART_FILE = 'autoguidance-frechet.svg';
 
 export const REPORT_TITLE = 'Scale-space DDPM training and inference: reproduction';
 
@@ -433,6 +435,12 @@ function beyondBlocks(r: PaperResults): Block[] {
       blocks.push(
         { kind: 'figure', file: GUIDANCE_CAS_CHART_FILE, caption: 'CAS against the guidance scale w, per pipeline, with ε- and with v-prediction, the latter also sampled from an EMA of its weights (x̂0 clipped).' },
         { kind: 'figure', file: GUIDANCE_FD_CHART_FILE, caption: 'Fréchet distance in the judge’s features against the guidance scale w, per pipeline, with ε- and with v-prediction, the latter also sampled from an EMA of its weights (x̂0 clipped).' },
+      );
+    }
+    if (g.group === 'autoguidance' && autoguidanceSweep(r).length > 0) {
+      blocks.push(
+        { kind: 'figure', file: AUTOGUIDANCE_CAS_CHART_FILE, caption: 'CAS against the autoguidance scale w (of the small model, for a cascade), per model and guide sampled at several scales; w = 0 is the same sampling unguided (x̂0 clipped).' },
+        { kind: 'figure', file: AUTOGUIDANCE_FD_CHART_FILE, caption: 'Fréchet distance in the judge’s features against the autoguidance scale w, per model and guide sampled at several scales; w = 0 is the same sampling unguided (x̂0 clipped).' },
       );
     }
   }

@@ -3,8 +3,8 @@
 
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
-import { casChart, ddimCharts, guidanceCharts, speedChart } from './charts.ts';
-import { CAS_CHART_FILE, DDIM_CAS_CHART_FILE, DDIM_SPEED_CHART_FILE, GUIDANCE_CAS_CHART_FILE, GUIDANCE_FD_CHART_FILE, SPEED_CHART_FILE, renderHtml, renderMarkdown } from './render.ts';
+import { autoguidanceCharts, casChart, ddimCharts, guidanceCharts, speedChart } from './charts.ts';
+import { AUTOGUIDANCE_CAS_CHART_FILE, AUTOGUIDANCE_FD_CHART_FILE, CAS_CHART_FILE, DDIM_CAS_CHART_FILE, DDIM_SPEED_CHART_FILE, GUIDANCE_CAS_CHART_FILE, GUIDANCE_FD_CHART_FILE, SPEED_CHART_FILE, renderHtml, renderMarkdown } from './render.ts';
 import type { PaperResults } from './results.ts';
 
 export interface ReportPaths {
@@ -22,7 +22,7 @@ export interface ReportPaths {
  */
 export async function writeReport(dir: string, results: PaperResults): Promise<ReportPaths> {
   // Render everything first so a failing chart leaves the previous report untouched.
-  const [cas, speed, ddim, guidance] = await Promise.all([casChart(results), speedChart(results), ddimCharts(results), guidanceCharts(results)]);
+  const [cas, speed, ddim, guidance, autoguidance] = await Promise.all([casChart(results), speedChart(results), ddimCharts(results), guidanceCharts(results), autoguidanceCharts(results)]);
   const markdown = renderMarkdown(results);
   const html = renderHtml(results, { cas, speed });
   const json = `${JSON.stringify(results, null, 2)}\n`;
@@ -44,6 +44,10 @@ export async function writeReport(dir: string, results: PaperResults): Promise<R
   if (guidance !== undefined) {
     writeFileAtomic(join(dir, GUIDANCE_CAS_CHART_FILE), guidance.cas);
     writeFileAtomic(join(dir, GUIDANCE_FD_CHART_FILE), guidance.frechet);
+  }
+  if (autoguidance !== undefined) {
+    writeFileAtomic(join(dir, AUTOGUIDANCE_CAS_CHART_FILE), autoguidance.cas);
+    writeFileAtomic(join(dir, AUTOGUIDANCE_FD_CHART_FILE), autoguidance.frechet);
   }
   writeFileAtomic(paths.markdown, markdown);
   // The HTML last: its presence means the report folder is complete.
