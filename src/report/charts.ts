@@ -244,7 +244,7 @@ export async function autoguidanceCharts(results: PaperResults): Promise<SweepCh
   return sweepCharts(autoguidanceSweep(results), 'autoguidance scale');
 }
 
-interface SweepPoint {
+export interface SweepPoint {
   line: string;
   w: number;
   entry: BeyondResult;
