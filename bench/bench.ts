@@ -68,6 +68,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     device: { type: 'string', default: 'cpu' },
     'no-peer': { type: 'boolean', default: false },
+    profile: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -82,7 +83,9 @@ if (values.help) {
   --latency-threads N    threads for batch-1 sampling, both sides (default 1: faster than 2 at batch 1)
   --only a,b             a subset of: ${WORKLOADS.join(', ')}
   --device D             cpu (default) or cuda[:N] (needs an addon built against a CUDA libtorch; see scripts/gpu-bench.sh)
-  --no-peer              our numbers alone`);
+  --no-peer              our numbers alone
+  --profile N            also profile one more repetition of our training (each precision): the N operators with the
+                         most time of their own (libtorch's profiler), ms per step and share of the step`);
   process.exit(0);
 }
 const int = (name: string, v: string | undefined, min = 1) => {
@@ -113,6 +116,7 @@ const plan = {
   sampleReps: int('sample-reps', values['sample-reps']),
   sampleBatch: 256,
   latencySamples: int('latency-samples', values['latency-samples']),
+  profileTop: values.profile === undefined ? undefined : int('profile', values.profile),
   latencyWarmup: 3,
   batch: 128,
   // What the peer needs to build the same networks and sample the same chain.
@@ -133,6 +137,16 @@ const plan = {
 };
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Where one repetition of our training goes: the `top` operators by time of their own, per step. */
+function profileLines(w: Workload, side: string, runner: Runner, top: number): string {
+  const { profile: p } = torch.profile(() => runner.rep());
+  const steps = w === 'train-classifier' ? plan.classifierSteps : plan.trainSteps;
+  const ms = (us: number) => (us / 1000 / steps).toFixed(2).padStart(8);
+  const share = (us: number) => `${((100 * us) / p.wallUs).toFixed(1).padStart(5)} %`;
+  const rows = p.ops.slice(0, top).map((op) => `  ${ms(op.selfUs)} ${share(op.selfUs)} ${ms(op.totalUs)} ${String(op.calls / steps).padStart(6)}  ${op.name}`);
+  return [`\nprofile of ${w}, ${side} (libtorch's profiler, ${steps} steps, ${ms(p.wallUs).trim()} ms per step): own ms/step, share, total ms/step, calls/step, operator`, ...rows].join('\n');
+}
 
 /** One side of a workload, set up and warmed up: each call of `rep` times one repetition. */
 interface Runner {
@@ -395,6 +409,7 @@ if (device === 'cpu' && peerProblem === undefined) {
   }
 }
 const peerProcess = peerProblem === undefined ? new Peer(python) : undefined;
+const profiles: string[] = [];
 for (const w of workloads) {
   torch.setNumThreads(w.startsWith('latency') ? plan.latencyThreads : threads);
   const sides: { column: Column; runner: Runner }[] = isSampling(w)
@@ -419,6 +434,9 @@ for (const w of workloads) {
   for (const side of sides) results[side.column][w] = [];
   for (let r = 0; r < reps; r++) {
     for (const side of sides) results[side.column][w]!.push(await side.runner.rep());
+  }
+  if (plan.profileTop !== undefined && !isSampling(w)) {
+    for (const side of sides.filter((x) => x.column.startsWith('ours'))) profiles.push(profileLines(w, HEADS[side.column], side.runner, plan.profileTop));
   }
   for (const side of sides) side.runner.dispose();
   peerVersion = peerProcess?.version ?? '';
@@ -502,6 +520,7 @@ console.log('');
 console.log(`ours: training on libtorch, sampling on ${oursEngine} (our default on ${device})`);
 console.log(peerProblem ?? `PyTorch ${peerVersion} from ${python}, same threads and settings: eager, and jit = traced, frozen, torch.jit.optimize_for_inference; sampling with the shipped runs' weights on every side`);
 for (const line of notes) console.log(line);
+for (const text of profiles) console.log(text);
 if (retained) console.log(`ours keeps freed host memory for reuse (glibc malloc: mmap threshold 32 MiB, trim threshold 1 GiB), as the command line does; the peer ${process.env.GLIBC_TUNABLES ? `runs with GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}` : 'with glibc\'s defaults (GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824 gives it the same)'}`);
 console.log(`matrix multiply (2048², libtorch, ${threads} threads on ${device}): float32 ${matmulPeak.float32.toFixed(0)} GFLOP/s, bfloat16 ${matmulPeak.bfloat16 === undefined ? `not run (${bf16Problem})` : `${matmulPeak.bfloat16.toFixed(0)} GFLOP/s`}`);
 if (device === 'cpu' && peak.gflops > 0) console.log(`nominal CPU peak: ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.description}`);

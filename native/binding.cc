@@ -16,6 +16,10 @@
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/cuda.h>
+#if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
+#include <torch/csrc/autograd/profiler_legacy.h>
+#define SSDDPM_PROFILER 1
+#endif
 #include <torch/version.h>
 
 #include <atomic>
@@ -684,6 +688,46 @@ Napi::Value AutocastNesting(const Napi::CallbackInfo& info) {
   });
 }
 
+// Profiling (torch.autograd.profiler, CPU): libtorch records where every operator, autograd function and
+// user range starts and ends, on every thread it runs on (the backward pass's included). Stopping hands the
+// records over as [name, start (true) or end, microseconds, thread, record id] rows; TypeScript pairs them.
+Napi::Value StartProfiler(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+#ifndef SSDDPM_PROFILER
+    throw Napi::Error::New(env, "profile: this libtorch has no legacy profiler (torch/csrc/autograd/profiler_legacy.h)");
+#else
+    torch::autograd::profiler::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+    return env.Undefined();
+#endif
+  });
+}
+
+Napi::Value StopProfiler(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+#ifndef SSDDPM_PROFILER
+    return Napi::Array::New(env);
+#else
+    using torch::autograd::profiler::EventKind;
+    const auto lists = torch::autograd::profiler::disableProfilerLegacy();
+    auto rows = Napi::Array::New(env);
+    uint32_t n = 0;
+    for (const auto& list : lists) {
+      for (const auto& e : list) {
+        if (e.kind() != EventKind::PushRange && e.kind() != EventKind::PopRange) continue;
+        auto row = Napi::Array::New(env, 5);
+        row.Set(0u, Napi::String::New(env, e.name()));
+        row.Set(1u, Napi::Boolean::New(env, e.kind() == EventKind::PushRange));
+        row.Set(2u, Napi::Number::New(env, e.cpuUs()));
+        row.Set(3u, Napi::Number::New(env, static_cast<double>(e.threadId())));
+        row.Set(4u, Napi::Number::New(env, static_cast<double>(e.handle())));
+        rows.Set(n++, row);
+      }
+    }
+    return rows;
+#endif
+  });
+}
+
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     const int64_t n = info[0].As<Napi::Number>().Int64Value();
@@ -748,6 +792,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   fn("generatorSeed", GeneratorSeed);
   fn("setAutocast", SetAutocast);
   fn("autocastNesting", AutocastNesting);
+  fn("startProfiler", StartProfiler);
+  fn("stopProfiler", StopProfiler);
   fn("setNumThreads", SetNumThreads);
   fn("setMallocThresholds", SetMallocThresholds);
   fn("getNumThreads", GetNumThreads);

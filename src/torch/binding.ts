@@ -61,6 +61,10 @@ export interface Binding {
   setAutocast(device: 'cpu' | 'cuda', enabled: boolean, dtype: string): [boolean, string];
   /** Enters (true) or leaves (false) an autocast region; leaving the outermost clears the cast cache. Returns the depth. */
   autocastNesting(enter: boolean): number;
+  /** Starts libtorch's CPU profiler on this thread (and the threads its work moves to). */
+  startProfiler(): void;
+  /** Stops it: one row per recorded range start or end, [name, start?, microseconds, thread, range id]. */
+  stopProfiler(): [string, boolean, number, number, number][];
   setNumThreads(n: number): void;
   getNumThreads(): number;
   /** glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (mallopt); false where the C library is not glibc or a value is refused. */

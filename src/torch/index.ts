@@ -6,6 +6,7 @@ export { noGrad, enableGrad, inferenceMode, isGradEnabled } from './grad-mode.ts
 export { autocast, cpuBfloat16Problem, type AutocastOptions } from './autocast.ts';
 export { Generator, manualSeed } from './generator.ts';
 export { Op, callOp, type OpArg, type OpResult } from './dispatch.ts';
+export { profile, type OpProfile, type Profile } from './profiler.ts';
 export { setNumThreads, getNumThreads, retainFreedHostMemory, torchVersion, cuda } from './runtime.ts';
 export { CUDAGraph, CUDAGraphCaptureError, GraphedFunction, cudaGraphsAvailable, type GraphedFunctionOptions } from './cuda-graph.ts';
 export * from './ops/creation.ts';
