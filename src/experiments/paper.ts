@@ -317,6 +317,8 @@ async function runProtocol(opts: PaperOptions, selected: readonly Variant[]): Pr
       ...(m.offRange ? { offRange: m.offRange } : {}),
       ...(v.sampling.guidance !== undefined ? { guidance: typeof v.sampling.guidance === 'number' ? v.sampling.guidance : [...v.sampling.guidance] } : {}),
       ...(v.sampling.guidanceInterval !== undefined ? { guidanceInterval: [...v.sampling.guidanceInterval] as [number, number] } : {}),
+      ...(v.sampling.labelGuidance !== undefined ? { labelGuidance: typeof v.sampling.labelGuidance === 'number' ? v.sampling.labelGuidance : [...v.sampling.labelGuidance] } : {}),
+      ...(v.sampling.labelGuidanceInterval !== undefined ? { labelGuidanceInterval: [...v.sampling.labelGuidanceInterval] as [number, number] } : {}),
       fidelity: fidelityResult(m.fidelity),
     };
   });

@@ -82,7 +82,7 @@ export interface TrainingSpec extends Pick<NewRunSpec, 'conditioningNoise' | 'la
 export type VariantGroup = 'table1' | 'thresholding' | 'ddim' | 'ema' | 'conditioning' | 'first-step' | 'objective' | 'budget' | 'guidance' | 'autoguidance';
 
 /** The sampling choices a variant makes (no generator, no callbacks: they are part of its cache key). */
-export type VariantSampling = Pick<SamplingOptions, 'sampler' | 'steps' | 'eta' | 'spacing' | 'clip' | 'dynamicThreshold' | 'conditioningLevel' | 'guidance' | 'guidanceInterval'>;
+export type VariantSampling = Pick<SamplingOptions, 'sampler' | 'steps' | 'eta' | 'spacing' | 'clip' | 'dynamicThreshold' | 'conditioningLevel' | 'guidance' | 'guidanceInterval' | 'labelGuidance' | 'labelGuidanceInterval'>;
 
 export interface Variant {
   /** Unique; names its generated sets and cached results. */
@@ -145,13 +145,15 @@ export interface BeyondSettings {
   guideChannels: number;
   /** Further scales the cascade with the wider small model, guided by the paper-width one, is sampled at (its sweep). */
   autoguidanceSweep: number[];
+  /** Classifier-free guidance of that autoguided small model at low noise (σ_t in (lo, hi]), under its autoguidance. */
+  labelGuidance: { scale: number; sigma: [number, number] };
 }
 
 export const BEYOND_DEFAULTS: BeyondSettings = {
   ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2],
   maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, widerChannels: 64, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
   guidanceInterval: LOW_NOISE_GUIDANCE,
-  autoguidance: 2, guideChannels: 8, autoguidanceSweep: [1, 1.5, 3],
+  autoguidance: 2, guideChannels: 8, autoguidanceSweep: [1, 1.5, 3], labelGuidance: { scale: 0.5, sigma: [0, 1] },
 };
 
 /** The paper's three trainings, then those the experiments beyond it add. */
@@ -335,6 +337,16 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       trainings: { small: 'small-wider-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
       ...(guide === undefined ? {} : { guides: { small: guide }, sampling: { sampler: 'ddim', eta: 0, guidance: [w, 0], clip: true } }),
     })),
+    // The same autoguided small model also guided classifier-free at low noise (labels bought with little of the rest).
+    {
+      ...wideAugmentedCascade(true),
+      name: `cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w${s.autoguidance}-label${s.labelGuidance.scale}-sigma${s.labelGuidance.sigma.join('-')}-clip`,
+      group: 'autoguidance',
+      label: `cascaded, v-prediction, a small U-Net ${s.widerChannels / 16}× as wide guided classifier-free w = ${s.labelGuidance.scale} at σ_t in (${s.labelGuidance.sigma.join(', ')}] (label dropout ${s.labelDropout}), then autoguided w = ${s.autoguidance} by the small model of the same recipe of the paper's width, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+      trainings: { small: 'small-wider-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
+      guides: { small: 'small-vcfg-ema' },
+      sampling: { sampler: 'ddim', eta: 0, guidance: [s.autoguidance, 0], labelGuidance: [s.labelGuidance.scale, 0], labelGuidanceInterval: s.labelGuidance.sigma, clip: true },
+    },
     ...[false, true].map((clip): Variant => ({
       name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,
       group: 'first-step',

@@ -103,6 +103,9 @@ export interface BeyondResult {
   guidance?: number | number[];
   /** The noise levels σ in (lo, hi] it was applied at, for variants guided in an interval. */
   guidanceInterval?: [number, number];
+  /** Classifier-free guidance under autoguidance: its scale(s) and the noise levels σ in (lo, hi] it applied at. */
+  labelGuidance?: number | number[];
+  labelGuidanceInterval?: [number, number];
   /** Absent in results made before the metrics existed. */
   fidelity?: FidelityResult;
 }
