@@ -304,6 +304,8 @@ async function runProtocol(opts: PaperOptions, selected: readonly Variant[]): Pr
     ...table1.map((m): CasResult => ({ dataset: m.variant.pipeline, x0: x0Of(m.variant) as Table1X0, ...m.cas, ...(m.offRange ? { offRange: m.offRange } : {}), fidelity: fidelityResult(m.fidelity) })),
   ];
   const speed: SpeedResult[] = table1.flatMap((m) => (m.speed ? [{ pipeline: m.variant.pipeline as PaperPipeline, x0: x0Of(m.variant) as Table1X0, ...m.speed, engine: speedEngine }] : []));
+  // A guidance scale as results.json records it: one number, or a plain array of one per model.
+  const plainScale = (w: number | readonly number[]) => (typeof w === 'number' ? w : [...w]);
   const beyond = opts.beyond === undefined ? undefined : measured.filter((m) => m.variant.group !== 'table1').map((m): BeyondResult => {
     const { variant: v } = m;
     return {
@@ -315,9 +317,9 @@ async function runProtocol(opts: PaperOptions, selected: readonly Variant[]): Pr
       ...(v.sampling.eta !== undefined ? { eta: v.sampling.eta } : {}),
       ...(m.speed ? { secondsPerSample: m.speed.secondsPerSample, steps: m.speed.steps } : v.sampling.steps !== undefined ? { steps: v.sampling.steps } : {}),
       ...(m.offRange ? { offRange: m.offRange } : {}),
-      ...(v.sampling.guidance !== undefined ? { guidance: typeof v.sampling.guidance === 'number' ? v.sampling.guidance : [...v.sampling.guidance] } : {}),
+      ...(v.sampling.guidance !== undefined ? { guidance: plainScale(v.sampling.guidance) } : {}),
       ...(v.sampling.guidanceInterval !== undefined ? { guidanceInterval: [...v.sampling.guidanceInterval] as [number, number] } : {}),
-      ...(v.sampling.labelGuidance !== undefined ? { labelGuidance: typeof v.sampling.labelGuidance === 'number' ? v.sampling.labelGuidance : [...v.sampling.labelGuidance] } : {}),
+      ...(v.sampling.labelGuidance !== undefined ? { labelGuidance: plainScale(v.sampling.labelGuidance) } : {}),
       ...(v.sampling.labelGuidanceInterval !== undefined ? { labelGuidanceInterval: [...v.sampling.labelGuidanceInterval] as [number, number] } : {}),
       fidelity: fidelityResult(m.fidelity),
     };

@@ -228,6 +228,27 @@ export function variants(beyond?: BeyondSettings): Variant[] {
     trainings: { small: 'small-wide-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
     sampling: { ...(ddim ? { sampler: 'ddim', eta: 0 } : {}), ...(interval ? lowNoise('cascaded').sampling : { guidance: 0 }), clip: true },
   });
+  // The small model wider still, unguided and guided by the wide one or the paper-width one (the latter at every scale of the sweep).
+  const wider = ([
+    [undefined, '', 0],
+    ['small-wide-vcfg-ema', 'half as wide', s.autoguidance],
+    ...[s.autoguidance, ...s.autoguidanceSweep].map((w) => ['small-vcfg-ema', 'of the paper\'s width', w] as const),
+  ] as const).map(([guide, what, w]): Variant => ({
+    ...wideAugmentedCascade(true),
+    name: `cascaded-wider-vcfg-aug-ema-ddim${guide === undefined ? '' : `-autoguided${guide === 'small-vcfg-ema' ? '-narrow' : ''}-w${w}`}-clip`,
+    group: guide === undefined ? 'budget' : 'autoguidance',
+    label: `cascaded, v-prediction, a small U-Net ${s.widerChannels / 16}× as wide${guide === undefined ? '' : ` guided w = ${w} by the small model of the same recipe ${what}`}, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), label dropout ${s.labelDropout} (unused), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+    trainings: { small: 'small-wider-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
+    ...(guide === undefined ? {} : { guides: { small: guide }, sampling: { sampler: 'ddim', eta: 0, guidance: [w, 0], clip: true } }),
+  }));
+  // The same autoguided small model (paper-width guide, w as the others) also guided classifier-free at low noise.
+  const narrow = wider.find((v) => v.name === `cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w${s.autoguidance}-clip`)!;
+  const labelGuided: Variant = {
+    ...narrow,
+    name: narrow.name.replace(/-clip$/, `-label${s.labelGuidance.scale}-sigma${s.labelGuidance.sigma.join('-')}-clip`),
+    label: `cascaded, v-prediction, a small U-Net ${s.widerChannels / 16}× as wide guided classifier-free w = ${s.labelGuidance.scale} at σ_t in (${s.labelGuidance.sigma.join(', ')}] (label dropout ${s.labelDropout}), then autoguided w = ${s.autoguidance} by the small model of the same recipe of the paper's width, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
+    sampling: { ...narrow.sampling, labelGuidance: [s.labelGuidance.scale, 0], labelGuidanceInterval: s.labelGuidance.sigma },
+  };
   return [
     ...table1,
     ...PAPER_PIPELINES.map((pipeline): Variant => ({
@@ -324,29 +345,8 @@ export function variants(beyond?: BeyondSettings): Variant[] {
       guides: { small: 'small-vcfg-ema' },
       sampling: { sampler: 'ddim', eta: 0, guidance: [s.autoguidance, 0], clip: true },
     },
-    // The small model wider still, unguided and guided by the wide one or the paper-width one (the latter at every scale of the sweep).
-    ...([
-      [undefined, '', 0],
-      ['small-wide-vcfg-ema', 'half as wide', s.autoguidance],
-      ...[s.autoguidance, ...s.autoguidanceSweep].map((w) => ['small-vcfg-ema', 'of the paper\'s width', w] as const),
-    ] as const).map(([guide, what, w]): Variant => ({
-      ...wideAugmentedCascade(true),
-      name: `cascaded-wider-vcfg-aug-ema-ddim${guide === undefined ? '' : `-autoguided${guide === 'small-vcfg-ema' ? '-narrow' : ''}-w${w}`}-clip`,
-      group: guide === undefined ? 'budget' : 'autoguidance',
-      label: `cascaded, v-prediction, a small U-Net ${s.widerChannels / 16}× as wide${guide === undefined ? '' : ` guided w = ${w} by the small model of the same recipe ${what}`}, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), label dropout ${s.labelDropout} (unused), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
-      trainings: { small: 'small-wider-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
-      ...(guide === undefined ? {} : { guides: { small: guide }, sampling: { sampler: 'ddim', eta: 0, guidance: [w, 0], clip: true } }),
-    })),
-    // The same autoguided small model also guided classifier-free at low noise (labels bought with little of the rest).
-    {
-      ...wideAugmentedCascade(true),
-      name: `cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w${s.autoguidance}-label${s.labelGuidance.scale}-sigma${s.labelGuidance.sigma.join('-')}-clip`,
-      group: 'autoguidance',
-      label: `cascaded, v-prediction, a small U-Net ${s.widerChannels / 16}× as wide guided classifier-free w = ${s.labelGuidance.scale} at σ_t in (${s.labelGuidance.sigma.join(', ')}] (label dropout ${s.labelDropout}), then autoguided w = ${s.autoguidance} by the small model of the same recipe of the paper's width, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), ${DDIM_ALL_STEPS}, ${CLIPPED}`,
-      trainings: { small: 'small-wider-vcfg-ema', upscaler: 'upscaler-vcfg-aug-ema' },
-      guides: { small: 'small-vcfg-ema' },
-      sampling: { sampler: 'ddim', eta: 0, guidance: [s.autoguidance, 0], labelGuidance: [s.labelGuidance.scale, 0], labelGuidanceInterval: s.labelGuidance.sigma, clip: true },
-    },
+    ...wider,
+    labelGuided,
     ...[false, true].map((clip): Variant => ({
       name: `baseline-ddim${s.trailingSteps}-trailing${clip ? '-clip' : ''}`,
       group: 'first-step',

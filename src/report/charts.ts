@@ -230,13 +230,12 @@ export function autoguidanceSweep(results: PaperResults): SweepPoint[] {
     const m = /^(.*)-autoguided(.*)-w[^-]+-clip$/.exec(b.name);
     return b.group === 'autoguidance' && m !== null && w !== undefined ? [{ line: `${m[1].replace(/-(vcfg|aug|ema|ddim)(?=-|$)/g, '')}${m[2] === '-narrow' ? ', narrower guide' : ''}`, unguided: `${m[1]}-clip`, w, entry: b }] : [];
   });
-  const swept = [...new Set(guided.map((g) => g.line))].filter((line) => guided.filter((g) => g.line === line).length > 1);
-  const points = guided.filter((g) => swept.includes(g.line));
-  const unguided = swept.flatMap((line) => {
-    const entry = beyond.find((b) => b.name === points.find((g) => g.line === line)!.unguided);
+  const swept = guided.filter((g) => guided.filter((o) => o.line === g.line).length > 1);
+  const unguided = [...new Map(swept.map((g) => [g.line, g.unguided]))].flatMap(([line, name]) => {
+    const entry = beyond.find((b) => b.name === name);
     return entry === undefined ? [] : [{ line, w: 0, entry }];
   });
-  return [...unguided, ...points];
+  return [...unguided, ...swept.map(({ line, w, entry }) => ({ line, w, entry }))];
 }
 
 /** CAS and Fréchet distance against the autoguidance scale. */

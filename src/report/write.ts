@@ -41,13 +41,10 @@ export async function writeReport(dir: string, results: PaperResults): Promise<R
     writeFileAtomic(join(dir, DDIM_CAS_CHART_FILE), ddim.cas);
     writeFileAtomic(join(dir, DDIM_SPEED_CHART_FILE), ddim.speed);
   }
-  if (guidance !== undefined) {
-    writeFileAtomic(join(dir, GUIDANCE_CAS_CHART_FILE), guidance.cas);
-    writeFileAtomic(join(dir, GUIDANCE_FD_CHART_FILE), guidance.frechet);
-  }
-  if (autoguidance !== undefined) {
-    writeFileAtomic(join(dir, AUTOGUIDANCE_CAS_CHART_FILE), autoguidance.cas);
-    writeFileAtomic(join(dir, AUTOGUIDANCE_FD_CHART_FILE), autoguidance.frechet);
+  for (const [sweep, casFile, frechetFile] of [[guidance, GUIDANCE_CAS_CHART_FILE, GUIDANCE_FD_CHART_FILE], [autoguidance, AUTOGUIDANCE_CAS_CHART_FILE, AUTOGUIDANCE_FD_CHART_FILE]] as const) {
+    if (sweep === undefined) continue;
+    writeFileAtomic(join(dir, casFile), sweep.cas);
+    writeFileAtomic(join(dir, frechetFile), sweep.frechet);
   }
   writeFileAtomic(paths.markdown, markdown);
   // The HTML last: its presence means the report folder is complete.
