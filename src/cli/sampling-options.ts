@@ -1,7 +1,7 @@
-// The sampling choices shared by `sample`, `generate` and `speed`: sampler (DDPM or DDIM with its steps and η),
-// how x̂0 is kept in the data range, and the author-code variants.
+// The sampling choices shared by `sample`, `generate` and `speed`: sampler (DDPM, DDIM with its steps and η, or
+// DPM-Solver++ with its steps), how x̂0 is kept in the data range, and the author-code variants.
 import { InvalidArgumentError, Option, type Command, type OptionValues } from '@commander-js/extra-typings';
-import type { SamplingOptions } from '../pipelines/sampling-model.ts';
+import { SAMPLERS, type Sampler, type SamplingOptions } from '../pipelines/sampling-model.ts';
 import { guidanceScales, positiveInt, noiseInterval } from './parse.ts';
 
 function unitInterval(value: string): number {
@@ -11,10 +11,10 @@ function unitInterval(value: string): number {
 }
 
 export const samplingOptionList = {
-  sampler: () => new Option('--sampler <kind>', 'ddpm (ancestral, every timestep) or ddim (--steps of them)').choices(['ddpm', 'ddim'] as const).default('ddpm' as const),
-  steps: () => new Option('--steps <n>', 'DDIM: network evaluations per sample (at most T; a cascade caps it per model)').argParser(positiveInt),
+  sampler: () => new Option('--sampler <kind>', 'ddpm (ancestral, every timestep), ddim (--steps of them) or dpmpp-2m (DPM-Solver++(2M), Lu et al. 2022: deterministic, second order, --steps of them)').choices(SAMPLERS).default('ddpm' as const),
+  steps: () => new Option('--steps <n>', 'DDIM and DPM-Solver++: network evaluations per sample (at most T; a cascade caps it per model)').argParser(positiveInt),
   eta: () => new Option('--eta <η>', 'DDIM: noise scale in [0, 1] (0: deterministic)').argParser(unitInterval),
-  spacing: () => new Option('--spacing <kind>', "DDIM: timesteps evenly over T−1 … 0 ('linspace', default) or back from T−1 by T/steps ('trailing', Lin et al. 2024)").choices(['linspace', 'trailing'] as const),
+  spacing: () => new Option('--spacing <kind>', "DDIM and DPM-Solver++: timesteps evenly over T−1 … 0 ('linspace', default) or back from T−1 by T/steps ('trailing', Lin et al. 2024)").choices(['linspace', 'trailing'] as const),
   clip: () => new Option('--clip', "clip x̂0 to the data range at every step (the paper's §1.3 remedy)"),
   dynamicThreshold: () => new Option('--dynamic-threshold <p>', 'dynamic thresholding of x̂0 at percentile p (Imagen; e.g. 0.995) instead of clipping').argParser(unitInterval),
   variance: () => new Option('--variance <kind>', 'DDPM reverse-step variance: posterior β̃ or β').choices(['posterior', 'beta'] as const),
@@ -39,7 +39,7 @@ export function withSamplingOptions<Args extends unknown[], Opts extends OptionV
 }
 
 export interface ParsedSampling {
-  sampler: 'ddpm' | 'ddim';
+  sampler: Sampler;
   steps?: number;
   eta?: number;
   spacing?: 'linspace' | 'trailing';
@@ -57,8 +57,9 @@ export interface ParsedSampling {
 
 /** The parsed options as SamplingOptions; throws a RangeError for combinations that mean nothing. */
 export function samplingFrom(o: ParsedSampling): SamplingOptions {
-  if (o.sampler === 'ddpm' && (o.steps !== undefined || o.eta !== undefined || o.spacing !== undefined)) throw new RangeError('--steps, --eta and --spacing need --sampler ddim');
-  if (o.sampler === 'ddim' && (o.variance !== undefined || o.authorX0)) throw new RangeError('--variance and --author-x0 belong to the DDPM sampler');
+  if (o.sampler === 'ddpm' && (o.steps !== undefined || o.eta !== undefined || o.spacing !== undefined)) throw new RangeError('--steps, --eta and --spacing need --sampler ddim (or dpmpp-2m, for --steps and --spacing)');
+  if (o.sampler === 'dpmpp-2m' && o.eta !== undefined) throw new RangeError('--eta belongs to the DDIM sampler: DPM-Solver++(2M) is deterministic');
+  if (o.sampler !== 'ddpm' && (o.variance !== undefined || o.authorX0)) throw new RangeError('--variance and --author-x0 belong to the DDPM sampler');
   if (o.clip && o.dynamicThreshold !== undefined) throw new RangeError('--clip and --dynamic-threshold exclude each other');
   return {
     sampler: o.sampler,

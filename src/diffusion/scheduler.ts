@@ -1,4 +1,4 @@
-// What the sampling loop needs from a reverse-process scheduler (DDPM, DDIM), as diffusers' SchedulerMixin, and
+// What the sampling loop needs from a reverse-process scheduler (DDPM, DDIM, DPM-Solver++), as diffusers' SchedulerMixin, and
 // the configuration every scheduler shares: the model's noise schedule and how x̂0 is kept in the data range.
 import type { Generator } from '../torch/generator.ts';
 import { randn } from '../torch/ops/random.ts';
@@ -46,6 +46,11 @@ export interface Scheduler {
   /** How x̂0 is kept in the data range, and that range in model space. */
   readonly constraint: X0Constraint;
   readonly clipRange: readonly [number, number];
+  /**
+   * Whether a step also uses earlier steps' predictions (DPM-Solver++(2M)): then `step` must see every timestep in
+   * order, and `stepCoefficients` gives only the first-order step (what the network's output means at t).
+   */
+  readonly multistep?: boolean;
   /** The step at t as numbers (see StepCoefficients). */
   stepCoefficients(t: number): StepCoefficients;
   /** One reverse step from x_t given the network's output at t (ε̂, or v̂ for v-prediction). */
@@ -53,7 +58,7 @@ export interface Scheduler {
   dispose(): void;
 }
 
-/** The part of a scheduler's configuration that DDPM and DDIM share. */
+/** The part of a scheduler's configuration that every scheduler shares. */
 export interface SchedulerConfig {
   /** The model's noise schedule (the same object training used). */
   schedule: NoiseSchedule;

@@ -93,8 +93,8 @@ export class OnnxDiffusionModel extends SamplingModel {
     const n = labels.length;
     const S = this.config.imageSize;
     const shape = [n, 1, S, S];
-    // The noise prediction only; the step is the scheduler's, on libtorch.
-    if (!this.fusedStep || scheduler.constraint.kind === 'dynamic') return sampleLoop(scheduler, this.#noisePredictor(scheduler, inputs), shape, loop);
+    // The noise prediction only; the step is the scheduler's, on libtorch (a multistep one needs earlier steps).
+    if (!this.fusedStep || scheduler.constraint.kind === 'dynamic' || scheduler.multistep) return sampleLoop(scheduler, this.#noisePredictor(scheduler, inputs), shape, loop);
     const stepFeeds = this.#stepFeeds(scheduler, inputs);
     const zeros = new Float32Array(n * S * S);
     return tidy(() => {

@@ -157,7 +157,7 @@ export function pipelineDevice(p: Pipeline): string {
 
 // Network evaluations of one model per sample.
 function modelSteps(m: SamplingModel, opts: Pick<SamplingOptions, 'sampler' | 'steps'>): number {
-  return opts.sampler === 'ddim' ? Math.min(opts.steps ?? m.numTimesteps, m.numTimesteps) : m.numTimesteps;
+  return opts.sampler === 'ddim' || opts.sampler === 'dpmpp-2m' ? Math.min(opts.steps ?? m.numTimesteps, m.numTimesteps) : m.numTimesteps;
 }
 
 /** Denoising steps per sample (network evaluations at batch size 1) under the given sampling options. */

@@ -6,6 +6,7 @@
 import { upscale } from '../data/tensor-dataset.ts';
 import { DDIMScheduler } from '../diffusion/ddim.ts';
 import { DDPMScheduler } from '../diffusion/ddpm.ts';
+import { DPMSolverMultistepScheduler } from '../diffusion/dpm-solver.ts';
 import { guide } from '../diffusion/guidance.ts';
 import { sampleLoop, type NoisePredictor, type SampleLoopOptions, type SampleLoopResult } from '../diffusion/sample.ts';
 import { NoiseSchedule, guidedTimesteps } from '../diffusion/schedule.ts';
@@ -20,19 +21,26 @@ import { tidy } from '../torch/scope.ts';
 import type { Tensor } from '../torch/tensor.ts';
 import type { DiffusionModelConfig } from './model-config.ts';
 
+/** The reverse-process samplers. */
+export const SAMPLERS = ['ddpm', 'ddim', 'dpmpp-2m'] as const;
+export type Sampler = (typeof SAMPLERS)[number];
+
 export interface SamplingOptions {
   generator?: Generator;
   /** Clip x̂0 to the data range at every step (the paper's §1.3 remedy). Default false. */
   clip?: boolean;
   /** Dynamic thresholding of x̂0 at this percentile (Imagen), instead of clipping; e.g. 0.995. */
   dynamicThreshold?: number;
-  /** 'ddpm' (ancestral, every timestep; the default) or 'ddim' over `steps` timesteps with noise scale `eta`. */
-  sampler?: 'ddpm' | 'ddim';
-  /** DDIM only: network evaluations per sample (default and at most T: a cascade caps it per model). */
+  /**
+   * 'ddpm' (ancestral, every timestep; the default), 'ddim' over `steps` timesteps with noise scale `eta`, or
+   * 'dpmpp-2m' (DPM-Solver++(2M), deterministic) over `steps` timesteps.
+   */
+  sampler?: Sampler;
+  /** DDIM and DPM-Solver++: network evaluations per sample (default and at most T: a cascade caps it per model). */
   steps?: number;
   /** DDIM only: η ∈ [0, 1] (default 0, deterministic). */
   eta?: number;
-  /** DDIM only: 'linspace' (default: evenly over T−1 … 0) or 'trailing' (back from T−1 by T/steps). */
+  /** DDIM and DPM-Solver++: 'linspace' (default: evenly over T−1 … 0) or 'trailing' (back from T−1 by T/steps). */
   spacing?: TimestepSpacing;
   /**
    * Upscalers trained with conditioning augmentation: the noise level in [0, 1] (a fraction of the training
@@ -144,8 +152,21 @@ export abstract class SamplingModel {
     return [(0 - mean) / std, (1 - mean) / std];
   }
 
-  /** The sampler's scheduler: DDPM over every timestep, or DDIM over `steps` of them. */
+  /** The sampler's scheduler: DDPM over every timestep, or DDIM or DPM-Solver++(2M) over `steps` of them. */
   samplingScheduler(opts: Pick<SamplingOptions, 'clip' | 'dynamicThreshold' | 'variance' | 'authorX0' | 'sampler' | 'steps' | 'eta' | 'spacing'> = {}): Scheduler {
+    if (opts.sampler === 'dpmpp-2m') {
+      if (opts.variance !== undefined || opts.authorX0) throw new RangeError('variance and authorX0 are DDPM options');
+      if (opts.eta !== undefined) throw new RangeError('eta is a DDIM option: DPM-Solver++(2M) is deterministic');
+      return new DPMSolverMultistepScheduler({
+        schedule: this.schedule,
+        steps: Math.min(opts.steps ?? this.numTimesteps, this.numTimesteps),
+        spacing: opts.spacing,
+        clip: opts.clip ?? false,
+        dynamicThreshold: opts.dynamicThreshold,
+        clipRange: this.dataRange,
+        prediction: this.prediction,
+      });
+    }
     if (opts.sampler === 'ddim') {
       if (opts.variance !== undefined || opts.authorX0) throw new RangeError('variance and authorX0 are DDPM options; DDIM has eta');
       return new DDIMScheduler({
@@ -159,7 +180,7 @@ export abstract class SamplingModel {
         prediction: this.prediction,
       });
     }
-    if (opts.steps !== undefined && opts.steps !== this.numTimesteps) throw new RangeError(`the DDPM sampler takes every timestep (${this.numTimesteps}); use the DDIM sampler for ${opts.steps} steps`);
+    if (opts.steps !== undefined && opts.steps !== this.numTimesteps) throw new RangeError(`the DDPM sampler takes every timestep (${this.numTimesteps}); use the DDIM or DPM-Solver++ sampler for ${opts.steps} steps`);
     if (opts.eta !== undefined || opts.spacing !== undefined) throw new RangeError('eta and spacing are DDIM options');
     return this.scheduler(opts);
   }
