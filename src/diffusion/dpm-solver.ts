@@ -1,14 +1,14 @@
 // DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2), shaped like diffusers'
 // DPMSolverMultistepScheduler (algorithm_type "dpmsolver++", solver_order 2, midpoint): the probability-flow ODE
-// solved in λ = log(α/σ) with the network's x̂0, each step also using the x̂0 of the step before. Its first step
-// and its last (to the clean sample, λ = ∞) are first order, which is DDIM with η = 0; in between it costs no more
-// network evaluations than DDIM and takes a second-order step.
+// solved in λ = log(α/σ) with the network's x̂0, each step also using the x̂0 of the step before. Each step is DDIM's
+// (η = 0) plus a second-order term (dpmSolverCorrection), none at the first step and the last (to the clean
+// sample); it costs no more network evaluations than DDIM.
 import type { Tensor } from '../torch/tensor.ts';
 import { keep, tidy } from '../torch/scope.ts';
 import type { NoiseSchedule } from './schedule.ts';
-import { checkSchedulerConfig, predictX0, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
-import { ddimStepCoefficients, ddimTimesteps, type Prediction, type StepCoefficients, type TimestepSpacing } from './step-coefficients.ts';
-import { constrainX0, type X0Constraint } from './thresholding.ts';
+import { applyStep, checkSchedulerConfig, type Scheduler, type SchedulerConfig, type StepOutput } from './scheduler.ts';
+import { ddimStepCoefficients, ddimTimesteps, dpmSolverCorrection, type Prediction, type StepCoefficients, type TimestepSpacing } from './step-coefficients.ts';
+import type { X0Constraint } from './thresholding.ts';
 
 export interface DPMSolverConfig extends Omit<SchedulerConfig, 'clipRange'> {
   /** Network evaluations per sample: timesteps spread from T−1 down to 0 as DDIM's (default T). */
@@ -27,8 +27,8 @@ export class DPMSolverMultistepScheduler implements Scheduler {
   readonly multistep = true;
   /** The timestep each one steps to (−1 after the last: ᾱ = 1, the clean sample). */
   readonly #next = new Map<number, number>();
-  /** The previous step's x̂0 and its λ, while a reverse process runs. */
-  #previous: { x0: Tensor; lambda: number } | undefined;
+  /** The previous step's x̂0 and its timestep, while a reverse process runs. */
+  #previous: { x0: Tensor; t: number } | undefined;
 
   constructor(config: DPMSolverConfig) {
     const c = { clip: false, clipRange: [-1, 1] as const, steps: config.schedule?.numTimesteps, spacing: 'linspace' as TimestepSpacing, prediction: 'epsilon' as Prediction, ...config };
@@ -57,36 +57,20 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     return next;
   }
 
-  /** α_t = √ᾱ_t and σ_t = √(1 − ᾱ_t) of a timestep (−1: the clean sample, α = 1, σ = 0). */
-  #alphaSigma(t: number): [number, number] {
-    const ab = t < 0 ? 1 : this.schedule.terms.alphasCumprod[t]!;
-    return [Math.sqrt(ab), Math.sqrt(1 - ab)];
-  }
-
   step(out: Tensor, t: number, xt: Tensor): StepOutput {
     const next = this.#nextOf(t);
     // A new reverse process starts at the first timestep: nothing carries over from the last one.
     if (t === this.timesteps[0]) this.#forget();
     else if (this.#previous === undefined) throw new Error(`DPM-Solver++(2M) stepped at timestep ${t} without the steps before it`);
-    const [alphaT, sigmaT] = this.#alphaSigma(t);
-    const [alphaN, sigmaN] = this.#alphaSigma(next);
-    const lambdaT = Math.log(alphaT) - Math.log(sigmaT);
-    const lambdaN = Math.log(alphaN) - Math.log(sigmaN);
-    const h = lambdaN - lambdaT;
+    const previous = this.#previous;
     const result = tidy(() => {
-      const x0 = constrainX0(predictX0(this.stepCoefficients(t), xt, out), this.config.clipRange, this.constraint);
-      // x_next = (σ_n/σ_t) x_t − α_n (e^{−h} − 1) D, D = x̂0 (first order) or x̂0 + (x̂0 − x̂0_prev) / (2 r),
-      // r = h_prev / h. At the last step σ_n = 0 and h = ∞: x_next = x̂0.
-      let d = x0;
-      if (next >= 0 && this.#previous !== undefined) {
-        const r = (lambdaT - this.#previous.lambda) / h;
-        d = x0.sub(this.#previous.x0).mul_(1 / (2 * r)).add_(x0);
-      }
-      const prev = next < 0 ? x0.clone() : d.mul(-alphaN * Math.expm1(-h)).add_(xt, sigmaN / sigmaT);
-      return { prevSample: prev, predOriginalSample: x0, kept: next < 0 ? undefined : keep(x0.clone()) };
+      const { prevSample, predOriginalSample: x0 } = applyStep(this.stepCoefficients(t), out, xt, this.config.clipRange, this.constraint);
+      const k = previous === undefined ? 0 : dpmSolverCorrection(this.schedule.terms, previous.t, t, next);
+      if (k !== 0) prevSample.add_(x0.sub(previous!.x0), k);
+      return { prevSample, predOriginalSample: x0, kept: next < 0 ? undefined : keep(x0.clone()) };
     });
     this.#forget();
-    if (result.kept !== undefined) this.#previous = { x0: result.kept, lambda: lambdaT };
+    if (result.kept !== undefined) this.#previous = { x0: result.kept, t };
     return { prevSample: result.prevSample, predOriginalSample: result.predOriginalSample };
   }
 

@@ -108,3 +108,17 @@ export function ddimStepCoefficients(terms: ScheduleTerms, t: number, prev: numb
     rederiveEps: prediction === 'v' ? 'always' : 'when-constrained',
   };
 }
+
+/**
+ * DPM-Solver++(2M)'s second-order term (Lu et al. 2022, Algorithm 2, as diffusers' midpoint form): the step from t to
+ * `next` is DDIM's (η = 0) from the x̂0 predicted at t, plus k · (x̂0_t − x̂0_prevT), x̂0_prevT being the one
+ * predicted at the timestep visited before t. With λ = log(α/σ), h = λ_next − λ_t and r = (λ_t − λ_prevT) / h:
+ * k = −α_next (e^{−h} − 1) / (2r). 0 at the last step (next = −1, the clean sample: x_next = x̂0).
+ */
+export function dpmSolverCorrection(terms: ScheduleTerms, prevT: number, t: number, next: number): number {
+  if (next < 0) return 0;
+  const lambda = (s: number) => 0.5 * Math.log(terms.alphasCumprod[s]! / (1 - terms.alphasCumprod[s]!));
+  const h = lambda(next) - lambda(t);
+  const r = (lambda(t) - lambda(prevT)) / h;
+  return (-Math.sqrt(terms.alphasCumprod[next]!) * Math.expm1(-h)) / (2 * r);
+}
