@@ -125,7 +125,7 @@ test("the page's arithmetic is Node's: bilinear upscale, pixel and model space, 
   try {
     for (const [k, m] of p.models.entries()) {
       const siteModel = manifest.models[k === 0 ? 'small' : 'upscaler']!;
-      for (const opts of [{ sampler: 'ddpm' as const, clip: true }, { sampler: 'ddpm' as const, clip: false }, { sampler: 'ddim' as const, steps: 7, eta: 0.3, clip: true }]) {
+      for (const opts of [{ sampler: 'ddpm' as const, clip: true }, { sampler: 'ddpm' as const, clip: false }, { sampler: 'ddim' as const, steps: 7, eta: 0.3, clip: true }, { sampler: 'dpmpp-2m' as const, steps: 7, clip: true }]) {
         const scheduler = m.samplingScheduler(opts);
         const page = modelSchedule(siteModel, opts);
         assert.deepEqual(page.map((s) => s.t), Array.from(scheduler.timesteps));
@@ -275,6 +275,11 @@ test('each control works: label, seed, sampler, steps, η, clipping, delay, pipe
   await page.waitForFunction(() => !document.getElementById('error')!.hidden);
   assert.match((await page.textContent('#error'))!, /η must be in \[0, 1\]/);
   await page.fill('#eta', '0');
+  // DPM-Solver++(2M): its steps, no η.
+  await page.selectOption('#sampler', 'dpmpp-2m');
+  assert.deepEqual([await page.isDisabled('#steps'), await page.isDisabled('#eta')], [false, true]);
+  await sampleInPage(page);
+  assert.match((await page.textContent('#status'))!, /5 network evaluations/);
   await page.selectOption('#sampler', 'ddpm');
   // Guidance: the scale changes the sample, and a bad one is reported.
   await page.selectOption('#pipeline', 'baseline-guided');
@@ -424,7 +429,7 @@ test('every pipeline draws every label recognisably (a classifier trained on rea
 });
 
 /** The draws Node's engine makes from `seed`, in its order: per model, x_T, then one per step whose σ > 0. */
-function nodeNoise(runs: string[], labels: number[], seed: number, opts: { sampler?: 'ddpm' | 'ddim'; steps?: number; eta?: number; clip: boolean }): number[][] {
+function nodeNoise(runs: string[], labels: number[], seed: number, opts: { sampler?: 'ddpm' | 'ddim' | 'dpmpp-2m'; steps?: number; eta?: number; clip: boolean }): number[][] {
   const p = loadPipeline({ runs, engine: 'onnxruntime' });
   const g = new Generator(seed);
   const draws: number[][] = [];
@@ -451,6 +456,7 @@ test('given the same noise, the page samples what Node samples on ONNX Runtime (
     { pipeline: 'baseline-guided', runs: [DEFAULT_GUIDED_RUNS.baseline], labels: [4, 9], opts: { clip: true, guidance: 1.5 } },
     { pipeline: 'cascaded-guided', runs: [DEFAULT_GUIDED_RUNS.small, DEFAULT_GUIDED_RUNS.upscaler], labels: [6], opts: { clip: false, sampler: 'ddim' as const, steps: 6, eta: 1, guidance: 3 } },
     { pipeline: 'cascaded-guided', runs: [DEFAULT_GUIDED_RUNS.small, DEFAULT_GUIDED_RUNS.upscaler], labels: [1, 8], opts: { clip: true, guidance: 2, guidanceInterval: [0, 1] as [number, number] } },
+    { pipeline: 'cascaded-guided', runs: [DEFAULT_GUIDED_RUNS.small, DEFAULT_GUIDED_RUNS.upscaler], labels: [0, 3], opts: { clip: true, sampler: 'dpmpp-2m' as const, steps: 7, guidance: 2 } },
   ];
   for (const [k, c] of cases.entries()) {
     const seed = 11 + k;

@@ -97,7 +97,7 @@ export function pageHtml(manifest: SiteManifest, results: PaperResults | undefin
 <label class="check"><input type="checkbox" id="grid"> grid: every label</label>
 <label>Per label <input id="rows" type="number" min="1" max="20" step="1" value="1"></label>
 <label>Seed <input id="seed" type="number" min="0" max="4294967295" step="1" value="0"></label>
-<label>Sampler <select id="sampler"><option value="ddpm">DDPM</option><option value="ddim">DDIM</option></select></label>
+<label>Sampler <select id="sampler"><option value="ddpm">DDPM</option><option value="ddim">DDIM</option><option value="dpmpp-2m">DPM-Solver++(2M)</option></select></label>
 <label>Steps <input id="steps" type="number" min="1" max="1000" step="1" value="10"></label>
 <label>η <input id="eta" type="number" min="0" max="1" step="0.1" value="0"></label>
 <label class="check"><input type="checkbox" id="clip" checked> <span>clip x̂<sub>0</sub></span></label>

@@ -197,10 +197,10 @@ function controls(): Controls {
 function requestFrom(c: Controls, numClasses: number): SampleRequest {
   const seed = Number(c.seed.value);
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new RangeError(`the seed must be an integer in 0..4294967295, got '${c.seed.value}'`);
-  const sampler = c.sampler.value === 'ddim' ? 'ddim' : 'ddpm';
+  const sampler = c.sampler.value === 'ddim' || c.sampler.value === 'dpmpp-2m' ? c.sampler.value : 'ddpm';
   const steps = Number(c.steps.value);
   const eta = Number(c.eta.value);
-  if (sampler === 'ddim' && (!Number.isInteger(steps) || steps < 1)) throw new RangeError(`DDIM steps must be a positive integer, got '${c.steps.value}'`);
+  if (sampler !== 'ddpm' && (!Number.isInteger(steps) || steps < 1)) throw new RangeError(`the number of steps must be a positive integer, got '${c.steps.value}'`);
   if (sampler === 'ddim' && !(eta >= 0 && eta <= 1)) throw new RangeError(`η must be in [0, 1], got '${c.eta.value}'`);
   const rows = Number(c.rows.value);
   if (c.grid.checked && !(Number.isInteger(rows) && rows >= 1 && rows <= MAX_ROWS)) throw new RangeError(`samples per label must be an integer in 1..${MAX_ROWS}, got '${c.rows.value}'`);
@@ -214,7 +214,7 @@ function requestFrom(c: Controls, numClasses: number): SampleRequest {
     labels: c.grid.checked ? Array.from({ length: rows * numClasses }, (_, i) => i % numClasses) : [Number(c.label.value)],
     seed,
     sampler,
-    ...(sampler === 'ddim' ? { steps, eta } : {}),
+    ...(sampler === 'ddim' ? { steps, eta } : sampler === 'dpmpp-2m' ? { steps } : {}),
     clip: c.clip.checked,
     ...(c.guidance.disabled ? {} : { guidance }),
     ...(c.guidanceSigma.disabled || sigmaMax === undefined ? {} : { guidanceInterval: [0, sigmaMax] as [number, number] }),
@@ -267,9 +267,8 @@ async function main(): Promise<void> {
   const sampleButton = el<HTMLButtonElement>('sample');
   sampleButton.disabled = true;
   const syncSampler = () => {
-    const ddim = c.sampler.value === 'ddim';
-    c.steps.disabled = !ddim;
-    c.eta.disabled = !ddim;
+    c.steps.disabled = c.sampler.value === 'ddpm';
+    c.eta.disabled = c.sampler.value !== 'ddim';
   };
   c.sampler.addEventListener('change', syncSampler);
   syncSampler();

@@ -5,10 +5,10 @@
 // Order of the noise draws (as in Node with one generator): per model of the chain, the initial x_T, then one
 // draw per step whose σ > 0.
 import { guidedTimesteps, scheduleTerms, type ScheduleTerms } from '../../diffusion/schedule.ts';
-import { ddimStepCoefficients, ddimTimesteps, ddpmStepCoefficients, linearStep } from '../../diffusion/step-coefficients.ts';
+import { ddimStepCoefficients, ddimTimesteps, ddpmStepCoefficients, dpmSolverCorrection, linearStep } from '../../diffusion/step-coefficients.ts';
 import type { SiteManifest, SiteModel } from './manifest.ts';
 
-export type SamplerName = 'ddpm' | 'ddim';
+export type SamplerName = 'ddpm' | 'ddim' | 'dpmpp-2m';
 
 export interface SampleRequest {
   pipeline: string;
@@ -16,7 +16,7 @@ export interface SampleRequest {
   labels: number[];
   seed: number;
   sampler: SamplerName;
-  /** DDIM: network evaluations per model (capped at its T). */
+  /** DDIM and DPM-Solver++(2M): network evaluations per model (capped at its T). */
   steps?: number;
   /** DDIM: η ∈ [0, 1]. */
   eta?: number;
@@ -130,20 +130,26 @@ function clamp01(x: Float32Array): Float32Array {
   return x.map((v) => (v < 0 ? 0 : v > 1 ? 1 : v));
 }
 
-/** The timesteps a model visits and the step coefficients at each (as its Node scheduler gives them). */
-export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sampler' | 'steps' | 'eta' | 'clip' | 'guidanceInterval'>): { t: number; guided: boolean; scalars: StepScalars }[] {
+/**
+ * The timesteps a model visits and the step coefficients at each (as its Node scheduler gives them); for
+ * DPM-Solver++(2M), DDIM's step plus `correction` · (x̂0 − the x̂0 of the step before) (0: none).
+ */
+export function modelSchedule(model: SiteModel, req: Pick<SampleRequest, 'sampler' | 'steps' | 'eta' | 'clip' | 'guidanceInterval'>): { t: number; guided: boolean; scalars: StepScalars; correction: number }[] {
   const terms: ScheduleTerms = scheduleTerms(Float64Array.from(model.betas));
   const T = terms.betas.length;
   const guided = guidedTimesteps(terms, req.guidanceInterval);
   const { mean, std } = model.config.normalization;
   const [clipMin, clipMax] = req.clip ? [(0 - mean) / std, (1 - mean) / std] : [-Infinity, Infinity];
-  const eta = req.eta ?? 0;
-  if (req.sampler === 'ddim' && !(eta >= 0 && eta <= 1)) throw new RangeError(`η must be in [0, 1], got ${eta}`);
-  const timesteps = req.sampler === 'ddim' ? Array.from(ddimTimesteps(T, Math.min(req.steps ?? T, T))) : Array.from({ length: T }, (_, i) => T - 1 - i);
+  const eta = req.sampler === 'ddim' ? (req.eta ?? 0) : 0;
+  if (!(eta >= 0 && eta <= 1)) throw new RangeError(`η must be in [0, 1], got ${eta}`);
+  const subsequence = req.sampler === 'ddim' || req.sampler === 'dpmpp-2m';
+  const timesteps = subsequence ? Array.from(ddimTimesteps(T, Math.min(req.steps ?? T, T))) : Array.from({ length: T }, (_, i) => T - 1 - i);
   return timesteps.map((t, i) => {
     const prediction = model.config.prediction ?? 'epsilon';
-    const c = req.sampler === 'ddim' ? ddimStepCoefficients(terms, t, timesteps[i + 1] ?? -1, eta, prediction) : ddpmStepCoefficients(terms, t, { prediction });
-    return { t, guided: guided[t]!, scalars: { ...linearStep(c, req.clip), clipMin, clipMax } };
+    const next = timesteps[i + 1] ?? -1;
+    const c = subsequence ? ddimStepCoefficients(terms, t, next, eta, prediction) : ddpmStepCoefficients(terms, t, { prediction });
+    const correction = req.sampler === 'dpmpp-2m' && i > 0 ? dpmSolverCorrection(terms, timesteps[i - 1]!, t, next) : 0;
+    return { t, guided: guided[t]!, scalars: { ...linearStep(c, req.clip), clipMin, clipMax }, correction };
   });
 }
 
@@ -192,7 +198,8 @@ export async function samplePipeline(
     on.stage?.({ stage, model: name, size: S, steps: schedule.length });
     const zeros = new Float32Array(count);
     let x = draw(count);
-    for (const [i, { t, guided, scalars }] of schedule.entries()) {
+    let previousX0: Float32Array | undefined;
+    for (const [i, { t, guided, scalars, correction }] of schedule.entries()) {
       const noise = scalars.sigma > 0 ? draw(count) : zeros;
       const start = performance.now();
       const out = await engine({
@@ -210,6 +217,11 @@ export async function samplePipeline(
       engineMs += ms;
       stepMs.push(ms);
       if (!out.prev.every(Number.isFinite)) throw new Error(`${name}: the network returned non-finite values at timestep ${t}`);
+      if (correction !== 0) {
+        const before = previousX0!;
+        for (let j = 0; j < count; j++) out.prev[j] = Math.fround(out.prev[j]! + Math.fround(correction * Math.fround(out.x0[j]! - before[j]!)));
+      }
+      previousX0 = out.x0;
       await on.step?.({ stage, step: i + 1, steps: schedule.length, t, size: S, xt: toPixelSpace(x, config.normalization), x0: toPixelSpace(out.x0, config.normalization), ms });
       x = out.prev;
     }
