@@ -315,6 +315,7 @@ async function runProtocol(opts: PaperOptions, selected: readonly Variant[]): Pr
       cas: { mean: m.cas.mean, std: m.cas.std, accuracies: m.cas.accuracies },
       x0: x0Of(v),
       ...(v.sampling.eta !== undefined ? { eta: v.sampling.eta } : {}),
+      ...(v.sampling.sampler === 'dpmpp-2m' ? { sampler: v.sampling.sampler } : {}),
       ...(m.speed ? { secondsPerSample: m.speed.secondsPerSample, steps: m.speed.steps } : v.sampling.steps !== undefined ? { steps: v.sampling.steps } : {}),
       ...(m.offRange ? { offRange: m.offRange } : {}),
       ...(v.sampling.guidance !== undefined ? { guidance: plainScale(v.sampling.guidance) } : {}),

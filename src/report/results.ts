@@ -96,6 +96,8 @@ export interface BeyondResult {
   steps?: number;
   /** DDIM's noise scale, for DDIM variants. */
   eta?: number;
+  /** The sampler, for variants sampled by neither DDPM nor DDIM (recorded by their η). */
+  sampler?: 'dpmpp-2m';
   /** How x̂0 was kept in range while sampling. */
   x0: X0ConstraintKind;
   offRange?: OffRange;
