@@ -83,7 +83,7 @@ test('DPM-Solver++(2M) starts afresh at the first timestep, refuses a step out o
     solver.dispose();
     const x = tensor([0.3, -1.2, 2.0, 0.1], { shape: [1, 1, 2, 2] });
     assert.throws(() => solver.step(x, solver.timesteps[2]!, x), /without the steps before it/);
-    assert.throws(() => solver.step(x, 7, x), /not one of this DPM-Solver schedule/);
+    assert.throws(() => solver.step(x, 7, x), /not one of the sampler's timesteps/);
     const ddim = new DDIMScheduler({ schedule: cosineSchedule(20), steps: 6, eta: 0 });
     for (const t of solver.timesteps) assert.deepEqual(solver.stepCoefficients(t), ddim.stepCoefficients(t));
     x.dispose();

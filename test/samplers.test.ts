@@ -45,7 +45,7 @@ test('DDIM timesteps: evenly spread from T−1 to 0, distinct; η = 0 is determi
     // Step noise would come from the generator; with η = 0 two different generators agree.
     const run = (seed: number) => ddim.timesteps.reduce((acc, t) => ddim.step(fakeEps(acc, t), t, acc, { generator: new Generator(seed) }).prevSample, x);
     assert.deepEqual(run(1).toArray(), run(2).toArray());
-    assert.throws(() => ddim.step(x, 7, x), /not one of this DDIM schedule/);
+    assert.throws(() => ddim.step(x, 7, x), /not one of the sampler's timesteps/);
   });
 });
 

@@ -45,11 +45,16 @@ export class DDIMScheduler implements Scheduler {
     return this.schedule.terms;
   }
 
+  /** The timestep the step at t goes to (−1 after the last: the clean sample). */
+  nextTimestep(t: number): number {
+    const next = this.#next.get(t);
+    if (next === undefined) throw new RangeError(`timestep ${t} is not one of the sampler's timesteps (${Array.from(this.timesteps).join(', ')})`);
+    return next;
+  }
+
   /** Song et al. eq. 12 from t to the next timestep of the subsequence. */
   stepCoefficients(t: number): StepCoefficients {
-    const prev = this.#next.get(t);
-    if (prev === undefined) throw new RangeError(`timestep ${t} is not one of this DDIM schedule's (${Array.from(this.timesteps).join(', ')})`);
-    return ddimStepCoefficients(this.terms, t, prev, this.config.eta, this.config.prediction);
+    return ddimStepCoefficients(this.terms, t, this.nextTimestep(t), this.config.eta, this.config.prediction);
   }
 
   step(eps: Tensor, t: number, xt: Tensor, opts: { generator?: Generator; noise?: Tensor } = {}): StepOutput {
