@@ -182,6 +182,8 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     // The cascade's budget: its small model as wide as the wide baseline (the upscaler as it is).
     { name: 'small-wide-vcfg-ema', model: 'small', prediction: 'v', labelDropout: s.labelDropout, baseChannels: s.baseChannels, ema: s.emaDecay },
     { name: 'small-wider-vcfg-ema', model: 'small', prediction: 'v', labelDropout: s.labelDropout, baseChannels: s.widerChannels, ema: s.emaDecay },
+    // The wide small model trained longer (guided by its shorter-trained twin).
+    { name: 'small-wide-vcfg-ema-long', model: 'small', prediction: 'v', labelDropout: s.labelDropout, baseChannels: s.baseChannels, epochsFactor: s.epochsFactor, ema: s.emaDecay },
     // Its upscaler trained with conditioning augmentation too (sampled on clean conditioning).
     { name: 'upscaler-vcfg-aug-ema', model: 'upscaler', prediction: 'v', labelDropout: s.labelDropout, conditioningNoise: s.conditioningNoise, ema: s.emaDecay },
     // The guide of the paper-width v-prediction baseline: the same recipe in a narrower U-Net.
@@ -388,5 +390,15 @@ export function variants(beyond?: BeyondSettings): Variant[] {
     labelGuided.name,
     `baseline-v-wide-ema-ddim-autoguided-w${s.autoguidance}-clip`,
   ].map((name) => withDpmSolver(all.find((v) => v.name === name)!));
-  return [...all, ...dpmSolver];
+  // The wide cascade's small model trained longer, autoguided by the same recipe trained for the paper's epochs
+  // (Karras et al. 2024 guide with a shorter-trained model too).
+  const wideAutoguided = dpmSolver[0]!;
+  const longer: Variant = {
+    ...wideAutoguided,
+    name: `cascaded-wide-long-vcfg-aug-ema-dpmpp-autoguided-short-w${s.autoguidance}-clip`,
+    label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide trained ${s.epochsFactor}× as long guided w = ${s.autoguidance} by the same recipe trained for the paper's epochs, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), label dropout ${s.labelDropout} (unused), ${DPM_SOLVER_ALL_STEPS}, ${CLIPPED}`,
+    trainings: { small: 'small-wide-vcfg-ema-long', upscaler: 'upscaler-vcfg-aug-ema' },
+    guides: { small: 'small-wide-vcfg-ema' },
+  };
+  return [...all, ...dpmSolver, longer];
 }
