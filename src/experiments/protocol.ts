@@ -392,9 +392,8 @@ export function variants(beyond?: BeyondSettings): Variant[] {
   ].map((name) => withDpmSolver(all.find((v) => v.name === name)!));
   // The wide cascade's small model trained longer, autoguided by the same recipe trained for the paper's epochs
   // (Karras et al. 2024 guide with a shorter-trained model too).
-  const wideAutoguided = dpmSolver[0]!;
   const longer: Variant = {
-    ...wideAutoguided,
+    ...dpmSolver.find((v) => v.name === `cascaded-wide-vcfg-aug-ema-dpmpp-autoguided-w${s.autoguidance}-clip`)!,
     name: `cascaded-wide-long-vcfg-aug-ema-dpmpp-autoguided-short-w${s.autoguidance}-clip`,
     label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide trained ${s.epochsFactor}× as long guided w = ${s.autoguidance} by the same recipe trained for the paper's epochs, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), label dropout ${s.labelDropout} (unused), ${DPM_SOLVER_ALL_STEPS}, ${CLIPPED}`,
     trainings: { small: 'small-wide-vcfg-ema-long', upscaler: 'upscaler-vcfg-aug-ema' },
