@@ -111,9 +111,9 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2], autoguidanceSweep: [1] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['autoguidance', 'budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 5 + 4 + 8 + 4 + 17 + 6 + 6 + 6 + 3 + 8 + 5 + 1,
+    assert.equal(beyond.length, 3 + 4 + 5 + 4 + 8 + 4 + 17 + 6 + 6 + 6 + 3 + 8 + 5 + 3,
       'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA (ε, v-prediction) ×2 + v-prediction with DDIM, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
-        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM + the cascade with a wider small model with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales, guidance at low noise only ×3 pipelines, autoguidance (the paper-width and the wide baseline, the wide small model upscaled and in the cascade, the wider small model in the cascade by two guides, by the paper-width one at a second scale and with low-noise label guidance too), DPM-Solver++(2M) for the wide cascade autoguided, the wider one unguided, autoguided and also label-guided, and the wide baseline autoguided, and the wide cascade with its small model trained longer, autoguided by its shorter-trained twin');
+        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM + the cascade with a wider small model with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales, guidance at low noise only ×3 pipelines, autoguidance (the paper-width and the wide baseline, the wide small model upscaled and in the cascade, the wider small model in the cascade by two guides, by the paper-width one at a second scale and with low-noise label guidance too), DPM-Solver++(2M) for the wide cascade autoguided, the wider one unguided, autoguided and also label-guided, and the wide baseline autoguided, and the wide cascade with its small model trained longer, autoguided by its shorter-trained twin, also label-guided at two scales');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
     const lowNoise = beyond.filter((b) => b.guidanceInterval !== undefined);
     assert.deepEqual(lowNoise.map((b) => [b.name, b.guidance, b.guidanceInterval]), [
@@ -178,6 +178,8 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
       [`cascaded-wider-vcfg-aug-ema-dpmpp-autoguided-narrow-w${w}-label0.5-sigma0-1-clip`, [w, 0]],
       [`baseline-v-wide-ema-dpmpp-autoguided-w${w}-clip`, w],
       [`cascaded-wide-long-vcfg-aug-ema-dpmpp-autoguided-short-w${w}-clip`, [w, 0]],
+      [`cascaded-wide-long-vcfg-aug-ema-dpmpp-autoguided-short-w${w}-label0.5-sigma0-1-clip`, [w, 0]],
+      [`cascaded-wide-long-vcfg-aug-ema-dpmpp-autoguided-short-w${w}-label0.25-sigma0-1-clip`, [w, 0]],
     ]);
     assert.equal(config('small-wide-vcfg-ema-long').training.epochs, PRESETS.ci.epochs * BEYOND_DEFAULTS.epochsFactor);
     assert.equal(config('small-wide-vcfg-ema-long').model.unet.baseChannels, BEYOND_DEFAULTS.baseChannels);
@@ -189,6 +191,11 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const labelGuided = beyond.find((b) => b.name.includes('-label'))!;
     assert.deepEqual([labelGuided.labelGuidance, labelGuided.labelGuidanceInterval], [[BEYOND_DEFAULTS.labelGuidance.scale, 0], BEYOND_DEFAULTS.labelGuidance.sigma]);
     assert.ok(!setImages(labelGuided.name).equals(setImages(`cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w${w}-clip`)), 'label guidance changes the autoguided samples');
+    const longer = `cascaded-wide-long-vcfg-aug-ema-dpmpp-autoguided-short-w${w}-clip`;
+    const longerLabelGuided = [0.5, 0.25].map((scale) => beyond.find((b) => b.name === longer.replace(/-clip$/, `-label${scale}-sigma0-1-clip`))!);
+    assert.deepEqual(longerLabelGuided.map((b) => [b.labelGuidance, b.labelGuidanceInterval, b.sampler]), [0.5, 0.25].map((scale) => [[scale, 0], BEYOND_DEFAULTS.labelGuidance.sigma, 'dpmpp-2m']));
+    for (const b of longerLabelGuided) assert.ok(!setImages(b.name).equals(setImages(longer)), `label guidance changes the longer-trained cascade's samples (${b.name})`);
+    assert.ok(!setImages(longerLabelGuided[0]!.name).equals(setImages(longerLabelGuided[1]!.name)), 'the two label guidance scales differ');
     assert.equal(config('baseline-v-narrow-ema').model.unet.baseChannels, BEYOND_DEFAULTS.guideChannels);
     assert.ok(!setImages(`cascaded-wider-vcfg-aug-ema-ddim-autoguided-w${w}-clip`).equals(setImages(`cascaded-wider-vcfg-aug-ema-ddim-autoguided-narrow-w${w}-clip`)), 'the two guides guide differently');
     for (const ddim of ['baseline-v-ema-ddim-clip', 'baseline-v-wide-ema-ddim-clip', 'cascaded-wide-vcfg-aug-ema-ddim-clip', 'cascaded-wider-vcfg-aug-ema-ddim-clip']) {

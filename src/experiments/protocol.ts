@@ -147,13 +147,15 @@ export interface BeyondSettings {
   autoguidanceSweep: number[];
   /** Classifier-free guidance of that autoguided small model at low noise (σ_t in (lo, hi]), under its autoguidance. */
   labelGuidance: { scale: number; sigma: [number, number] };
+  /** Further label guidance scales the cascade with the longer-trained small model is sampled at. */
+  labelGuidanceSweep: number[];
 }
 
 export const BEYOND_DEFAULTS: BeyondSettings = {
   ddimSteps: [5, 10, 20], ddimEta: [0, 1], ddimClip: [false, true], dynamicRatio: 0.995, emaDecay: 0.999, conditioningNoise: 0.5, conditioningLevels: [0, 0.2],
   maxBeta: 0.9, trailingSteps: 10, x0DomainLoss: 1, nStepLoss: { steps: 2, weight: 0.5 }, baseChannels: 32, widerChannels: 64, epochsFactor: 3, labelDropout: 0.1, guidanceScales: [0, 1, 2, 4],
   guidanceInterval: LOW_NOISE_GUIDANCE,
-  autoguidance: 2, guideChannels: 8, autoguidanceSweep: [1, 1.5, 3], labelGuidance: { scale: 0.5, sigma: [0, 1] },
+  autoguidance: 2, guideChannels: 8, autoguidanceSweep: [1, 1.5, 3], labelGuidance: { scale: 0.5, sigma: [0, 1] }, labelGuidanceSweep: [0.25],
 };
 
 /** The paper's three trainings, then those the experiments beyond it add. */
@@ -399,5 +401,12 @@ export function variants(beyond?: BeyondSettings): Variant[] {
     trainings: { small: 'small-wide-vcfg-ema-long', upscaler: 'upscaler-vcfg-aug-ema' },
     guides: { small: 'small-wide-vcfg-ema' },
   };
-  return [...all, ...dpmSolver, longer];
+  // It with label guidance at low noise too (as the wider cascade's labelGuided), at that scale and the sweep's.
+  const longerLabelGuided = [s.labelGuidance.scale, ...s.labelGuidanceSweep].map((w): Variant => ({
+    ...longer,
+    name: longer.name.replace(/-clip$/, `-label${w}-sigma${s.labelGuidance.sigma.join('-')}-clip`),
+    label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide trained ${s.epochsFactor}× as long guided classifier-free w = ${w} at σ_t in (${s.labelGuidance.sigma.join(', ')}] (label dropout ${s.labelDropout}), then autoguided w = ${s.autoguidance} by the same recipe trained for the paper's epochs, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), ${DPM_SOLVER_ALL_STEPS}, ${CLIPPED}`,
+    sampling: { ...longer.sampling, labelGuidance: [w, 0], labelGuidanceInterval: s.labelGuidance.sigma },
+  }));
+  return [...all, ...dpmSolver, longer, ...longerLabelGuided];
 }
