@@ -408,7 +408,7 @@ export function variants(beyond?: BeyondSettings): Variant[] {
     label: `cascaded, v-prediction, a small U-Net ${s.baseChannels / 16}× as wide trained ${s.epochsFactor}× as long guided classifier-free w = ${w} at σ_t in (${s.labelGuidance.sigma.join(', ')}] (label dropout ${s.labelDropout}), then autoguided w = ${s.autoguidance} by the same recipe trained for the paper's epochs, an upscaler with conditioning augmentation (σ ≤ ${s.conditioningNoise}, sampled at level 0) unguided, EMA of weights (decay ${s.emaDecay}), ${DPM_SOLVER_ALL_STEPS}, ${CLIPPED}`,
     sampling: { ...longer.sampling, labelGuidance: [w, 0], labelGuidanceInterval: s.labelGuidance.sigma },
   }));
-  // The wide baseline guided by the baseline-v-ema guide, 4× narrower than it, instead of the paper-width model.
+  // The wide baseline guided by the paper-width baseline's own guide (the same recipe 4× narrower than it) instead.
   const wideBaseline = dpmSolver.find((v) => v.name === `baseline-v-wide-ema-dpmpp-autoguided-w${s.autoguidance}-clip`)!;
   const wideBaselineNarrowGuide: Variant = {
     ...wideBaseline,
