@@ -111,9 +111,9 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
     const results = await runPaper({ preset: PRESETS.ci, dataset: 'mnist', work, out, beyond: { ...BEYOND_DEFAULTS, ddimSteps: [5, 10], ddimEta: [0], guidanceScales: [0, 2], autoguidanceSweep: [1] } });
     const beyond = results.beyond!;
     assert.deepEqual([...new Set(beyond.map((b) => b.group))].sort(), ['autoguidance', 'budget', 'conditioning', 'ddim', 'ema', 'first-step', 'guidance', 'objective', 'thresholding']);
-    assert.equal(beyond.length, 3 + 4 + 5 + 4 + 8 + 4 + 17 + 6 + 6 + 6 + 3 + 8 + 5 + 4,
+    assert.equal(beyond.length, 3 + 4 + 5 + 4 + 8 + 4 + 17 + 6 + 6 + 6 + 3 + 8 + 5 + 5,
       'dynamic ×3 pipelines, DDIM ×2 steps ×2 (plain, clipped), EMA (ε, v-prediction) ×2 + v-prediction with DDIM, augmented cascade ×2 levels ×2, first step (v, v + zero SNR, β cap, trailing DDIM) ×2, ' +
-        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM + the cascade with a wider small model with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales, guidance at low noise only ×3 pipelines, autoguidance (the paper-width and the wide baseline, the wide small model upscaled and in the cascade, the wider small model in the cascade by two guides, by the paper-width one at a second scale and with low-noise label guidance too), DPM-Solver++(2M) for the wide cascade autoguided, the wider one unguided, autoguided and also label-guided, and the wide baseline autoguided, and the wide cascade with its small model trained longer, autoguided by its shorter-trained twin, also label-guided at two scales, and the wide baseline autoguided by the narrower guide');
+        'objectives ×2 ×2, budget ×6 ×2 + the cascades with a wide small model (plain and augmented upscaler, the latter also with DDIM) + the wide baseline with DDIM + the cascade with a wider small model with DDIM, guidance ×3 pipelines ×(ε, v-prediction, v-prediction with EMA) ×2 scales, guidance at low noise only ×3 pipelines, autoguidance (the paper-width and the wide baseline, the wide small model upscaled and in the cascade, the wider small model in the cascade by two guides, by the paper-width one at a second scale and with low-noise label guidance too), DPM-Solver++(2M) for the wide cascade autoguided, the wider one unguided, autoguided and also label-guided, and the wide baseline autoguided, and the wide cascade with its small model trained longer, autoguided by its shorter-trained twin, also label-guided at two scales, the wide baseline autoguided by the narrower guide, and the wide baseline trained longer, autoguided by its shorter-trained twin');
     for (const b of beyond) assert.ok(b.cas.mean >= 0 && b.cas.mean <= 1 && b.cas.accuracies.length === 1 && b.fidelity !== undefined, b.name);
     const lowNoise = beyond.filter((b) => b.guidanceInterval !== undefined);
     assert.deepEqual(lowNoise.map((b) => [b.name, b.guidance, b.guidanceInterval]), [
@@ -181,10 +181,14 @@ test('paper --beyond (ci preset): every experiment beyond the paper gets its tra
       [`cascaded-wide-long-vcfg-aug-ema-dpmpp-autoguided-short-w${w}-label0.5-sigma0-1-clip`, [w, 0]],
       [`cascaded-wide-long-vcfg-aug-ema-dpmpp-autoguided-short-w${w}-label0.25-sigma0-1-clip`, [w, 0]],
       [`baseline-v-wide-ema-dpmpp-autoguided-narrow-w${w}-clip`, w],
+      [`baseline-v-wide-long-ema-dpmpp-autoguided-short-w${w}-clip`, w],
     ]);
     assert.ok(!setImages(`baseline-v-wide-ema-dpmpp-autoguided-narrow-w${w}-clip`).equals(setImages(`baseline-v-wide-ema-dpmpp-autoguided-w${w}-clip`)), 'the narrower guide guides the wide baseline differently');
     assert.equal(config('small-wide-vcfg-ema-long').training.epochs, PRESETS.ci.epochs * BEYOND_DEFAULTS.epochsFactor);
     assert.equal(config('small-wide-vcfg-ema-long').model.unet.baseChannels, BEYOND_DEFAULTS.baseChannels);
+    assert.equal(config('baseline-v-wide-ema-long').training.epochs, PRESETS.ci.epochs * BEYOND_DEFAULTS.epochsFactor);
+    assert.deepEqual([config('baseline-v-wide-ema-long').model.unet.baseChannels, config('baseline-v-wide-ema-long').model.prediction], [BEYOND_DEFAULTS.baseChannels, 'v']);
+    assert.ok(!setImages(`baseline-v-wide-long-ema-dpmpp-autoguided-short-w${w}-clip`).equals(setImages(`baseline-v-wide-ema-dpmpp-autoguided-w${w}-clip`)), 'the longer-trained wide baseline samples differently');
     for (const dpm of [`cascaded-wide-vcfg-aug-ema-dpmpp-autoguided-w${w}-clip`, 'cascaded-wider-vcfg-aug-ema-dpmpp-clip', `cascaded-wider-vcfg-aug-ema-dpmpp-autoguided-narrow-w${w}-clip`, `cascaded-wider-vcfg-aug-ema-dpmpp-autoguided-narrow-w${w}-label0.5-sigma0-1-clip`, `baseline-v-wide-ema-dpmpp-autoguided-w${w}-clip`]) {
       assert.ok(!setImages(dpm).equals(setImages(dpm.replace('-dpmpp', '-ddim'))), `${dpm} samples as its DDIM twin does not`);
       const entry = beyond.find((b) => b.name === dpm)!;

@@ -184,8 +184,9 @@ export function trainings(beyond?: BeyondSettings): TrainingSpec[] {
     // The cascade's budget: its small model as wide as the wide baseline (the upscaler as it is).
     { name: 'small-wide-vcfg-ema', model: 'small', prediction: 'v', labelDropout: s.labelDropout, baseChannels: s.baseChannels, ema: s.emaDecay },
     { name: 'small-wider-vcfg-ema', model: 'small', prediction: 'v', labelDropout: s.labelDropout, baseChannels: s.widerChannels, ema: s.emaDecay },
-    // The wide small model trained longer (guided by its shorter-trained twin).
+    // The wide small model and the wide baseline trained longer (each guided by its shorter-trained twin).
     { name: 'small-wide-vcfg-ema-long', model: 'small', prediction: 'v', labelDropout: s.labelDropout, baseChannels: s.baseChannels, epochsFactor: s.epochsFactor, ema: s.emaDecay },
+    { name: 'baseline-v-wide-ema-long', model: 'baseline', prediction: 'v', baseChannels: s.baseChannels, epochsFactor: s.epochsFactor, ema: s.emaDecay },
     // Its upscaler trained with conditioning augmentation too (sampled on clean conditioning).
     { name: 'upscaler-vcfg-aug-ema', model: 'upscaler', prediction: 'v', labelDropout: s.labelDropout, conditioningNoise: s.conditioningNoise, ema: s.emaDecay },
     // The guide of the paper-width v-prediction baseline: the same recipe in a narrower U-Net.
@@ -416,5 +417,13 @@ export function variants(beyond?: BeyondSettings): Variant[] {
     label: `baseline, v-prediction, a U-Net ${s.baseChannels / 16}× as wide, EMA of weights (decay ${s.emaDecay}), guided w = ${s.autoguidance} by a U-Net of the same recipe ${s.baseChannels / s.guideChannels}× narrower, ${DPM_SOLVER_ALL_STEPS}, ${CLIPPED}`,
     guides: { baseline: 'baseline-v-narrow-ema' },
   };
-  return [...all, ...dpmSolver, longer, ...longerLabelGuided, wideBaselineNarrowGuide];
+  // The wide baseline trained longer, guided by its twin trained for the paper's epochs (as the longer cascade).
+  const longerBaseline: Variant = {
+    ...wideBaseline,
+    name: `baseline-v-wide-long-ema-dpmpp-autoguided-short-w${s.autoguidance}-clip`,
+    label: `baseline, v-prediction, a U-Net ${s.baseChannels / 16}× as wide trained ${s.epochsFactor}× as long, EMA of weights (decay ${s.emaDecay}), guided w = ${s.autoguidance} by the same recipe trained for the paper's epochs, ${DPM_SOLVER_ALL_STEPS}, ${CLIPPED}`,
+    trainings: { baseline: 'baseline-v-wide-ema-long' },
+    guides: { baseline: 'baseline-v-wide-ema' },
+  };
+  return [...all, ...dpmSolver, longer, ...longerLabelGuided, wideBaselineNarrowGuide, longerBaseline];
 }
